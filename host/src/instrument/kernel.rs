@@ -1,0 +1,429 @@
+//! Reading a kernel module once: the sections the pass rewrites, names, and the slot plan.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use wasmparser::{
+    BinaryReader, ConstExpr, DataKind, ElementItems, ElementKind, Export, FuncType, FunctionBody,
+    Name, Operator, Parser, Payload, TableType, TypeRef, Validator, WasmFeatures,
+};
+
+use super::InstrumentError;
+use super::ftrace::{FTRACE_SECTION, FtraceEntry, FtraceMap, FuncSig};
+use crate::object::linking::{LinkingInfo, SymTarget};
+
+/// Name of the custom section listing notrace functions, one raw name per line.
+pub const NOTRACE_SECTION: &str = "klp.notrace";
+
+/// Most slots a kernel may have; more is refused rather than allocated.
+pub(crate) const MAX_SLOTS: u32 = 1 << 20;
+
+/// A section kept in place, by id and payload range in the input.
+#[derive(Debug, Clone)]
+pub(crate) struct RawSection {
+    pub id: u8,
+    pub range: Range<usize>,
+}
+
+/// An active data segment: where it goes and how long it is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DataSeg {
+    /// Linear address (`None` for passive segments or non-constant offsets).
+    pub addr: Option<u32>,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// The one active element segment of table 0, as the pass sees it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Elem {
+    /// Table offset of the first item.
+    pub offset: u32,
+    /// Items: function indices or null.
+    pub items: Vec<Option<u32>>,
+}
+
+/// Everything the pass and kallsyms need from a kernel module.
+pub(crate) struct Kernel<'a> {
+    pub types: Vec<FuncType>,
+    /// Type index of every function, imports first.
+    pub func_types: Vec<u32>,
+    pub num_imported_funcs: u32,
+    pub num_imported_tables: u32,
+    pub num_imported_memories: u32,
+    pub num_imported_globals: u32,
+    /// Raw names from the name section, by function index.
+    pub func_names: HashMap<u32, &'a str>,
+    /// Global names from the name section.
+    pub global_names: HashMap<u32, &'a str>,
+    /// Sections before the table section that are copied unchanged (type, import, function).
+    pub head: Vec<RawSection>,
+    pub function_section: Option<Range<usize>>,
+    pub tables: Vec<(TableType, Option<ConstExpr<'a>>)>,
+    /// Sections between table and export (memory, tag, global).
+    pub middle: Vec<RawSection>,
+    pub exports: Vec<Export<'a>>,
+    pub start: Option<RawSection>,
+    /// Active element segment of table 0.
+    pub elem: Elem,
+    /// Other element segments, kept as they are.
+    pub other_elems: Vec<wasmparser::Element<'a>>,
+    pub data_count: Option<RawSection>,
+    pub bodies: Vec<FunctionBody<'a>>,
+    pub data: Option<RawSection>,
+    pub data_segs: Vec<DataSeg>,
+    /// Data segment names from the name section.
+    pub data_names: HashMap<u32, &'a str>,
+    /// Custom sections copied to the output, in order.
+    pub customs: Vec<(&'a str, &'a [u8])>,
+    pub name_section: Option<(&'a [u8], usize)>,
+    pub linking: Option<LinkingInfo<'a>>,
+    pub notrace: Vec<&'a str>,
+    /// Payload and offset of the `klp.kallsyms` section of an instrumented kernel.
+    pub kallsyms_section: Option<(&'a [u8], usize)>,
+    pub instrumented: bool,
+}
+
+fn unsupported(msg: impl Into<String>) -> InstrumentError {
+    InstrumentError::Unsupported(msg.into())
+}
+
+/// A constant `i32.const N` expression's value.
+pub(crate) fn const_i32(expr: &ConstExpr<'_>) -> Option<u32> {
+    let mut ops = expr.get_operators_reader();
+    match (ops.read().ok()?, ops.read().ok()?) {
+        (Operator::I32Const { value }, Operator::End) if ops.eof() => {
+            Some(u32::from_ne_bytes(value.to_ne_bytes()))
+        }
+        _ => None,
+    }
+}
+
+impl<'a> Kernel<'a> {
+    /// Validates and reads `wasm`.
+    pub(crate) fn parse(wasm: &'a [u8]) -> Result<Self, InstrumentError> {
+        Validator::new_with_features(WasmFeatures::default()).validate_all(wasm)?;
+        let mut k = Kernel {
+            types: Vec::new(),
+            func_types: Vec::new(),
+            num_imported_funcs: 0,
+            num_imported_tables: 0,
+            num_imported_memories: 0,
+            num_imported_globals: 0,
+            func_names: HashMap::new(),
+            global_names: HashMap::new(),
+            head: Vec::new(),
+            function_section: None,
+            tables: Vec::new(),
+            middle: Vec::new(),
+            exports: Vec::new(),
+            start: None,
+            elem: Elem::default(),
+            other_elems: Vec::new(),
+            data_count: None,
+            bodies: Vec::new(),
+            data: None,
+            data_segs: Vec::new(),
+            data_names: HashMap::new(),
+            customs: Vec::new(),
+            name_section: None,
+            linking: None,
+            notrace: Vec::new(),
+            kallsyms_section: None,
+            instrumented: false,
+        };
+        let (mut saw_table0_elem, mut table0_elems_extra) = (false, false);
+        for payload in Parser::new(0).parse_all(wasm) {
+            let payload = payload?;
+            if let Some((id, range)) = payload.as_section() {
+                let raw = RawSection { id, range };
+                match &payload {
+                    Payload::TypeSection(_) | Payload::ImportSection(_) => k.head.push(raw),
+                    Payload::MemorySection(_)
+                    | Payload::TagSection(_)
+                    | Payload::GlobalSection(_) => k.middle.push(raw),
+                    Payload::StartSection { .. } => k.start = Some(raw),
+                    Payload::DataCountSection { .. } => k.data_count = Some(raw),
+                    Payload::DataSection(_) => k.data = Some(raw),
+                    Payload::FunctionSection(_) => k.function_section = Some(raw.range),
+                    _ => {}
+                }
+            }
+            match payload {
+                Payload::TypeSection(r) => {
+                    for ty in r.into_iter_err_on_gc_types() {
+                        k.types.push(ty?);
+                    }
+                }
+                Payload::ImportSection(r) => {
+                    for imp in r.into_imports() {
+                        match imp?.ty {
+                            TypeRef::Func(t) | TypeRef::FuncExact(t) => {
+                                k.func_types.push(t);
+                                k.num_imported_funcs += 1;
+                            }
+                            TypeRef::Table(_) => k.num_imported_tables += 1,
+                            TypeRef::Memory(_) => k.num_imported_memories += 1,
+                            TypeRef::Global(_) => k.num_imported_globals += 1,
+                            TypeRef::Tag(_) => {}
+                        }
+                    }
+                }
+                Payload::FunctionSection(r) => {
+                    for t in r {
+                        k.func_types.push(t?);
+                    }
+                }
+                Payload::TableSection(r) => {
+                    for t in r {
+                        let t = t?;
+                        let init = match t.init {
+                            wasmparser::TableInit::RefNull => None,
+                            wasmparser::TableInit::Expr(e) => Some(e),
+                        };
+                        k.tables.push((t.ty, init));
+                    }
+                }
+                Payload::ExportSection(r) => {
+                    for e in r {
+                        k.exports.push(e?);
+                    }
+                }
+                Payload::ElementSection(r) => {
+                    for e in r {
+                        let e = e?;
+                        match &e.kind {
+                            ElementKind::Active {
+                                table_index,
+                                offset_expr,
+                            } if table_index.unwrap_or(0) == 0 => {
+                                // An instrumented kernel has several; only a raw one is planned.
+                                if std::mem::replace(&mut saw_table0_elem, true) {
+                                    table0_elems_extra = true;
+                                    continue;
+                                }
+                                k.elem.offset = const_i32(offset_expr).ok_or_else(|| {
+                                    unsupported("element segment offset is not an i32.const")
+                                })?;
+                                k.elem.items = elem_items(&e.items)?;
+                            }
+                            _ => k.other_elems.push(e),
+                        }
+                    }
+                }
+                Payload::CodeSectionEntry(body) => k.bodies.push(body),
+                Payload::DataSection(r) => {
+                    for d in r {
+                        let d = d?;
+                        let addr = match &d.kind {
+                            DataKind::Active {
+                                memory_index: 0,
+                                offset_expr,
+                            } => const_i32(offset_expr),
+                            _ => None,
+                        };
+                        let len = u32::try_from(d.data.len())
+                            .map_err(|_| unsupported("data segment over 4 GiB"))?;
+                        k.data_segs.push(DataSeg { addr, len });
+                    }
+                }
+                Payload::CustomSection(c) => match c.name() {
+                    "name" => k.name_section = Some((c.data(), c.data_offset())),
+                    "linking" => {
+                        k.linking = Some(
+                            LinkingInfo::parse(c.data(), c.data_offset())
+                                .map_err(InstrumentError::Malformed)?,
+                        );
+                    }
+                    FTRACE_SECTION => k.instrumented = true,
+                    crate::kallsyms::KALLSYMS_SECTION => {
+                        k.kallsyms_section = Some((c.data(), c.data_offset()));
+                    }
+                    NOTRACE_SECTION => {
+                        let text = std::str::from_utf8(c.data()).map_err(|_| {
+                            InstrumentError::Malformed("klp.notrace is not UTF-8".into())
+                        })?;
+                        k.notrace
+                            .extend(text.lines().map(str::trim).filter(|l| !l.is_empty()));
+                        k.customs.push((c.name(), c.data()));
+                    }
+                    n if n.starts_with("reloc.") || n.starts_with(".debug") => {}
+                    n => k.customs.push((n, c.data())),
+                },
+                _ => {}
+            }
+        }
+        if table0_elems_extra && !k.instrumented {
+            return Err(unsupported(
+                "more than one active element segment for table 0",
+            ));
+        }
+        k.read_names()?;
+        Ok(k)
+    }
+
+    fn read_names(&mut self) -> Result<(), InstrumentError> {
+        let Some((data, offset)) = self.name_section else {
+            return Ok(());
+        };
+        let reader = wasmparser::NameSectionReader::new(BinaryReader::new(data, offset));
+        for sub in reader {
+            let (map, table) = match sub? {
+                Name::Function(m) => (m, &mut self.func_names),
+                Name::Global(m) => (m, &mut self.global_names),
+                Name::Data(m) => (m, &mut self.data_names),
+                _ => continue,
+            };
+            for naming in map {
+                let n = naming?;
+                table.insert(n.index, n.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of functions, imports included.
+    pub(crate) fn num_funcs(&self) -> u32 {
+        u32::try_from(self.func_types.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The raw name of function `f`: name section, then linking symbol table, else `func<f>`.
+    pub(crate) fn func_name(&self, f: u32) -> String {
+        if let Some(n) = self.func_names.get(&f) {
+            return (*n).to_string();
+        }
+        self.linking
+            .iter()
+            .flat_map(|l| &l.symbols)
+            .find(|s| s.target == SymTarget::Func(f) && s.name.is_some())
+            .and_then(|s| s.name)
+            .map_or_else(|| format!("func{f}"), str::to_string)
+    }
+
+    /// The signature of function `f`.
+    pub(crate) fn sig(&self, f: u32) -> Result<FuncSig, InstrumentError> {
+        let ty = self.func_type(f)?;
+        FuncSig::from_wasm(ty).map_err(InstrumentError::Unsupported)
+    }
+
+    /// The type of function `f`.
+    pub(crate) fn func_type(&self, f: u32) -> Result<&FuncType, InstrumentError> {
+        self.func_types
+            .get(f as usize)
+            .and_then(|t| self.types.get(*t as usize))
+            .ok_or_else(|| InstrumentError::Malformed(format!("no type for function {f}")))
+    }
+
+    /// The index of the `__stack_pointer` global, from the name section or the symbol table.
+    pub(crate) fn stack_pointer(&self) -> Option<u32> {
+        self.global_names
+            .iter()
+            .find(|(_, n)| **n == "__stack_pointer")
+            .map(|(i, _)| *i)
+            .or_else(|| {
+                self.linking.iter().flat_map(|l| &l.symbols).find_map(|s| {
+                    match (s.target, s.name) {
+                        (SymTarget::Global(g), Some("__stack_pointer")) => Some(g),
+                        _ => None,
+                    }
+                })
+            })
+    }
+
+    /// Assigns slots: see ABI.md "The ftrace table".
+    pub(crate) fn plan(&self, extra_notrace: &[&str]) -> Result<Plan, InstrumentError> {
+        let nimp = self.num_imported_funcs;
+        let nfuncs = self.num_funcs();
+        let end = self
+            .elem
+            .offset
+            .checked_add(u32::try_from(self.elem.items.len()).unwrap_or(u32::MAX))
+            .filter(|e| *e <= MAX_SLOTS)
+            .ok_or_else(|| unsupported("element segment beyond the slot limit"))?;
+        let mut slots: Vec<Option<u32>> = vec![None; (nfuncs - nimp) as usize];
+        let mut duplicates = Vec::new();
+        for (i, item) in self.elem.items.iter().enumerate() {
+            let Some(f) = *item else { continue };
+            let pos = self.elem.offset + i as u32;
+            if f < nimp {
+                continue;
+            }
+            let slot = &mut slots[(f - nimp) as usize];
+            if slot.is_none() {
+                *slot = Some(pos);
+            } else {
+                duplicates.push((pos, f));
+            }
+        }
+        // Slot 0 stays null: a function pointer of 0 is NULL.
+        let mut next = end.max(1);
+        for slot in slots.iter_mut().filter(|s| s.is_none()) {
+            *slot = Some(next);
+            next += 1;
+        }
+        if next > MAX_SLOTS {
+            return Err(unsupported(format!(
+                "{next} slots exceed the limit of {MAX_SLOTS}"
+            )));
+        }
+        let is_notrace = |name: &str| {
+            self.notrace
+                .iter()
+                .chain(extra_notrace.iter())
+                .any(|pat| match pat.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => name == *pat,
+                })
+        };
+        let mut entries = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.iter().enumerate() {
+            let func_index = nimp + i as u32;
+            let name = self.func_name(func_index);
+            entries.push(FtraceEntry {
+                func_index,
+                notrace: is_notrace(&name),
+                name,
+                slot: slot.unwrap_or_default(),
+                sig: self.sig(func_index)?,
+            });
+        }
+        Ok(Plan {
+            map: FtraceMap {
+                nr_slots: next,
+                entries,
+            },
+            duplicates,
+        })
+    }
+}
+
+/// The slot assignment and the element entries that need thunks.
+pub(crate) struct Plan {
+    pub map: FtraceMap,
+    /// Table positions holding a second pointer to an already slotted function: `(pos, func)`.
+    pub duplicates: Vec<(u32, u32)>,
+}
+
+fn elem_items(items: &ElementItems<'_>) -> Result<Vec<Option<u32>>, InstrumentError> {
+    let mut out = Vec::new();
+    match items {
+        ElementItems::Functions(r) => {
+            for f in r.clone() {
+                out.push(Some(f?));
+            }
+        }
+        ElementItems::Expressions(_, r) => {
+            for e in r.clone() {
+                let e = e?;
+                let mut ops = e.get_operators_reader();
+                let item = match ops.read()? {
+                    Operator::RefFunc { function_index } => Some(function_index),
+                    Operator::RefNull { .. } => None,
+                    _ => return Err(unsupported("element item is not ref.func or ref.null")),
+                };
+                out.push(item);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,320 @@
+//! Rewriting call targets in function bodies: `call f` → `i32.const slot; call_indirect`.
+//!
+//! Bodies are copied byte for byte; only the instructions whose indices change are re-encoded,
+//! so a body without calls to rewrite costs one decoding pass and one copy.
+
+use wasm_encoder::Encode;
+use wasmparser::{FunctionBody, Operator, OperatorsReaderAllocations};
+
+use super::InstrumentError;
+
+/// Where a `call` (or `return_call`) to a function goes after rewriting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallTarget {
+    /// A direct call to this function index (of the output module).
+    Direct(u32),
+    /// `i32.const slot; call_indirect (type type_index) 0`.
+    ViaSlot {
+        /// Index in table 0.
+        slot: u32,
+        /// Type index (of the output module) of the callee.
+        type_index: u32,
+    },
+}
+
+/// The index changes applied to function bodies.
+pub(crate) struct CodeMap<'m> {
+    /// Target of a call, by function index of the input module.
+    pub calls: &'m [CallTarget],
+    /// New index for `ref.func`, by input function index; `None` keeps indices as they are.
+    pub ref_funcs: Option<&'m [Option<u32>]>,
+    /// New global index, by input global index; `None` keeps indices as they are.
+    pub globals: Option<&'m [u32]>,
+    /// Whether `memory.init`, `data.drop`, `table.init` and `elem.drop` may stay (they refer to
+    /// segments the output keeps).
+    pub keep_segments: bool,
+}
+
+/// Rewrites function bodies with one [`CodeMap`], reusing the parser's allocations.
+pub(crate) struct Rewriter<'m> {
+    map: CodeMap<'m>,
+    allocs: OperatorsReaderAllocations,
+}
+
+const OP_CALL: u8 = 0x10;
+const OP_CALL_INDIRECT: u8 = 0x11;
+const OP_RETURN_CALL: u8 = 0x12;
+const OP_RETURN_CALL_INDIRECT: u8 = 0x13;
+const OP_GLOBAL_GET: u8 = 0x23;
+const OP_GLOBAL_SET: u8 = 0x24;
+const OP_I32_CONST: u8 = 0x41;
+const OP_REF_FUNC: u8 = 0xd2;
+
+impl<'m> Rewriter<'m> {
+    /// A rewriter applying `map`.
+    pub(crate) fn new(map: CodeMap<'m>) -> Self {
+        Self {
+            map,
+            allocs: OperatorsReaderAllocations::default(),
+        }
+    }
+
+    /// Appends the rewritten `body` (locals and code, without the size prefix) to `out`.
+    ///
+    /// # Errors
+    ///
+    /// A decoding error, an index outside the maps, or an instruction the map cannot express.
+    pub(crate) fn rewrite(
+        &mut self,
+        body: &FunctionBody<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), InstrumentError> {
+        let raw = body.as_bytes();
+        let base = body.range().start;
+        let reader = body.get_binary_reader_for_operators()?;
+        let mut ops =
+            wasmparser::OperatorsReader::new_with_allocs(reader, std::mem::take(&mut self.allocs));
+        // Bytes of `raw` before `copied` are already in `out`.
+        let mut copied = 0usize;
+        let result = (|| {
+            while !ops.eof() {
+                let (op, at) = ops.read_with_offset()?;
+                let at = at - base;
+                let flush = |out: &mut Vec<u8>, copied: &mut usize| {
+                    out.extend_from_slice(raw.get(*copied..at).unwrap_or_default());
+                    *copied = at;
+                };
+                match op {
+                    Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
+                        let tail = matches!(op, Operator::ReturnCall { .. });
+                        let target = self
+                            .map
+                            .calls
+                            .get(function_index as usize)
+                            .ok_or_else(|| bad_index("function", function_index))?;
+                        if *target == CallTarget::Direct(function_index) {
+                            continue;
+                        }
+                        flush(out, &mut copied);
+                        encode_call(*target, tail, out);
+                    }
+                    Operator::RefFunc { function_index } => {
+                        let Some(map) = self.map.ref_funcs else {
+                            continue;
+                        };
+                        let new = map
+                            .get(function_index as usize)
+                            .copied()
+                            .flatten()
+                            .ok_or_else(|| {
+                                InstrumentError::Unsupported(format!(
+                                    "ref.func {function_index} has no counterpart in the output"
+                                ))
+                            })?;
+                        flush(out, &mut copied);
+                        out.push(OP_REF_FUNC);
+                        new.encode(out);
+                    }
+                    Operator::GlobalGet { global_index } | Operator::GlobalSet { global_index } => {
+                        let Some(map) = self.map.globals else {
+                            continue;
+                        };
+                        let new = *map
+                            .get(global_index as usize)
+                            .ok_or_else(|| bad_index("global", global_index))?;
+                        flush(out, &mut copied);
+                        out.push(if matches!(op, Operator::GlobalGet { .. }) {
+                            OP_GLOBAL_GET
+                        } else {
+                            OP_GLOBAL_SET
+                        });
+                        new.encode(out);
+                    }
+                    Operator::MemoryInit { .. }
+                    | Operator::DataDrop { .. }
+                    | Operator::TableInit { .. }
+                    | Operator::ElemDrop { .. }
+                        if !self.map.keep_segments =>
+                    {
+                        return Err(InstrumentError::Unsupported(format!(
+                            "{op:?} refers to a segment that is not kept"
+                        )));
+                    }
+                    _ => continue,
+                }
+                copied = ops.original_position() - base;
+            }
+            ops.finish()?;
+            Ok(())
+        })();
+        out.extend_from_slice(raw.get(copied..).unwrap_or_default());
+        self.allocs = ops.into_allocations();
+        result
+    }
+}
+
+fn bad_index(what: &str, index: u32) -> InstrumentError {
+    InstrumentError::Malformed(format!("{what} index {index} out of range"))
+}
+
+/// Emits a call to `target`; `tail` selects the `return_call` forms.
+pub(crate) fn encode_call(target: CallTarget, tail: bool, out: &mut Vec<u8>) {
+    match target {
+        CallTarget::Direct(f) => {
+            out.push(if tail { OP_RETURN_CALL } else { OP_CALL });
+            f.encode(out);
+        }
+        CallTarget::ViaSlot { slot, type_index } => {
+            out.push(OP_I32_CONST);
+            // Table indices are i32 operands; slots above 2^31 wrap as wasm's i32 does.
+            i32::from_ne_bytes(slot.to_ne_bytes()).encode(out);
+            out.push(if tail {
+                OP_RETURN_CALL_INDIRECT
+            } else {
+                OP_CALL_INDIRECT
+            });
+            type_index.encode(out);
+            out.push(0); // table 0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmparser::{Parser, Payload};
+
+    fn bodies(wasm: &[u8]) -> Vec<FunctionBody<'_>> {
+        Parser::new(0)
+            .parse_all(wasm)
+            .filter_map(|p| match p.unwrap() {
+                Payload::CodeSectionEntry(b) => Some(b),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn rewrite_all(wasm: &[u8], map: CodeMap<'_>) -> Result<Vec<Vec<u8>>, InstrumentError> {
+        let mut rw = Rewriter::new(map);
+        bodies(wasm)
+            .iter()
+            .map(|b| {
+                let mut out = Vec::new();
+                rw.rewrite(b, &mut out).map(|()| out)
+            })
+            .collect()
+    }
+
+    const TWO_FUNCS: &str = r#"(module
+        (type $t (func (param i32) (result i32)))
+        (table 1 funcref)
+        (global $g (mut i32) (i32.const 0))
+        (func $a (type $t) (local i64) local.get 0 call $b global.get $g i32.add)
+        (func $b (type $t) local.get 0 return_call $a))"#;
+
+    #[test]
+    fn identity_map_copies_bodies_byte_for_byte() {
+        let wasm = wat::parse_str(TWO_FUNCS).unwrap();
+        let calls = [CallTarget::Direct(0), CallTarget::Direct(1)];
+        let out = rewrite_all(
+            &wasm,
+            CodeMap {
+                calls: &calls,
+                ref_funcs: None,
+                globals: None,
+                keep_segments: true,
+            },
+        )
+        .unwrap();
+        let orig: Vec<&[u8]> = bodies(&wasm).iter().map(|b| b.as_bytes()).collect();
+        assert_eq!(out, orig);
+    }
+
+    #[test]
+    fn calls_via_slot_become_call_indirect() {
+        let wasm = wat::parse_str(TWO_FUNCS).unwrap();
+        let calls = [
+            CallTarget::ViaSlot {
+                slot: 200,
+                type_index: 0,
+            },
+            CallTarget::ViaSlot {
+                slot: 7,
+                type_index: 0,
+            },
+        ];
+        let globals = [5];
+        let out = rewrite_all(
+            &wasm,
+            CodeMap {
+                calls: &calls,
+                ref_funcs: None,
+                globals: Some(&globals),
+                keep_segments: true,
+            },
+        )
+        .unwrap();
+        // $a: 1 local decl (1 x i64), local.get 0, i32.const 7, call_indirect 0 0,
+        // global.get 5, i32.add, end
+        assert_eq!(
+            out[0],
+            [
+                1, 1, 0x7e, 0x20, 0, 0x41, 7, 0x11, 0, 0, 0x23, 5, 0x6a, 0x0b
+            ]
+        );
+        // $b: return_call_indirect through slot 200 (signed LEB 0xc8 0x01)
+        assert_eq!(out[1], [0, 0x20, 0, 0x41, 0xc8, 0x01, 0x13, 0, 0, 0x0b]);
+    }
+
+    #[test]
+    fn call_outside_the_map_is_an_error() {
+        let wasm = wat::parse_str(TWO_FUNCS).unwrap();
+        let calls = [CallTarget::Direct(0)];
+        let err = rewrite_all(
+            &wasm,
+            CodeMap {
+                calls: &calls,
+                ref_funcs: None,
+                globals: None,
+                keep_segments: true,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("function index 1"), "{err}");
+    }
+
+    #[test]
+    fn dropped_segments_refuse_data_drop() {
+        let wasm = wat::parse_str(r#"(module (memory 1) (data "x") (func data.drop 0))"#).unwrap();
+        let calls = [CallTarget::Direct(0)];
+        let err = rewrite_all(
+            &wasm,
+            CodeMap {
+                calls: &calls,
+                ref_funcs: None,
+                globals: None,
+                keep_segments: false,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, InstrumentError::Unsupported(_)));
+    }
+
+    #[test]
+    fn truncated_body_is_an_error_not_a_panic() {
+        let wasm = wat::parse_str(TWO_FUNCS).unwrap();
+        let body = &bodies(&wasm)[0];
+        let raw = body.as_bytes();
+        let calls = [CallTarget::Direct(0), CallTarget::Direct(1)];
+        let mut rw = Rewriter::new(CodeMap {
+            calls: &calls,
+            ref_funcs: None,
+            globals: None,
+            keep_segments: true,
+        });
+        for len in 0..raw.len() {
+            let b = FunctionBody::new(wasmparser::BinaryReader::new(&raw[..len], 0));
+            assert!(rw.rewrite(&b, &mut Vec::new()).is_err(), "len {len}");
+        }
+    }
+}
