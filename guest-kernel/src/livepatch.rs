@@ -1,0 +1,47 @@
+//! Livepatch API for modules: `klp_enable_patch` and friends, forwarded to the host core.
+//!
+//! The livepatch core (func_stack, transitions, sysfs) lives in the host, which owns the
+//! ftrace table. These wrappers are notrace: patching them would break patching itself.
+
+use guest_abi::KlpPatch;
+
+use crate::host::{
+    KLP_DISABLE_PATCH, KLP_ENABLE_PATCH, KLP_REGISTER_PATCH, KLP_UNREGISTER_PATCH, hostcall,
+};
+
+notrace!(
+    klp_enable_patch,
+    klp_register_patch,
+    klp_unregister_patch,
+    klp_disable_patch
+);
+
+/// Registers and enables a patch (today's API); its name is the calling module's name.
+/// Returns 0 or -errno.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn klp_enable_patch(patch: *const KlpPatch) -> i32 {
+    hostcall(KLP_ENABLE_PATCH, patch as i32, 0, 0)
+}
+
+/// Registers a patch without enabling it (the 2016 API): `enabled` reads 0 until
+/// `echo 1 > /sys/kernel/livepatch/<patch>/enabled`. Returns 0 or -errno.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn klp_register_patch(patch: *const KlpPatch) -> i32 {
+    hostcall(KLP_REGISTER_PATCH, patch as i32, 0, 0)
+}
+
+/// Unregisters a disabled patch (the 2016 API). Returns 0 or -errno (`-EBUSY` if enabled).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn klp_unregister_patch(patch: *const KlpPatch) -> i32 {
+    hostcall(KLP_UNREGISTER_PATCH, patch as i32, 0, 0)
+}
+
+/// Disables an enabled patch (the 2016 API). Returns 0 or -errno.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn klp_disable_patch(patch: *const KlpPatch) -> i32 {
+    hostcall(KLP_DISABLE_PATCH, patch as i32, 0, 0)
+}

@@ -1,0 +1,120 @@
+//! The system calls the host makes: argument checks (`access_ok`), then the VFS and friends.
+//!
+//! Pointers are addresses in the kernel's linear memory, usually inside [`klp_user_buffer`];
+//! results are values >= 0 or -errno, as in `docs/ABI.md`.
+
+use guest_abi::errno::EINVAL;
+
+use crate::printk;
+use crate::sync::Global;
+use crate::uaccess::{user_bytes, user_bytes_mut};
+use crate::utsname::{self, UTSNAME_SIZE};
+use crate::vfs::{file, namei, stat};
+
+/// Size of the scratch area the host copies syscall arguments into.
+const USER_BUFFER_SIZE: usize = 64 << 10;
+
+/// The "user memory" of the kernel's one process.
+static USER_BUFFER: Global<[u8; USER_BUFFER_SIZE]> = Global::new([0; USER_BUFFER_SIZE]);
+
+/// The address of the 64 KiB scratch area the host copies arguments into.
+#[unsafe(no_mangle)]
+pub extern "C" fn klp_user_buffer() -> *mut u8 {
+    USER_BUFFER.as_ptr().cast()
+}
+
+fn ret(result: Result<usize, i32>) -> i32 {
+    match result {
+        Ok(n) => n as i32,
+        Err(errno) => -errno,
+    }
+}
+
+fn ret0(result: Result<(), i32>) -> i32 {
+    ret(result.map(|()| 0))
+}
+
+/// open(2): `flags` as in Linux (O_RDONLY 0, O_WRONLY 1, O_RDWR 2, O_CREAT 0o100,
+/// O_TRUNC 0o1000, O_APPEND 0o2000, O_DIRECTORY 0o200000). Returns the descriptor.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_open(path: *const u8, len: usize, flags: u32) -> i32 {
+    ret(user_bytes(path, len)
+        .and_then(|path| file::open(path, flags))
+        .map(|fd| fd as usize))
+}
+
+/// read(2). Returns the bytes read.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_read(fd: i32, buf: *mut u8, len: usize) -> i32 {
+    ret(user_bytes_mut(buf, len).and_then(|buf| file::read(fd, buf)))
+}
+
+/// write(2). Returns the bytes written.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_write(fd: i32, buf: *const u8, len: usize) -> i32 {
+    ret(user_bytes(buf, len).and_then(|buf| file::write(fd, buf)))
+}
+
+/// close(2).
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_close(fd: i32) -> i32 {
+    ret0(file::close(fd))
+}
+
+/// mkdir(2), mode 0755.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_mkdir(path: *const u8, len: usize) -> i32 {
+    ret0(user_bytes(path, len).and_then(namei::mkdir))
+}
+
+/// unlink(2): files only (`-EISDIR` for a directory).
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_unlink(path: *const u8, len: usize) -> i32 {
+    ret0(user_bytes(path, len).and_then(namei::unlink))
+}
+
+/// rmdir(2): empty directories only.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_rmdir(path: *const u8, len: usize) -> i32 {
+    ret0(user_bytes(path, len).and_then(namei::rmdir))
+}
+
+/// getdents(2): records `ino: u32, reclen: u16, type: u8, name, NUL`, padded to 4 bytes,
+/// starting with `.` and `..`. Returns the bytes written, 0 at the end.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_getdents(fd: i32, buf: *mut u8, len: usize) -> i32 {
+    ret(user_bytes_mut(buf, len).and_then(|buf| file::getdents(fd, buf)))
+}
+
+/// stat(2) into `statbuf`: `mode: u32, size: u32, nlink: u32, ino: u32`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_stat(path: *const u8, len: usize, statbuf: *mut u8) -> i32 {
+    ret0((|| {
+        let out = user_bytes_mut(statbuf, 16)?;
+        let st = stat::stat(user_bytes(path, len)?)?;
+        for (dst, v) in out
+            .chunks_exact_mut(4)
+            .zip([st.mode, st.size, st.nlink, st.ino])
+        {
+            dst.copy_from_slice(&v.to_le_bytes());
+        }
+        Ok(())
+    })())
+}
+
+/// uname(2): copies `struct new_utsname` (six 65-byte fields) to `buf`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_uname(buf: *mut u8) -> i32 {
+    ret0(user_bytes_mut(buf, UTSNAME_SIZE).map(|out| {
+        utsname::uname(out.try_into().expect("the slice has UTSNAME_SIZE bytes"));
+    }))
+}
+
+/// syslog(2): 3 READ_ALL, 4 READ_CLEAR, 5 CLEAR, 10 SIZE_BUFFER.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_syslog(action: i32, buf: *mut u8, len: i32) -> i32 {
+    let Ok(len) = usize::try_from(len) else {
+        return -EINVAL;
+    };
+    ret(user_bytes_mut(buf, len).and_then(|buf| printk::do_syslog(action, buf)))
+}

@@ -1,0 +1,214 @@
+//! File descriptors: open, read, write, close and getdents over the inode's filesystem.
+
+use alloc::vec::Vec;
+
+use guest_abi::errno::{EACCES, EBADF, EINVAL, EIO, EISDIR, EMFILE, ENOENT, ENOTDIR};
+
+use super::namei::{self, Last};
+use super::{FsType, Ino, Node, S_IFREG, create, inode, put, readdir};
+use crate::proc::sysctl;
+use crate::ramfs;
+use crate::seq_file::seq_show;
+use crate::sync::Global;
+
+/// Access mode bits of the open flags.
+const O_ACCMODE: u32 = 0o3;
+/// Open for reading only.
+const O_RDONLY: u32 = 0;
+/// Open for writing only.
+const O_WRONLY: u32 = 0o1;
+/// Create the file if it does not exist.
+const O_CREAT: u32 = 0o100;
+/// Truncate a regular file opened for writing.
+const O_TRUNC: u32 = 0o1000;
+/// Every write goes to the end of the file.
+const O_APPEND: u32 = 0o2000;
+/// Fail unless the path is a directory.
+const O_DIRECTORY: u32 = 0o200000;
+/// `RLIMIT_NOFILE`: descriptors are 0..NR_OPEN.
+const NR_OPEN: usize = 1024;
+
+/// An open file description.
+struct File {
+    ino: Ino,
+    flags: u32,
+    pos: u64,
+    /// A seq_file's contents, produced by the show callback on the first read.
+    seq: Option<Vec<u8>>,
+}
+
+impl File {
+    fn readable(&self) -> bool {
+        self.flags & O_ACCMODE != O_WRONLY
+    }
+
+    fn writable(&self) -> bool {
+        self.flags & O_ACCMODE != O_RDONLY
+    }
+}
+
+/// The descriptor table of the kernel's one process.
+static FILES: Global<Vec<Option<File>>> = Global::new(Vec::new());
+
+fn files() -> &'static mut Vec<Option<File>> {
+    // SAFETY: borrows are short and no outside call is made while one is held.
+    unsafe { FILES.get() }
+}
+
+fn file(fd: i32) -> Result<&'static mut File, i32> {
+    let fd = usize::try_from(fd).map_err(|_| EBADF)?;
+    files().get_mut(fd).and_then(Option::as_mut).ok_or(EBADF)
+}
+
+/// O_CREAT of a missing file: a new empty ramfs file.
+fn create_file(path: &[u8]) -> Result<Ino, i32> {
+    let (dir, last) = namei::path_parent(path)?;
+    let Last::Norm(name) = last else {
+        return Err(EISDIR);
+    };
+    if path.ends_with(b"/") {
+        return Err(EISDIR);
+    }
+    if inode(dir).map(|d| d.fs) != Some(FsType::Ramfs) {
+        return Err(EACCES);
+    }
+    Ok(create(
+        dir,
+        name,
+        FsType::Ramfs,
+        S_IFREG | 0o644,
+        Node::File(Vec::new()),
+    ))
+}
+
+/// open(2); returns the lowest free descriptor.
+///
+/// # Errors
+///
+/// Lookup errors; `EISDIR` for a directory opened for writing; `ENOTDIR` with O_DIRECTORY;
+/// `EACCES` for a read-only sysctl opened for writing (root does not bypass sysctl
+/// permissions) or for O_CREAT outside the ramfs; `EMFILE`; `EINVAL` for a bad access mode.
+pub fn open(path: &[u8], flags: u32) -> Result<i32, i32> {
+    if flags & O_ACCMODE == O_ACCMODE {
+        return Err(EINVAL);
+    }
+    let ino = match namei::path_lookup(path) {
+        Err(ENOENT) if flags & O_CREAT != 0 => create_file(path)?,
+        other => other?,
+    };
+    let wants_write = flags & O_ACCMODE != O_RDONLY;
+    let node = inode(ino).ok_or(ENOENT)?;
+    match &mut node.node {
+        Node::Dir(_) if wants_write => return Err(EISDIR),
+        Node::Dir(_) => {}
+        _ if flags & O_DIRECTORY != 0 => return Err(ENOTDIR),
+        Node::Sysctl(table) if wants_write && table.mode & 0o200 == 0 => return Err(EACCES),
+        Node::Sysctl(table) if flags & O_ACCMODE != O_WRONLY && table.mode & 0o400 == 0 => {
+            return Err(EACCES);
+        }
+        Node::File(data) if wants_write && flags & O_TRUNC != 0 => ramfs::truncate(data),
+        _ => {}
+    }
+    let files = files();
+    let fd = match files.iter().position(Option::is_none) {
+        Some(fd) => fd,
+        None if files.len() < NR_OPEN => {
+            files.push(None);
+            files.len() - 1
+        }
+        None => return Err(EMFILE),
+    };
+    files[fd] = Some(File {
+        ino,
+        flags,
+        pos: 0,
+        seq: None,
+    });
+    node.opened += 1;
+    Ok(fd as i32)
+}
+
+/// read(2) at the file position.
+///
+/// # Errors
+///
+/// `EBADF`, `EISDIR`, or what the show callback or sysctl handler returns.
+pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
+    let f = file(fd)?;
+    if !f.readable() {
+        return Err(EBADF);
+    }
+    let (ino, pos) = (f.ino, f.pos);
+    let n = match &inode(ino).ok_or(EBADF)?.node {
+        Node::Dir(_) => return Err(EISDIR),
+        Node::File(data) => ramfs::read(data, pos, buf),
+        &Node::Seq(show) => {
+            if file(fd)?.seq.is_none() {
+                // The callback may be module code calling back into the kernel: no borrow
+                // of the descriptor or inode tables is alive across it.
+                let text = seq_show(show)?;
+                file(fd)?.seq = Some(text);
+            }
+            ramfs::read(file(fd)?.seq.as_deref().unwrap_or_default(), pos, buf)
+        }
+        &Node::Sysctl(table) => sysctl::read(table, buf, pos)?,
+    };
+    file(fd)?.pos += n as u64;
+    Ok(n)
+}
+
+/// write(2) at the file position (at the end with O_APPEND).
+///
+/// # Errors
+///
+/// `EBADF`; `EIO` for a procfs file without a write operation, as Linux's `proc_reg_write`;
+/// ramfs and sysctl handler errors.
+pub fn write(fd: i32, buf: &[u8]) -> Result<usize, i32> {
+    let f = file(fd)?;
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let (ino, flags, pos) = (f.ino, f.flags, f.pos);
+    let n = match &mut inode(ino).ok_or(EBADF)?.node {
+        Node::Dir(_) => return Err(EISDIR),
+        Node::File(data) => {
+            let pos = if flags & O_APPEND != 0 {
+                data.len() as u64
+            } else {
+                pos
+            };
+            let n = ramfs::write(data, pos, buf)?;
+            file(fd)?.pos = pos;
+            n
+        }
+        Node::Seq(_) => return Err(EIO),
+        &mut Node::Sysctl(table) => sysctl::write(table, buf, pos)?,
+    };
+    file(fd)?.pos += n as u64;
+    Ok(n)
+}
+
+/// close(2).
+///
+/// # Errors
+///
+/// `EBADF`.
+pub fn close(fd: i32) -> Result<(), i32> {
+    let ino = file(fd)?.ino;
+    files()[fd as usize] = None;
+    put(ino);
+    Ok(())
+}
+
+/// getdents(2): directory records from the file position on.
+///
+/// # Errors
+///
+/// `EBADF`, `ENOTDIR`, `EINVAL` when not even one record fits.
+pub fn getdents(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
+    let f = file(fd)?;
+    let (ino, mut pos) = (f.ino, f.pos);
+    let n = readdir::fill(ino, &mut pos, buf)?;
+    file(fd)?.pos = pos;
+    Ok(n)
+}

@@ -1,0 +1,231 @@
+//! The VFS: the inode table of every mounted filesystem, directories, and inode lifetime.
+//!
+//! One table holds the inodes of the root ramfs, procfs and sysfs; each inode records the
+//! filesystem it belongs to, which decides the operations it supports ([`file`]). An inode
+//! lives while a directory links to it or a file descriptor has it open.
+
+pub mod file;
+pub mod namei;
+mod readdir;
+pub mod stat;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use guest_abi::CtlTable;
+
+use crate::seq_file::ShowFn;
+use crate::sync::Global;
+
+/// An inode number: the index in the inode table.
+pub type Ino = u32;
+
+/// The root directory's inode.
+pub const ROOT_INO: Ino = 1;
+
+/// A directory.
+pub const S_IFDIR: u32 = 0o040000;
+/// A regular file.
+pub const S_IFREG: u32 = 0o100000;
+
+/// Which filesystem an inode belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FsType {
+    /// The RAM filesystem mounted at `/`: files can be created, written and removed.
+    Ramfs,
+    /// procfs at `/proc`: seq_file and sysctl entries created by the kernel and modules.
+    Proc,
+    /// sysfs at `/sys`: directories only; the host serves `/sys/kernel/livepatch`.
+    Sysfs,
+}
+
+/// What an inode holds.
+pub enum Node {
+    /// A directory's entries, in creation order.
+    Dir(Vec<DirEntry>),
+    /// A ramfs file's contents.
+    File(Vec<u8>),
+    /// A procfs file whose contents come from a show callback.
+    Seq(ShowFn),
+    /// A `/proc/sys` file served by a sysctl handler.
+    Sysctl(&'static CtlTable),
+}
+
+/// A name in a directory.
+pub struct DirEntry {
+    /// The name, without slashes.
+    pub name: Box<[u8]>,
+    /// The inode it links to.
+    pub ino: Ino,
+    /// Whether that inode is a directory (a dentry knows its type).
+    pub is_dir: bool,
+}
+
+/// An inode.
+pub struct Inode {
+    /// The filesystem it belongs to.
+    pub fs: FsType,
+    /// Type and permission bits.
+    pub mode: u32,
+    /// The directory it was created in (itself for the root).
+    pub parent: Ino,
+    /// Links: 1 for a file, 2 plus subdirectories for a directory, 0 once removed.
+    pub nlink: u32,
+    /// Open file descriptions referring to it.
+    pub opened: u32,
+    /// Its contents.
+    pub node: Node,
+}
+
+impl Inode {
+    /// Whether it is a directory.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.node, Node::Dir(_))
+    }
+}
+
+/// Whether `ino` is the root of a mounted filesystem (its parent is in another filesystem).
+pub fn is_mountpoint(ino: Ino) -> bool {
+    let Some((fs, parent)) = inode(ino).map(|i| (i.fs, i.parent)) else {
+        return false;
+    };
+    ino == ROOT_INO || inode(parent).is_some_and(|p| p.fs != fs)
+}
+
+/// All inodes, indexed by inode number; freed slots are reused.
+static INODES: Global<Vec<Option<Inode>>> = Global::new(Vec::new());
+
+fn table() -> &'static mut Vec<Option<Inode>> {
+    // SAFETY: VFS code keeps these borrows short and makes no outside calls while holding one.
+    unsafe { INODES.get() }
+}
+
+/// The inode `ino`, if it exists. Do not hold two of these at once.
+pub fn inode(ino: Ino) -> Option<&'static mut Inode> {
+    table().get_mut(ino as usize)?.as_mut()
+}
+
+/// The entry `name` in directory `dir`.
+pub fn lookup(dir: Ino, name: &[u8]) -> Option<Ino> {
+    match &inode(dir)?.node {
+        Node::Dir(entries) => entries.iter().find(|e| *e.name == *name).map(|e| e.ino),
+        _ => None,
+    }
+}
+
+/// Creates an inode in `dir` under `name` (which must not exist yet) and returns it.
+pub fn create(dir: Ino, name: &[u8], fs: FsType, mode: u32, node: Node) -> Ino {
+    let is_dir = matches!(node, Node::Dir(_));
+    let new = Inode {
+        fs,
+        mode,
+        parent: dir,
+        nlink: if is_dir { 2 } else { 1 },
+        opened: 0,
+        node,
+    };
+    let inodes = table();
+    let ino = match inodes
+        .iter()
+        .skip(ROOT_INO as usize + 1)
+        .position(Option::is_none)
+    {
+        Some(free) => free + ROOT_INO as usize + 1,
+        None => {
+            inodes.push(None);
+            inodes.len() - 1
+        }
+    };
+    inodes[ino] = Some(new);
+    let ino = ino as Ino;
+    if let Some(parent) = inode(dir) {
+        if is_dir {
+            parent.nlink += 1;
+        }
+        if let Node::Dir(entries) = &mut parent.node {
+            entries.push(DirEntry {
+                name: name.into(),
+                ino,
+                is_dir,
+            });
+        }
+    }
+    ino
+}
+
+/// Removes `name` from `dir`; the inode is freed once no descriptor has it open.
+pub fn remove(dir: Ino, name: &[u8]) {
+    let Some(Inode {
+        node: Node::Dir(entries),
+        ..
+    }) = inode(dir)
+    else {
+        return;
+    };
+    let Some(pos) = entries.iter().position(|e| *e.name == *name) else {
+        return;
+    };
+    let ino = entries.remove(pos).ino;
+    let Some(child) = inode(ino) else { return };
+    child.nlink = 0;
+    let child_is_dir = child.is_dir();
+    if child_is_dir && let Some(parent) = inode(dir) {
+        parent.nlink -= 1;
+    }
+    release(ino);
+}
+
+/// Drops one open reference to `ino` (see [`file`]).
+pub fn put(ino: Ino) {
+    if let Some(inode) = inode(ino) {
+        inode.opened -= 1;
+    }
+    release(ino);
+}
+
+/// Frees an inode that is neither linked nor open.
+fn release(ino: Ino) {
+    if inode(ino).is_some_and(|i| i.nlink == 0 && i.opened == 0) {
+        table()[ino as usize] = None;
+    }
+}
+
+/// Bytes of page cache the ramfs files occupy: each file's size rounded up to 4 KiB pages.
+pub fn ramfs_pages_bytes() -> usize {
+    table()
+        .iter()
+        .flatten()
+        .map(|i| match &i.node {
+            Node::File(data) => data.len().next_multiple_of(4096),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Creates the directory `name` in `dir`.
+pub fn mkdir_in(dir: Ino, name: &[u8], fs: FsType, mode: u32) -> Ino {
+    create(dir, name, fs, S_IFDIR | mode, Node::Dir(Vec::new()))
+}
+
+/// Mounts the root ramfs with `/tmp`, procfs at `/proc` and sysfs at `/sys`.
+pub fn init() {
+    let inodes = table();
+    if !inodes.is_empty() {
+        return;
+    }
+    inodes.push(None);
+    inodes.push(Some(Inode {
+        fs: FsType::Ramfs,
+        mode: S_IFDIR | 0o755,
+        parent: ROOT_INO,
+        nlink: 2,
+        opened: 0,
+        node: Node::Dir(Vec::new()),
+    }));
+    pr_info!("VFS: Mounted root (ramfs filesystem) on device 0:1.");
+    mkdir_in(ROOT_INO, b"tmp", FsType::Ramfs, 0o1777);
+    mkdir_in(ROOT_INO, b"proc", FsType::Proc, 0o555);
+    let sys = mkdir_in(ROOT_INO, b"sys", FsType::Sysfs, 0o555);
+    let kernel = mkdir_in(sys, b"kernel", FsType::Sysfs, 0o755);
+    mkdir_in(kernel, b"livepatch", FsType::Sysfs, 0o755);
+}

@@ -1,0 +1,38 @@
+//! stat(2): an inode's type, permissions, size, link count and number.
+
+use guest_abi::errno::ENOENT;
+
+use super::{Node, S_IFREG, inode, namei};
+
+/// The fields of the ABI's `statbuf`.
+pub struct Stat {
+    /// Type and permission bits.
+    pub mode: u32,
+    /// Size in bytes: a ramfs file's length, 0 for directories and procfs files (as Linux).
+    pub size: u32,
+    /// Link count.
+    pub nlink: u32,
+    /// Inode number.
+    pub ino: u32,
+}
+
+/// stat(2) of a path.
+///
+/// # Errors
+///
+/// Lookup errors.
+pub fn stat(path: &[u8]) -> Result<Stat, i32> {
+    let ino = namei::path_lookup(path)?;
+    let inode = inode(ino).ok_or(ENOENT)?;
+    let (mode, size) = match &inode.node {
+        Node::File(data) => (inode.mode, data.len() as u32),
+        Node::Sysctl(table) => (S_IFREG | table.mode, 0),
+        Node::Dir(_) | Node::Seq(_) => (inode.mode, 0),
+    };
+    Ok(Stat {
+        mode,
+        size,
+        nlink: inode.nlink,
+        ino,
+    })
+}
