@@ -190,8 +190,7 @@ impl ObjectFile {
     ///
     /// # Errors
     ///
-    /// [`ObjectError::Malformed`] for invalid WebAssembly, a missing `linking` or `reloc.*`
-    /// section, a module that defines its own memory, has a start function, several tables,
+    /// [`ObjectError::Malformed`] for invalid WebAssembly, a missing `linking` section, a module that defines its own memory, has a start function, several tables,
     /// passive or non-constant data segments, imports other than functions, memory, table and
     /// `__stack_pointer`, unsupported signatures, or data over 64 MiB.
     pub fn parse(bytes: &[u8]) -> Result<Self, ObjectError> {
@@ -456,11 +455,7 @@ impl<'a> Reader<'a> {
         let linking = self.linking.ok_or_else(|| {
             malformed("not a relocatable module: no linking section (link with --emit-relocs)")
         })?;
-        if o.code.is_some() && self.relocs.is_empty() {
-            return Err(malformed(
-                "not a relocatable module: no reloc.* sections (link with --emit-relocs)",
-            ));
-        }
+        // lld writes no reloc.CODE for code without relocations, so none is required.
         for (section, entries) in self.relocs {
             let target = if o.code.as_ref().is_some_and(|(_, i)| *i == section) {
                 &mut o.code_relocs

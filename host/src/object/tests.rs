@@ -229,6 +229,18 @@ fn truncated_or_corrupt_modules_are_errors_not_panics() {
 }
 
 #[test]
+fn module_without_relocations_links() {
+    // `init_module() -> i32 { 0 }`: lld writes a linking section but no reloc.* at all.
+    let wasm = include_bytes!("../../tests/data/exp_trivial_module.wasm");
+    let o = ObjectFile::parse(wasm).unwrap();
+    assert_eq!(o.data_size().0, 0);
+    let l = o.link(&HAND_PLAN, &mut hand_resolver).unwrap();
+    validate(&l.wasm);
+    assert_eq!((l.init, l.exit), (Some(50), None));
+    assert!(l.data.is_empty());
+}
+
+#[test]
 fn module_without_linking_section_is_refused() {
     let wasm = wat::parse_str(r#"(module (import "env" "memory" (memory 1)) (func))"#).unwrap();
     let err = ObjectFile::parse(&wasm).unwrap_err();
