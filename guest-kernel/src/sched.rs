@@ -18,8 +18,11 @@ const RR_TIMESLICE_MS: i32 = 100;
 
 /// `sysctl_sched_rr_timeslice`: the timeslice in milliseconds, as the sysctl shows it.
 static SYSCTL_SCHED_RR_TIMESLICE: Global<i32> = Global::new(RR_TIMESLICE_MS);
-/// `sched_rr_timeslice`: the same in jiffies, what the scheduler uses.
-static SCHED_RR_TIMESLICE: Global<i32> = Global::new(msecs_to_jiffies(RR_TIMESLICE_MS));
+/// `sched_rr_timeslice`: the same in jiffies, what the scheduler uses. A plain `static mut`
+/// (only ever copied, never borrowed), and `#[used]` so that the optimizer keeps it one
+/// symbol of this name, which a livepatch can reach.
+#[used]
+static mut SCHED_RR_TIMESLICE: i32 = msecs_to_jiffies(RR_TIMESLICE_MS);
 
 /// Ticks since boot.
 pub fn jiffies() -> u64 {
@@ -54,7 +57,7 @@ unsafe extern "C" fn sched_rr_handler(
     let ret = unsafe { proc_dointvec(table, write, buffer, lenp, ppos) };
     if ret == 0 && write != 0 {
         // SAFETY: short accesses of the two tunables.
-        unsafe { *SCHED_RR_TIMESLICE.get() = msecs_to_jiffies(*SYSCTL_SCHED_RR_TIMESLICE.get()) };
+        unsafe { SCHED_RR_TIMESLICE = msecs_to_jiffies(*SYSCTL_SCHED_RR_TIMESLICE.get()) };
     }
     ret
 }
@@ -76,7 +79,7 @@ unsafe extern "C" fn show_schedstat(m: *mut SeqFile, _v: *mut c_void) -> i32 {
     let m = unsafe { &mut *m };
     let now = jiffies();
     // SAFETY: a short read.
-    let timeslice = i64::from(unsafe { *SCHED_RR_TIMESLICE.get() });
+    let timeslice = i64::from(unsafe { SCHED_RR_TIMESLICE });
     let timeslices = now as i64 / timeslice;
     let _ = writeln!(m, "version 15\ntimestamp {now}");
     let _ = writeln!(m, "cpu0 0 0 0 0 0 0 {} 0 {timeslices}", host::clock_ns());

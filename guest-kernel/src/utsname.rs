@@ -2,14 +2,12 @@
 
 use core::ops::Deref;
 
-use guest_abi::CtlTable;
+use guest_abi::{CtlTable, NEW_UTS_LEN, NewUtsname};
 
 use crate::proc::sysctl::{proc_dostring, register_sysctl};
 use crate::sync::Global;
 use crate::uaccess::kernel_bytes;
 
-/// `__NEW_UTS_LEN`: the longest name; each field has one more byte for the NUL.
-const NEW_UTS_LEN: usize = 64;
 /// Size of one field.
 const FIELD: usize = NEW_UTS_LEN + 1;
 
@@ -17,17 +15,6 @@ const FIELD: usize = NEW_UTS_LEN + 1;
 pub const UTS_RELEASE: &str = "6.12.0-klp";
 /// The build version, `uname -v`.
 pub const UTS_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC Tue Nov 24 00:00:00 UTC 2026";
-
-/// `struct new_utsname`, exactly as uname(2) copies it out: six 65-byte fields.
-#[repr(C)]
-pub struct NewUtsname {
-    sysname: [u8; FIELD],
-    nodename: [u8; FIELD],
-    release: [u8; FIELD],
-    version: [u8; FIELD],
-    machine: [u8; FIELD],
-    domainname: [u8; FIELD],
-}
 
 /// Size of `struct new_utsname`.
 pub const UTSNAME_SIZE: usize = size_of::<NewUtsname>();

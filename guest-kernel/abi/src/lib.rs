@@ -84,6 +84,7 @@ pub type ProcHandler = unsafe extern "C" fn(
 
 /// One `/proc/sys` file, `struct ctl_table`.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct CtlTable {
     /// File name, NUL-terminated.
     pub procname: *const u8,
@@ -117,6 +118,26 @@ impl CtlTable {
             proc_handler,
         }
     }
+}
+
+/// `__NEW_UTS_LEN`: the longest utsname field; each field has one more byte for the NUL.
+pub const NEW_UTS_LEN: usize = 64;
+
+/// `struct new_utsname`, as uname(2) copies it out: six fields of `NEW_UTS_LEN + 1` bytes.
+#[repr(C)]
+pub struct NewUtsname {
+    /// `uname -s`.
+    pub sysname: [u8; NEW_UTS_LEN + 1],
+    /// `uname -n`, `/proc/sys/kernel/hostname`.
+    pub nodename: [u8; NEW_UTS_LEN + 1],
+    /// `uname -r`, `/proc/sys/kernel/osrelease`.
+    pub release: [u8; NEW_UTS_LEN + 1],
+    /// `uname -v`, `/proc/sys/kernel/version`.
+    pub version: [u8; NEW_UTS_LEN + 1],
+    /// `uname -m`.
+    pub machine: [u8; NEW_UTS_LEN + 1],
+    /// `/proc/sys/kernel/domainname`.
+    pub domainname: [u8; NEW_UTS_LEN + 1],
 }
 
 /// One function to patch, `struct klp_func`: 12 bytes.

@@ -1,2 +1,208 @@
 //! The module side of the guest ABI: kernel functions, livepatch structures and helpers.
+//!
+//! Kernel modules and livepatch modules are `#![no_std]` cdylibs that depend on this crate.
+//! Calls to the kernel become imports that the host's loader resolves against the kernel's
+//! exported symbols; the crate also provides the module's panic handler.
+//!
+//! A livepatch module, like Linux's `samples/livepatch/livepatch-sample.c`:
+//!
+//! ```ignore
+//! #![no_std]
+//! use core::ffi::c_void;
+//! use klp_guest::{KlpFunc, KlpObject, KlpPatch, SeqFile, klp_enable_patch, seq_puts};
+//!
+//! unsafe extern "C" fn livepatch_cmdline_proc_show(m: *mut SeqFile, _v: *mut c_void) -> i32 {
+//!     // SAFETY: `m` is the seq_file being filled.
+//!     unsafe { seq_puts(m, "this has been live patched\n") };
+//!     0
+//! }
+//!
+//! static FUNCS: [KlpFunc; 2] =
+//!     [KlpFunc::new(c"cmdline_proc_show", livepatch_cmdline_proc_show as *const ()), KlpFunc::END];
+//! static OBJS: [KlpObject; 2] = [KlpObject::vmlinux(&FUNCS), KlpObject::END];
+//! static PATCH: KlpPatch = KlpPatch::new(&OBJS);
+//!
+//! #[unsafe(no_mangle)]
+//! pub extern "C" fn init_module() -> i32 {
+//!     klp_enable_patch(&PATCH)
+//! }
+//!
+//! klp_guest::module_info!(livepatch, "Y");
+//! ```
 #![no_std]
+
+use core::cell::UnsafeCell;
+use core::panic::PanicInfo;
+
+pub use guest_abi::{
+    CtlTable, KlpFunc, KlpObject, KlpPatch, NewUtsname, ProcHandler, SeqFile, ShowFn, errno,
+};
+
+/// The kernel's exported functions, as the loader links them.
+pub mod sys {
+    use super::{CtlTable, KlpPatch, SeqFile, ShowFn};
+
+    unsafe extern "C" {
+        /// Logs `len` bytes; an optional `"\x01" + digit` prefix is the level.
+        pub fn printk(msg: *const u8, len: usize) -> i32;
+        /// Appends `len` bytes to the seq_file a show callback fills.
+        pub fn seq_write(m: *mut SeqFile, buf: *const u8, len: usize) -> i32;
+        /// Creates `/proc/<name>` whose reads call `show`; 0 or -errno.
+        pub fn proc_create_single(name: *const u8, len: usize, show: ShowFn) -> i32;
+        /// Removes `/proc/<name>`.
+        pub fn remove_proc_entry(name: *const u8, len: usize);
+        /// The string sysctl handler.
+        pub fn proc_dostring(
+            table: *const CtlTable,
+            write: i32,
+            buffer: *mut u8,
+            lenp: *mut usize,
+            ppos: *mut i64,
+        ) -> i32;
+        /// The integer-vector sysctl handler.
+        pub fn proc_dointvec(
+            table: *const CtlTable,
+            write: i32,
+            buffer: *mut u8,
+            lenp: *mut usize,
+            ppos: *mut i64,
+        ) -> i32;
+        /// Registers and enables a patch.
+        pub fn klp_enable_patch(patch: *const KlpPatch) -> i32;
+        /// Registers a patch without enabling it (2016 API).
+        pub fn klp_register_patch(patch: *const KlpPatch) -> i32;
+        /// Unregisters a disabled patch (2016 API).
+        pub fn klp_unregister_patch(patch: *const KlpPatch) -> i32;
+        /// Disables an enabled patch (2016 API).
+        pub fn klp_disable_patch(patch: *const KlpPatch) -> i32;
+        /// Logs `Kernel panic - not syncing: <msg>` and stops the kernel.
+        pub fn panic(msg: *const u8, len: usize) -> !;
+    }
+}
+
+/// Logs a message; it may start with a `KERN_*` prefix (see [`pr_info!`]).
+pub fn printk(msg: &str) {
+    // SAFETY: a live string.
+    unsafe { sys::printk(msg.as_ptr(), msg.len()) };
+}
+
+/// Appends a string to the seq_file `m`.
+///
+/// # Safety
+///
+/// `m` must be the seq_file the kernel passed to the running show callback.
+pub unsafe fn seq_puts(m: *mut SeqFile, s: &str) {
+    // SAFETY: the caller's contract; `s` is a live string.
+    unsafe { sys::seq_write(m, s.as_ptr(), s.len()) };
+}
+
+/// Creates `/proc/<name>` whose reads call `show`; returns 0 or -errno.
+pub fn proc_create_single(name: &str, show: ShowFn) -> i32 {
+    // SAFETY: a live string; `show` has the callback type.
+    unsafe { sys::proc_create_single(name.as_ptr(), name.len(), show) }
+}
+
+/// Removes `/proc/<name>`.
+pub fn remove_proc_entry(name: &str) {
+    // SAFETY: a live string.
+    unsafe { sys::remove_proc_entry(name.as_ptr(), name.len()) }
+}
+
+/// Registers and enables `patch` (today's API); the patch is named after this module.
+pub fn klp_enable_patch(patch: &'static KlpPatch) -> i32 {
+    // SAFETY: a patch description that lives as long as the module.
+    unsafe { sys::klp_enable_patch(patch) }
+}
+
+/// Registers `patch` without enabling it (2016 API); enable it through sysfs.
+pub fn klp_register_patch(patch: &'static KlpPatch) -> i32 {
+    // SAFETY: as above.
+    unsafe { sys::klp_register_patch(patch) }
+}
+
+/// Unregisters a disabled `patch` (2016 API).
+pub fn klp_unregister_patch(patch: &'static KlpPatch) -> i32 {
+    // SAFETY: as above.
+    unsafe { sys::klp_unregister_patch(patch) }
+}
+
+/// An `int` module parameter, set by `insmod MODULE name=value` before `init_module` runs.
+/// Declare it with [`module_param!`].
+#[repr(transparent)]
+pub struct ModuleParam(UnsafeCell<i32>);
+
+// SAFETY: the guest is single-threaded; the loader writes the value before init runs.
+unsafe impl Sync for ModuleParam {}
+
+impl ModuleParam {
+    /// A parameter with its default value.
+    pub const fn new(default: i32) -> Self {
+        ModuleParam(UnsafeCell::new(default))
+    }
+
+    /// The current value.
+    pub fn get(&self) -> i32 {
+        // SAFETY: a plain read of a 4-byte cell nothing else borrows.
+        unsafe { *self.0.get() }
+    }
+}
+
+/// Declares an `int` module parameter: `module_param!(replace: i32 = 0)` defines the global
+/// data symbol `__param_replace` (4 bytes) that the loader sets from `replace=1`.
+#[macro_export]
+macro_rules! module_param {
+    ($name:ident : i32 = $default:expr) => {
+        #[allow(non_upper_case_globals)]
+        #[unsafe(export_name = concat!("__param_", stringify!($name)))]
+        pub static $name: $crate::ModuleParam = $crate::ModuleParam::new($default);
+    };
+}
+
+/// Adds `key=value` to the module's `.modinfo` custom section (NUL-terminated strings, as in
+/// Linux); `module_info!(livepatch, "Y")` marks a livepatch module.
+#[macro_export]
+macro_rules! module_info {
+    ($key:ident, $value:literal) => {
+        const _: () = {
+            const INFO: &str = concat!(stringify!($key), "=", $value, "\0");
+            #[unsafe(link_section = ".modinfo")]
+            #[used]
+            static MODINFO: [u8; INFO.len()] = $crate::bytes(INFO);
+        };
+    };
+}
+
+/// `s` as a byte array of exactly its length (for section statics).
+pub const fn bytes<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = s.as_bytes()[i];
+        i += 1;
+    }
+    out
+}
+
+/// Logs a string literal at KERN_INFO.
+#[macro_export]
+macro_rules! pr_info {
+    ($msg:literal) => {
+        $crate::printk(concat!("\x016", $msg, "\n"))
+    };
+}
+
+/// Logs a string literal at KERN_ERR.
+#[macro_export]
+macro_rules! pr_err {
+    ($msg:literal) => {
+        $crate::printk(concat!("\x013", $msg, "\n"))
+    };
+}
+
+/// A panic in module code is a kernel panic.
+#[panic_handler]
+fn on_panic(info: &PanicInfo<'_>) -> ! {
+    let msg = info.message().as_str().unwrap_or("panic in module code");
+    // SAFETY: a live string; the kernel's panic does not return.
+    unsafe { sys::panic(msg.as_ptr(), msg.len()) }
+}
