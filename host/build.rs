@@ -79,12 +79,21 @@ struct Guest {
 }
 
 fn main() {
-    let host_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = host_dir.parent().expect("host/ is inside the workspace").to_path_buf();
+    let host_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = host_dir
+        .parent()
+        .expect("host/ is inside the workspace")
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let target_dir = root.join("target").join("guest");
 
-    for path in ["guest-kernel", "patches", "Cargo.toml", "rust-toolchain.toml"] {
+    for path in [
+        "guest-kernel",
+        "patches",
+        "Cargo.toml",
+        "rust-toolchain.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
 
@@ -94,7 +103,11 @@ fn main() {
         build(&root, &target_dir, guest);
     }
     let release = target_dir.join(TARGET).join("release");
-    fs::write(out_dir.join("artifacts.rs"), artifacts_rs(&release, &guests)).expect("writing artifacts.rs");
+    fs::write(
+        out_dir.join("artifacts.rs"),
+        artifacts_rs(&release, &guests),
+    )
+    .expect("writing artifacts.rs");
 }
 
 /// The package name in a crate's Cargo.toml (`name = "..."` of `[package]`).
@@ -109,20 +122,32 @@ fn package_name(manifest: &Path) -> io::Result<String> {
             return Ok(value.trim_matches('"').to_string());
         }
     }
-    Err(io::Error::other(format!("{}: no [package] name", manifest.display())))
+    Err(io::Error::other(format!(
+        "{}: no [package] name",
+        manifest.display()
+    )))
 }
 
 /// The kernel, then every crate directory under `guest-kernel/modules` and `patches`.
 fn discover(root: &Path) -> io::Result<Vec<Guest>> {
-    let mut guests = vec![Guest { package: package_name(&root.join("guest-kernel/Cargo.toml"))?, kernel: true }];
+    let mut guests = vec![Guest {
+        package: package_name(&root.join("guest-kernel/Cargo.toml"))?,
+        kernel: true,
+    }];
     for dir in ["guest-kernel/modules", "patches"] {
-        let Ok(entries) = fs::read_dir(root.join(dir)) else { continue };
-        let mut manifests: Vec<PathBuf> =
-            entries.map(|e| e.map(|e| e.path().join("Cargo.toml"))).collect::<io::Result<_>>()?;
+        let Ok(entries) = fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut manifests: Vec<PathBuf> = entries
+            .map(|e| e.map(|e| e.path().join("Cargo.toml")))
+            .collect::<io::Result<_>>()?;
         manifests.retain(|m| m.is_file());
         manifests.sort();
         for manifest in manifests {
-            guests.push(Guest { package: package_name(&manifest)?, kernel: false });
+            guests.push(Guest {
+                package: package_name(&manifest)?,
+                kernel: false,
+            });
         }
     }
     Ok(guests)
@@ -135,9 +160,17 @@ fn rustc() -> Command {
 /// Adds the wasm32 target with rustup when its std is missing (rustup does not add a
 /// rust-toolchain.toml target to a toolchain that is already installed).
 fn ensure_wasm_target() {
-    let output = rustc().args(["--print", "sysroot"]).output().expect("running rustc --print sysroot");
+    let output = rustc()
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("running rustc --print sysroot");
     let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    if sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir() {
+    if sysroot
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+    {
         return;
     }
     println!("cargo:warning=installing the {TARGET} target with rustup (its std is missing)");
@@ -145,7 +178,9 @@ fn ensure_wasm_target() {
         .args(["target", "add", TARGET])
         .stdout(Stdio::from(io::stderr()))
         .status()
-        .expect("running rustup (install the target with `rustup target add wasm32-unknown-unknown`)");
+        .expect(
+            "running rustup (install the target with `rustup target add wasm32-unknown-unknown`)",
+        );
     assert!(status.success(), "rustup target add {TARGET} failed");
 }
 
@@ -160,10 +195,18 @@ fn build(root: &Path, target_dir: &Path, guest: &Guest) {
         .args(["rustc", "--release", "--target", TARGET, "--target-dir"])
         .arg(target_dir)
         .args(["-p", &guest.package, "--"])
-        .args(if guest.kernel { KERNEL_ARGS } else { MODULE_ARGS })
+        .args(if guest.kernel {
+            KERNEL_ARGS
+        } else {
+            MODULE_ARGS
+        })
         .stdout(Stdio::from(io::stderr()));
     let status = cargo.status().expect("running the nested cargo");
-    assert!(status.success(), "building guest crate {} for {TARGET} failed", guest.package);
+    assert!(
+        status.success(),
+        "building guest crate {} for {TARGET} failed",
+        guest.package
+    );
 }
 
 /// `$OUT_DIR/artifacts.rs`: `KERNEL` and `MODULES` as `include_bytes!` of the built files.
@@ -172,14 +215,29 @@ fn artifacts_rs(release: &Path, guests: &[Guest]) -> String {
     let mut out = String::from("// Generated by build.rs.\n\n");
     for guest in guests.iter().filter(|g| g.kernel) {
         writeln!(out, "/// The guest kernel, uninstrumented.").unwrap();
-        writeln!(out, "pub const KERNEL: &[u8] = include_bytes!({:?});", wasm(guest)).unwrap();
+        writeln!(
+            out,
+            "pub const KERNEL: &[u8] = include_bytes!({:?});",
+            wasm(guest)
+        )
+        .unwrap();
     }
-    writeln!(out, "\n/// Every kernel module and livepatch module: (file stem, wasm), sorted by stem.").unwrap();
+    writeln!(
+        out,
+        "\n/// Every kernel module and livepatch module: (file stem, wasm), sorted by stem."
+    )
+    .unwrap();
     writeln!(out, "pub const MODULES: &[(&str, &[u8])] = &[").unwrap();
     let mut modules: Vec<&Guest> = guests.iter().filter(|g| !g.kernel).collect();
     modules.sort_by(|a, b| a.package.cmp(&b.package));
     for guest in modules {
-        writeln!(out, "    ({:?}, include_bytes!({:?})),", guest.package, wasm(guest)).unwrap();
+        writeln!(
+            out,
+            "    ({:?}, include_bytes!({:?})),",
+            guest.package,
+            wasm(guest)
+        )
+        .unwrap();
     }
     writeln!(out, "];").unwrap();
     out

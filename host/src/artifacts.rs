@@ -18,7 +18,11 @@ pub fn module(name: &str) -> Option<&'static [u8]> {
     MODULES
         .iter()
         .find(|(stem, _)| {
-            stem.len() == name.len() && stem.bytes().zip(name.bytes()).all(|(a, b)| canonical(a) == canonical(b))
+            stem.len() == name.len()
+                && stem
+                    .bytes()
+                    .zip(name.bytes())
+                    .all(|(a, b)| canonical(a) == canonical(b))
         })
         .map(|&(_, wasm)| wasm)
 }
