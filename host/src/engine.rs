@@ -1,0 +1,124 @@
+//! The engine trait: the few things the core needs from a WebAssembly engine.
+//!
+//! The core (instrument, kallsyms, loader, livepatch, sysfs, shell) is written against this
+//! trait only. `runtime::wasmtime` implements it on wasmtime; the web crate implements it on the
+//! browser's own WebAssembly engine. Every implementation routes the kernel's imports
+//! `klp.clock_ns` and `klp.hostcall` and gives modules the imports `env.memory`,
+//! `env.__indirect_function_table` and `env.__stack_pointer` (the kernel's own).
+
+use crate::state::KernelState;
+use thiserror::Error;
+
+/// Identifies a module instance created with [`Engine::instantiate`].
+pub type InstanceId = u32;
+
+/// What to call in the guest.
+#[derive(Debug, Clone, Copy)]
+pub enum Callee<'a> {
+    /// An export of the kernel instance, by name.
+    Export(&'a str),
+    /// Whatever function the ftrace table holds at this slot (a function pointer).
+    Slot(u32),
+}
+
+/// A trap in the guest: the engine's message and the call trace, innermost frame first.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("{message}")]
+pub struct GuestTrap {
+    /// The engine's description of the trap (`integer divide by zero`, `unreachable`, ...).
+    pub message: String,
+    /// Raw function names from the name section, innermost first; `None` where unnamed.
+    pub frames: Vec<Option<String>>,
+}
+
+/// Errors from the engine.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum EngineError {
+    /// The guest trapped.
+    #[error(transparent)]
+    Trap(#[from] GuestTrap),
+    /// A module failed to compile or validate.
+    #[error("compile error: {0}")]
+    Compile(String),
+    /// A module failed to instantiate (missing or mismatched import, elements out of bounds).
+    #[error("instantiation failed: {0}")]
+    Instantiate(String),
+    /// The kernel has no export of that name, or it is not a function of `i32`s.
+    #[error("no such export: {0}")]
+    NoExport(String),
+    /// A table slot is out of range or the table cannot grow.
+    #[error("table: {0}")]
+    Table(String),
+    /// A memory access outside the kernel's memory.
+    #[error("bad address {0:#x}")]
+    Fault(u32),
+}
+
+/// A running kernel instance and the modules linked into it.
+///
+/// Calls may re-enter the core: the guest calls `klp.hostcall`, which runs
+/// [`crate::hostcall::dispatch`] with an engine handle of the same type. The core state is only
+/// reachable through [`Engine::with_state`], whose closure cannot call the guest, so no borrow of
+/// it is ever held across a guest call.
+pub trait Engine {
+    /// Runs `f` on the core state.
+    fn with_state<R>(&mut self, f: impl FnOnce(&mut KernelState) -> R) -> R;
+
+    /// Calls a guest function taking and returning `i32`s.
+    ///
+    /// # Errors
+    /// A trap, or a callee that does not exist or has another type.
+    fn call(&mut self, callee: Callee<'_>, args: &[i32]) -> Result<Option<i32>, EngineError>;
+
+    /// Reads kernel memory.
+    ///
+    /// # Errors
+    /// [`EngineError::Fault`] when the range is outside the memory.
+    fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), EngineError>;
+
+    /// Writes kernel memory.
+    ///
+    /// # Errors
+    /// [`EngineError::Fault`] when the range is outside the memory.
+    fn write(&mut self, addr: u32, data: &[u8]) -> Result<(), EngineError>;
+
+    /// The current length of the ftrace table.
+    fn table_len(&mut self) -> u32;
+
+    /// Grows the ftrace table by `delta` null entries and returns the old length.
+    ///
+    /// # Errors
+    /// [`EngineError::Table`] when the table cannot grow.
+    fn table_grow(&mut self, delta: u32) -> Result<u32, EngineError>;
+
+    /// Makes table entry `dst` refer to the function held at entry `src` (the livepatch switch).
+    ///
+    /// # Errors
+    /// [`EngineError::Table`] when either index is out of range.
+    fn table_copy(&mut self, dst: u32, src: u32) -> Result<(), EngineError>;
+
+    /// Sets `len` table entries from `start` to null.
+    ///
+    /// # Errors
+    /// [`EngineError::Table`] when the range is out of bounds.
+    fn table_clear(&mut self, start: u32, len: u32) -> Result<(), EngineError>;
+
+    /// The kernel's `__stack_pointer`.
+    fn stack_pointer(&mut self) -> u32;
+
+    /// Sets the kernel's `__stack_pointer` (used to unwind after a trap).
+    fn set_stack_pointer(&mut self, sp: u32);
+
+    /// Compiles and instantiates a linked module against the kernel's memory, table, stack
+    /// pointer and host imports. Active element segments write the module's functions into the
+    /// table during instantiation.
+    ///
+    /// # Errors
+    /// Compilation or instantiation failure; the table may hold partial writes only in entries
+    /// the caller allocated for this module.
+    fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError>;
+
+    /// Forgets an instance. Engines that cannot free instances early keep them until the kernel
+    /// is dropped, but the instance is never used again.
+    fn release(&mut self, id: InstanceId);
+}

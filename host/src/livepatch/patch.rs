@@ -1,0 +1,159 @@
+//! klp_patch, klp_object and klp_func: reading a patch's description out of module memory.
+
+use crate::engine::Engine;
+use crate::errno::Errno;
+use crate::sys::{SysError, SysResult};
+
+/// Longest symbol or object name read from guest memory.
+const MAX_NAME: usize = 512;
+/// Most objects one patch may describe.
+const MAX_OBJECTS: usize = 64;
+/// Most functions one object may describe.
+const MAX_FUNCS: usize = 1 << 16;
+
+/// One patched function (`struct klp_func`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlpFunc {
+    /// Name of the function to replace.
+    pub old_name: String,
+    /// Position among same-named symbols of the object; 0 means the name is unique.
+    pub old_sympos: u32,
+    /// Slot (function pointer) of the replacement.
+    pub new_slot: u32,
+    /// Slot of the original, once its object is loaded and the name resolved.
+    pub old_slot: Option<u32>,
+    /// A function added by atomic replace that returns the slot to the original (`nop`).
+    pub nop: bool,
+}
+
+impl KlpFunc {
+    /// The sysfs directory name, `old_name,sympos` (sympos 0 shows as 1, as in Linux).
+    pub fn sysfs_name(&self) -> String {
+        format!("{},{}", self.old_name, self.old_sympos.max(1))
+    }
+}
+
+/// One patched object (`struct klp_object`): vmlinux or a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlpObject {
+    /// Module name, or `None` for vmlinux.
+    pub name: Option<String>,
+    /// The functions to patch in it.
+    pub funcs: Vec<KlpFunc>,
+    /// Whether the object's functions are currently redirected.
+    pub patched: bool,
+}
+
+impl KlpObject {
+    /// `vmlinux` or the module's name, as sysfs shows it.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or("vmlinux")
+    }
+}
+
+/// One live patch (`struct klp_patch`); its name is the name of its module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlpPatch {
+    /// The patch module's name.
+    pub name: String,
+    /// Address of the `klp_patch` structure in kernel memory (identifies the patch).
+    pub addr: u32,
+    /// Atomic replace: every function of older patches that this one does not patch reverts.
+    pub replace: bool,
+    /// The objects it patches.
+    pub objs: Vec<KlpObject>,
+    /// Whether it is enabled.
+    pub enabled: bool,
+}
+
+fn read_u32(e: &mut impl Engine, addr: u32) -> SysResult<u32> {
+    let mut raw = [0u8; 4];
+    e.read(addr, &mut raw)
+        .map_err(|_| SysError::Errno(Errno::EFAULT))?;
+    Ok(u32::from_le_bytes(raw))
+}
+
+/// Reads a NUL-terminated string of at most [`MAX_NAME`] bytes.
+fn read_cstr(e: &mut impl Engine, addr: u32) -> SysResult<String> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 64];
+    while bytes.len() < MAX_NAME {
+        let at = addr.checked_add(bytes.len() as u32).ok_or(Errno::EFAULT)?;
+        // Read byte-wise near the end of memory, where a whole chunk may not fit.
+        let n = if e.read(at, &mut chunk).is_ok() {
+            chunk.len()
+        } else {
+            e.read(at, &mut chunk[..1])
+                .map_err(|_| SysError::Errno(Errno::EFAULT))?;
+            1
+        };
+        if let Some(end) = chunk[..n].iter().position(|&b| b == 0) {
+            bytes.extend_from_slice(&chunk[..end]);
+            return String::from_utf8(bytes).map_err(|_| Errno::EINVAL.into());
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    Err(Errno::EINVAL.into())
+}
+
+/// Reads a `klp_patch` and everything it points to. The name is the calling module's.
+///
+/// # Errors
+/// `EFAULT` for pointers outside memory, `EINVAL` for unterminated or oversized tables or names.
+pub fn read_patch(e: &mut impl Engine, addr: u32, name: &str) -> SysResult<KlpPatch> {
+    let objs_addr = read_u32(e, addr)?;
+    let replace = read_u32(e, addr + 4)? != 0;
+    let mut objs = Vec::new();
+    for i in 0..=MAX_OBJECTS {
+        if i == MAX_OBJECTS {
+            return Err(Errno::EINVAL.into());
+        }
+        let obj = objs_addr.checked_add(8 * i as u32).ok_or(Errno::EFAULT)?;
+        let (name_ptr, funcs_ptr) = (read_u32(e, obj)?, read_u32(e, obj + 4)?);
+        if funcs_ptr == 0 {
+            break;
+        }
+        let obj_name = if name_ptr == 0 {
+            None
+        } else {
+            Some(read_cstr(e, name_ptr)?)
+        };
+        objs.push(KlpObject {
+            name: obj_name,
+            funcs: read_funcs(e, funcs_ptr)?,
+            patched: false,
+        });
+    }
+    if objs.is_empty() || objs.iter().any(|o| o.funcs.is_empty()) {
+        return Err(Errno::EINVAL.into());
+    }
+    Ok(KlpPatch {
+        name: name.to_string(),
+        addr,
+        replace,
+        objs,
+        enabled: false,
+    })
+}
+
+fn read_funcs(e: &mut impl Engine, addr: u32) -> SysResult<Vec<KlpFunc>> {
+    let mut funcs = Vec::new();
+    for i in 0..=MAX_FUNCS {
+        if i == MAX_FUNCS {
+            return Err(Errno::EINVAL.into());
+        }
+        let f = addr.checked_add(12 * i as u32).ok_or(Errno::EFAULT)?;
+        let name_ptr = read_u32(e, f)?;
+        if name_ptr == 0 {
+            return Ok(funcs);
+        }
+        funcs.push(KlpFunc {
+            old_name: read_cstr(e, name_ptr)?,
+            new_slot: read_u32(e, f + 4)?,
+            old_sympos: read_u32(e, f + 8)?,
+            old_slot: None,
+            nop: false,
+        });
+    }
+    Err(Errno::EINVAL.into())
+}

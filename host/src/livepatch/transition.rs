@@ -1,0 +1,359 @@
+//! Patching and unpatching transitions: checking, switching slots, and the kernel's messages.
+
+use super::{KlpObject, StackEntry, log, lookup_message};
+use crate::engine::Engine;
+use crate::errno::Errno;
+use crate::kallsyms::SymKind;
+use crate::loader;
+use crate::sys::SysResult;
+use std::collections::BTreeSet;
+
+/// Resolves every function of a loaded object to its slot.
+///
+/// # Errors
+/// `EINVAL` for a name that is missing, ambiguous, or not a function.
+pub(super) fn resolve_object(
+    e: &mut impl Engine,
+    patch: &str,
+    obj: &mut KlpObject,
+) -> SysResult<()> {
+    let objname = obj.display_name().to_string();
+    for func in &mut obj.funcs {
+        let found = e.with_state(|s| {
+            s.kallsyms
+                .lookup(obj.name.as_deref(), &func.old_name, func.old_sympos)
+                .map(|sym| (sym.kind == SymKind::Func).then_some(sym.addr))
+        });
+        match found {
+            Ok(Some(slot)) => func.old_slot = Some(slot),
+            Ok(None) => {
+                log(
+                    e,
+                    3,
+                    &format!("symbol '{}' not found in symbol table", func.old_name),
+                )?;
+                return Err(Errno::EINVAL.into());
+            }
+            Err(err) => {
+                log(e, 3, &lookup_message(&err, &func.old_name, &objname))?;
+                log(
+                    e,
+                    4,
+                    &format!("failed to initialize patch '{patch}' object '{objname}'"),
+                )?;
+                return Err(Errno::EINVAL.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every resolved function of `obj` can be redirected to its replacement.
+fn check_object(e: &mut impl Engine, obj: &KlpObject) -> SysResult<()> {
+    for func in &obj.funcs {
+        let Some(old_slot) = func.old_slot else {
+            continue;
+        };
+        let (old, new) = e.with_state(|s| {
+            (
+                s.ftrace.info(old_slot).cloned(),
+                s.ftrace.info(func.new_slot).cloned(),
+            )
+        });
+        let message = match (old, new) {
+            (Some(old), _) if old.notrace => {
+                format!(
+                    "failed to set ftrace filter for function '{}' (-22)",
+                    func.old_name
+                )
+            }
+            (None, _) => format!(
+                "failed to set ftrace filter for function '{}' (-22)",
+                func.old_name
+            ),
+            (Some(_), None) => format!("invalid replacement for function '{}'", func.old_name),
+            (Some(old), Some(new)) if old.sig != new.sig => format!(
+                "replacement for function '{}' has type {} instead of {}",
+                func.old_name, new.sig, old.sig
+            ),
+            _ => continue,
+        };
+        log(e, 3, &message)?;
+        return Err(Errno::EINVAL.into());
+    }
+    Ok(())
+}
+
+/// Points a slot at the top of its func_stack, or back at the original.
+fn sync_slot(e: &mut impl Engine, slot: u32) -> SysResult<()> {
+    let src = e.with_state(|s| {
+        let top = s
+            .livepatch
+            .func_stacks
+            .get(&slot)
+            .and_then(|stack| stack.last())
+            .map(|en| en.new_slot);
+        top.or_else(|| s.ftrace.info(slot).map(|i| i.orig))
+    });
+    if let Some(src) = src {
+        e.table_copy(slot, src)?;
+    }
+    Ok(())
+}
+
+fn sync_slots(e: &mut impl Engine, slots: &BTreeSet<u32>) -> SysResult<()> {
+    slots.iter().try_for_each(|&slot| sync_slot(e, slot))
+}
+
+/// Removes every func_stack entry of `patch` for the slots of `obj`; returns those slots.
+fn pop_object(stacks: &mut super::Livepatch, patch: &str, obj_index: usize) -> BTreeSet<u32> {
+    let Some(p) = stacks.patches.iter_mut().find(|p| p.name == patch) else {
+        return BTreeSet::new();
+    };
+    let obj = &mut p.objs[obj_index];
+    obj.patched = false;
+    let slots: BTreeSet<u32> = obj.funcs.iter().filter_map(|f| f.old_slot).collect();
+    for slot in &slots {
+        if let Some(stack) = stacks.func_stacks.get_mut(slot) {
+            stack.retain(|en| en.patch != patch);
+            if stack.is_empty() {
+                stacks.func_stacks.remove(slot);
+            }
+        }
+    }
+    slots
+}
+
+/// Pushes the entries of `patch`'s object onto the func_stacks; returns the slots.
+fn push_object(stacks: &mut super::Livepatch, patch: &str, obj_index: usize) -> BTreeSet<u32> {
+    let Some(p) = stacks.patches.iter_mut().find(|p| p.name == patch) else {
+        return BTreeSet::new();
+    };
+    let obj = &mut p.objs[obj_index];
+    obj.patched = true;
+    let mut slots = BTreeSet::new();
+    for func in &obj.funcs {
+        if let Some(slot) = func.old_slot {
+            stacks
+                .func_stacks
+                .entry(slot)
+                .or_default()
+                .push(StackEntry {
+                    patch: patch.to_string(),
+                    new_slot: func.new_slot,
+                });
+            slots.insert(slot);
+        }
+    }
+    slots
+}
+
+fn is_loaded(e: &mut impl Engine, obj: &KlpObject) -> bool {
+    obj.name
+        .as_ref()
+        .is_none_or(|m| e.with_state(|s| s.module(m).is_some()))
+}
+
+/// The patching transition of a registered, disabled patch.
+///
+/// # Errors
+/// `EINVAL` when a function cannot be patched; nothing is switched then.
+pub(super) fn enable_registered(e: &mut impl Engine, name: &str) -> SysResult<()> {
+    log(e, 5, &format!("enabling patch '{name}'"))?;
+    log(e, 6, &format!("'{name}': initializing patching transition"))?;
+    let Some(mut patch) = e.with_state(|s| s.livepatch.get(name).cloned()) else {
+        return Err(Errno::EINVAL.into());
+    };
+    let mut checked = Ok(());
+    for obj in &mut patch.objs {
+        if !is_loaded(e, obj) {
+            continue;
+        }
+        if obj.funcs.iter().any(|f| f.old_slot.is_none()) {
+            checked = resolve_object(e, name, obj);
+        }
+        if checked.is_ok() {
+            checked = check_object(e, obj);
+        }
+        if checked.is_err() {
+            log(
+                e,
+                4,
+                &format!("failed to patch object '{}'", obj.display_name()),
+            )?;
+            break;
+        }
+    }
+    if let Err(err) = checked {
+        log(e, 4, &format!("failed to enable patch '{name}'"))?;
+        log(
+            e,
+            6,
+            &format!("'{name}': canceling patching transition, going to unpatch"),
+        )?;
+        log(e, 6, &format!("'{name}': completing unpatching transition"))?;
+        log(e, 5, &format!("'{name}': unpatching complete"))?;
+        return Err(err);
+    }
+    log(e, 6, &format!("'{name}': starting patching transition"))?;
+    let loaded: Vec<bool> = patch.objs.iter().map(|o| is_loaded(e, o)).collect();
+    let (slots, replaced) = e.with_state(|s| {
+        let lp = &mut s.livepatch;
+        let mut slots = BTreeSet::new();
+        let mut replaced = Vec::new();
+        if patch.replace {
+            let others: Vec<(String, usize)> = lp
+                .patches
+                .iter()
+                .filter(|p| p.enabled && p.name != name)
+                .flat_map(|p| (0..p.objs.len()).map(|i| (p.name.clone(), i)))
+                .collect();
+            for (other, i) in others {
+                slots.extend(pop_object(lp, &other, i));
+                if !replaced.contains(&other) {
+                    replaced.push(other);
+                }
+            }
+            for p in lp.patches.iter_mut().filter(|p| replaced.contains(&p.name)) {
+                p.enabled = false;
+            }
+        }
+        if let Some(pos) = lp.patches.iter().position(|p| p.name == name) {
+            let mut moved = lp.patches.remove(pos);
+            moved.objs = patch.objs.clone();
+            moved.enabled = true;
+            lp.patches.push(moved);
+        }
+        for (i, _) in loaded.iter().enumerate().filter(|(_, l)| **l) {
+            slots.extend(push_object(lp, name, i));
+        }
+        (slots, replaced)
+    });
+    sync_slots(e, &slots)?;
+    loader::set_refcnt(e, name, 1)?;
+    for other in &replaced {
+        loader::set_refcnt(e, other, 0)?;
+    }
+    log(e, 6, &format!("'{name}': completing patching transition"))?;
+    log(e, 5, &format!("'{name}': patching complete"))?;
+    Ok(())
+}
+
+/// The unpatching transition of an enabled patch.
+///
+/// # Errors
+/// Only a trap while logging or a table error.
+pub(super) fn disable_enabled(e: &mut impl Engine, name: &str) -> SysResult<()> {
+    log(
+        e,
+        6,
+        &format!("'{name}': initializing unpatching transition"),
+    )?;
+    log(e, 6, &format!("'{name}': starting unpatching transition"))?;
+    let slots = e.with_state(|s| {
+        let lp = &mut s.livepatch;
+        let n = lp.get(name).map_or(0, |p| p.objs.len());
+        let mut slots = BTreeSet::new();
+        for i in 0..n {
+            slots.extend(pop_object(lp, name, i));
+        }
+        if let Some(p) = lp.get_mut(name) {
+            p.enabled = false;
+        }
+        slots
+    });
+    sync_slots(e, &slots)?;
+    loader::set_refcnt(e, name, 0)?;
+    log(e, 6, &format!("'{name}': completing unpatching transition"))?;
+    log(e, 5, &format!("'{name}': unpatching complete"))?;
+    Ok(())
+}
+
+/// Patches with an object named `module`: (patch name, object index), in stack order.
+fn objects_for(e: &mut impl Engine, module: &str, enabled_only: bool) -> Vec<(String, usize)> {
+    e.with_state(|s| {
+        s.livepatch
+            .patches
+            .iter()
+            .filter(|p| p.enabled || !enabled_only)
+            .flat_map(|p| {
+                p.objs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.name.as_deref() == Some(module))
+                    .map(|(i, _)| (p.name.clone(), i))
+            })
+            .collect()
+    })
+}
+
+/// Applies enabled patches to a loading module (`klp_module_coming`).
+///
+/// # Errors
+/// `EINVAL` when a function cannot be found or patched; what was applied is reverted.
+pub(super) fn module_coming(e: &mut impl Engine, module: &str) -> SysResult<()> {
+    let mut applied: Vec<(String, usize)> = Vec::new();
+    for (patch, i) in objects_for(e, module, true) {
+        log(
+            e,
+            6,
+            &format!("applying patch '{patch}' to loading module '{module}'"),
+        )?;
+        let Some(mut obj) = e.with_state(|s| s.livepatch.get(&patch).map(|p| p.objs[i].clone()))
+        else {
+            continue;
+        };
+        let result = match resolve_object(e, &patch, &mut obj) {
+            Ok(()) => check_object(e, &obj),
+            err => err,
+        };
+        if let Err(err) = result {
+            log(
+                e,
+                4,
+                &format!("failed to apply patch '{patch}' to module '{module}' (-22)"),
+            )?;
+            for (done, j) in applied.into_iter().rev() {
+                let slots = e.with_state(|s| pop_object(&mut s.livepatch, &done, j));
+                sync_slots(e, &slots)?;
+            }
+            return Err(err);
+        }
+        let slots = e.with_state(|s| {
+            if let Some(p) = s.livepatch.get_mut(&patch) {
+                p.objs[i] = obj;
+            }
+            push_object(&mut s.livepatch, &patch, i)
+        });
+        sync_slots(e, &slots)?;
+        applied.push((patch, i));
+    }
+    Ok(())
+}
+
+/// Reverts patches applied to an unloading module (`klp_module_going`).
+///
+/// # Errors
+/// Only a trap while logging or a table error.
+pub(super) fn module_going(e: &mut impl Engine, module: &str) -> SysResult<()> {
+    for (patch, i) in objects_for(e, module, false) {
+        let patched = e.with_state(|s| s.livepatch.get(&patch).is_some_and(|p| p.objs[i].patched));
+        if patched {
+            log(
+                e,
+                6,
+                &format!("reverting patch '{patch}' on unloading module '{module}'"),
+            )?;
+        }
+        let slots = e.with_state(|s| {
+            let slots = pop_object(&mut s.livepatch, &patch, i);
+            if let Some(p) = s.livepatch.get_mut(&patch) {
+                p.objs[i].funcs.iter_mut().for_each(|f| f.old_slot = None);
+            }
+            slots
+        });
+        // The module's slots are about to be freed: nothing to switch back.
+        let _ = slots;
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! The core state of one running kernel: everything the host knows that the guest does not.
+
+use crate::ftrace::FtraceTable;
+use crate::instrument::FtraceMap;
+use crate::kallsyms::Kallsyms;
+use crate::livepatch::Livepatch;
+use crate::loader::LoadedModule;
+
+/// The engine-independent state of a booted kernel, kept inside the engine (see
+/// [`crate::engine::Engine::with_state`]).
+pub struct KernelState {
+    /// Every slot of the ftrace table: kernel functions and module functions.
+    pub ftrace: FtraceTable,
+    /// The kernel's and loaded modules' symbols.
+    pub kallsyms: Kallsyms,
+    /// Loaded modules, in load order.
+    pub modules: Vec<LoadedModule>,
+    /// Registered live patches and the func_stacks.
+    pub livepatch: Livepatch,
+    /// The module whose `init_module` is running (`THIS_MODULE` for `klp_enable_patch`).
+    pub loading: Option<String>,
+    /// Address of the kernel's user buffer (set at boot).
+    pub user_buffer: u32,
+    /// The command line the kernel booted with.
+    pub cmdline: String,
+    /// Number of oopses so far (the `D` taint).
+    pub oopses: u32,
+}
+
+impl KernelState {
+    /// A state for a kernel about to boot.
+    pub fn new(ftrace: &FtraceMap, kallsyms: Kallsyms, cmdline: &str) -> Self {
+        KernelState {
+            ftrace: FtraceTable::from_map(ftrace),
+            kallsyms,
+            modules: Vec::new(),
+            livepatch: Livepatch::default(),
+            loading: None,
+            user_buffer: 0,
+            cmdline: cmdline.to_string(),
+            oopses: 0,
+        }
+    }
+
+    /// The value of `name=value` on the kernel command line (`1` for a bare `name`).
+    pub fn cmdline_param(&self, name: &str) -> Option<&str> {
+        self.cmdline
+            .split_whitespace()
+            .find_map(|word| match word.split_once('=') {
+                Some((k, v)) if k == name => Some(v),
+                None if word == name => Some("1"),
+                _ => None,
+            })
+    }
+
+    /// A loaded module by name.
+    pub fn module(&self, name: &str) -> Option<&LoadedModule> {
+        self.modules.iter().find(|m| m.name == name)
+    }
+
+    /// The `Tainted:` field of an oops: `Not tainted`, or `G` and the flags (`D` oops,
+    /// `K` live patched) in the kernel's column order.
+    pub fn taint_flags(&self) -> String {
+        let oops = self.oopses > 0;
+        let patched = self.modules.iter().any(|m| m.livepatch);
+        if !oops && !patched {
+            return "Not tainted".into();
+        }
+        format!(
+            "G      {}      {}",
+            if oops { 'D' } else { ' ' },
+            if patched { 'K' } else { ' ' }
+        )
+    }
+}

@@ -1,0 +1,174 @@
+//! Data-driven shell tests: every `tests/transcripts/*.sh` runs on a freshly booted kernel and
+//! its output must equal the `.out` file beside it (timestamps masked). `KLP_BLESS=1` rewrites
+//! the `.out` files. Scripts under `tests/transcripts/foundation/` also run on the kernel
+//! without instrumentation and must give the same output: the hook changes nothing visible.
+
+use klp::artifacts;
+use klp::runtime::wasmtime::{self as rt, Options};
+use klp::shell::{self, Host};
+use std::path::{Path, PathBuf};
+
+/// Collects stdout and stderr in order, like a terminal.
+struct Transcript {
+    text: String,
+}
+
+impl Host for Transcript {
+    fn out(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+    fn err(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+    fn sleep(&mut self, seconds: f64) {
+        std::thread::sleep(std::time::Duration::from_secs_f64(seconds.min(1.0)));
+    }
+    fn module(&mut self, name: &str) -> Result<Vec<u8>, String> {
+        if name.contains('/') {
+            return std::fs::read(name).map_err(|_| "No such file or directory".to_string());
+        }
+        artifacts::module(name)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| "No such file or directory".into())
+    }
+    fn module_names(&self) -> Vec<String> {
+        artifacts::MODULES
+            .iter()
+            .map(|(n, _)| (*n).to_string())
+            .collect()
+    }
+}
+
+/// Replaces `[    1.234567]` timestamps by `[    T]`.
+fn mask_timestamps(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after.find(']');
+        let is_stamp = close.is_some_and(|c| {
+            let inner = after[..c].trim_start();
+            let (secs, micros) = inner.split_once('.').unwrap_or(("", ""));
+            !secs.is_empty()
+                && micros.len() == 6
+                && (secs.bytes().chain(micros.bytes())).all(|b| b.is_ascii_digit())
+        });
+        match (is_stamp, close) {
+            (true, Some(c)) => {
+                out.push_str("[    T]");
+                rest = &after[c + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs a script line by line, echoing each command line as `# line`.
+fn run_script(path: &Path, hook: bool) -> String {
+    let script = std::fs::read_to_string(path).unwrap();
+    let cmdline = script
+        .lines()
+        .find_map(|l| l.strip_prefix("#! cmdline: "))
+        .unwrap_or("console=hvc0 root=/dev/ram0 rw");
+    let mut engine = rt::boot(artifacts::KERNEL, cmdline, hook, Options::default()).unwrap();
+    let mut host = Transcript {
+        text: String::new(),
+    };
+    for line in script.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        host.text.push_str(&format!("# {line}\n"));
+        let status = shell::run_script(&mut engine, &mut host, line, shell::Options::default());
+        if status != 0 {
+            host.text.push_str(&format!("[exit {status}]\n"));
+        }
+    }
+    mask_timestamps(&host.text)
+}
+
+fn scripts(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(scripts(&path));
+        } else if path.extension().is_some_and(|e| e == "sh") {
+            all.push(path);
+        }
+    }
+    all.sort();
+    all
+}
+
+fn check(path: &Path, actual: &str, failures: &mut Vec<String>) {
+    let expected_path = path.with_extension("out");
+    if std::env::var_os("KLP_BLESS").is_some() {
+        std::fs::write(&expected_path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b);
+        let line = first.unwrap_or(expected.lines().count().min(actual.lines().count()));
+        failures.push(format!(
+            "{}: differs at line {}\n  expected: {:?}\n  actual:   {:?}\n--- actual output ---\n{actual}",
+            path.display(),
+            line + 1,
+            expected.lines().nth(line),
+            actual.lines().nth(line)
+        ));
+    }
+}
+
+#[test]
+fn every_transcript_matches_its_expected_output() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");
+    let mut failures = Vec::new();
+    let all = scripts(&root);
+    assert!(!all.is_empty(), "no transcripts under {}", root.display());
+    for path in &all {
+        check(path, &run_script(path, true), &mut failures);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} transcripts differ:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn foundation_transcripts_are_the_same_without_instrumentation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/foundation");
+    for path in scripts(&root) {
+        let expected = std::fs::read_to_string(path.with_extension("out")).unwrap_or_default();
+        let actual = run_script(&path, false);
+        assert_eq!(
+            actual,
+            expected,
+            "{} differs without instrumentation",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn timestamps_are_masked_but_other_brackets_stay() {
+    assert_eq!(
+        mask_timestamps("[    0.000123] a [x] [12.1]"),
+        "[    T] a [x] [12.1]"
+    );
+    assert_eq!(mask_timestamps("[12345.123456] b"), "[    T] b");
+}

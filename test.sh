@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test of klp-wasm from a fresh clone: formatting, lints (host and guest crates),
+# unit, integration and transcript tests, and one quick run of every benchmark.
+# The guest toolchain target is installed by host/build.rs when missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all --check
+
+step "clippy (host, benches)"
+cargo clippy --release --all-targets -- -D warnings
+
+step "clippy (guest crates, wasm32)"
+guest_packages=$(cargo metadata --no-deps --format-version 1 \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("-p "+p["name"] for p in d["packages"] if "/guest-kernel/" in p["manifest_path"] or "/patches/" in p["manifest_path"]))')
+# shellcheck disable=SC2086
+cargo clippy --release --target wasm32-unknown-unknown --target-dir target/guest $guest_packages -- -D warnings
+
+step "tests"
+cargo test --release
+
+step "benchmarks (one quick pass each, no timing asserted)"
+cargo bench -- --test
