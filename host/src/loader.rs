@@ -141,10 +141,10 @@ struct Partial {
 
 fn undo(e: &mut impl Engine, name: &str, p: &Partial) {
     // Best effort: each step is independent, and the first error is what the user sees.
-    if p.listed {
-        if let Ok((ptr, len)) = kname(e, name) {
-            let _ = sys::call(e, "module_del", &[ptr, len]);
-        }
+    if p.listed
+        && let Ok((ptr, len)) = kname(e, name)
+    {
+        let _ = sys::call(e, "module_del", &[ptr, len]);
     }
     if p.symbols {
         e.with_state(|s| s.kallsyms.remove_module(name));
@@ -217,10 +217,10 @@ fn load(
     for undef in object.undefined() {
         match resolve(e, name, undef) {
             Ok(r) => {
-                if let Some(p) = r.provider {
-                    if !uses.contains(&p) {
-                        uses.push(p);
-                    }
+                if let Some(p) = r.provider
+                    && !uses.contains(&p)
+                {
+                    uses.push(p);
                 }
                 resolved.insert(undef.name.clone(), r.value);
             }

@@ -265,10 +265,10 @@ impl<T: AsContextMut<Data = HostData>> Engine for T {
     }
 
     fn release(&mut self, id: InstanceId) {
-        if let Some(h) = self.as_context_mut().data_mut().handles.as_mut() {
-            if let Some(slot) = h.instances.get_mut(id as usize) {
-                *slot = None;
-            }
+        if let Some(h) = self.as_context_mut().data_mut().handles.as_mut()
+            && let Some(slot) = h.instances.get_mut(id as usize)
+        {
+            *slot = None;
         }
     }
 }

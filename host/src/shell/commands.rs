@@ -488,11 +488,7 @@ fn lsmod(e: &mut impl Engine, host: &mut dyn Host) -> i32 {
         if let [name, size, refcnt, deps, ..] = fields[..] {
             let deps = deps.trim_end_matches(',');
             let deps = if deps == "-" { "" } else { deps };
-            host.out(
-                &format!("{name:<19} {size:>8}  {refcnt} {deps}")
-                    .trim_end()
-                    .to_string(),
-            );
+            host.out(format!("{name:<19} {size:>8}  {refcnt} {deps}").trim_end());
             host.out("\n");
         }
     }
