@@ -82,6 +82,10 @@ pub fn run_task<E: Engine, T>(
         Ok(v) => Ok(v),
         Err(SysError::Engine(EngineError::Trap(trap))) => {
             e.set_stack_pointer(sp);
+            // The task is dead: close what it had open, as exit does.
+            for fd in e.with_state(|s| std::mem::take(&mut s.task_fds)) {
+                let _ = sys::call(e, "sys_close", &[fd]);
+            }
             let report = oops_report(e, comm, &trap);
             for line in report.lines() {
                 // The log may be what broke; the report is returned either way.

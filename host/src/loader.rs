@@ -77,6 +77,11 @@ fn log(e: &mut impl Engine, msg: &str) -> SysResult<()> {
     sys::printk(e, &format!("\x013{msg}"))
 }
 
+/// Folds a multi-line error message (wasmparser's) into one log line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Parses `name=value` module parameters (`y`/`n`/`true`/`false` mean 1/0).
 fn parse_param(value: &str) -> Option<i32> {
     match value {
@@ -176,24 +181,60 @@ pub fn load_module(
     if e.with_state(|s| s.module(name).is_some()) {
         return Err(Errno::EEXIST.into());
     }
+    if e.with_state(|s| s.ftrace.is_empty()) {
+        log(
+            e,
+            &format!("{name}: the kernel runs without its ftrace table; modules cannot be linked"),
+        )?;
+        return Err(Errno::ENOSYS.into());
+    }
     let object = match ObjectFile::parse(bytes) {
         Ok(object) => object,
         Err(err) => {
-            log(e, &format!("{name}: invalid module format: {err}"))?;
+            log(
+                e,
+                &format!(
+                    "{name}: invalid module format: {}",
+                    one_line(&err.to_string())
+                ),
+            )?;
             return Err(Errno::ENOEXEC.into());
         }
     };
     let mut partial = Partial::default();
-    let result = load(e, name, &object, params, &mut partial);
+    let result = load(e, name, bytes, &object, params, &mut partial);
     if result.is_err() {
         undo(e, name, &partial);
     }
     result
 }
 
+/// The `key=value` strings of a module's `.modinfo` section (`livepatch=Y` marks a live patch).
+fn modinfo(bytes: &[u8]) -> Vec<(String, String)> {
+    let mut info = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        if section.name() != ".modinfo" {
+            continue;
+        }
+        for entry in section.data().split(|&b| b == 0) {
+            if let Some((k, v)) = std::str::from_utf8(entry)
+                .ok()
+                .and_then(|s| s.split_once('='))
+            {
+                info.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    info
+}
+
 fn load(
     e: &mut impl Engine,
     name: &str,
+    bytes: &[u8],
     object: &ObjectFile,
     params: &[&str],
     partial: &mut Partial,
@@ -270,7 +311,13 @@ fn load(
     }) {
         Ok(linked) => linked,
         Err(err) => {
-            log(e, &format!("{name}: invalid module format: {err}"))?;
+            log(
+                e,
+                &format!(
+                    "{name}: invalid module format: {}",
+                    one_line(&err.to_string())
+                ),
+            )?;
             return Err(Errno::ENOEXEC.into());
         }
     };
@@ -293,10 +340,9 @@ fn load(
     e.with_state(|s| s.kallsyms.add_module(name, symbols));
     partial.symbols = true;
     let (ptr, len) = kname(e, name)?;
-    let is_livepatch = object
-        .undefined()
+    let is_livepatch = modinfo(bytes)
         .iter()
-        .any(|u| u.name == "klp_enable_patch" || u.name == "klp_register_patch");
+        .any(|(k, v)| k == "livepatch" && v == "Y");
     sys::call(
         e,
         "module_add",

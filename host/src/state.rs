@@ -23,6 +23,8 @@ pub struct KernelState {
     pub user_buffer: u32,
     /// The command line the kernel booted with.
     pub cmdline: String,
+    /// File descriptors the current task opened and has not closed (closed when it dies).
+    pub task_fds: Vec<i32>,
     /// Number of oopses so far (the `D` taint).
     pub oopses: u32,
 }
@@ -38,6 +40,7 @@ impl KernelState {
             loading: None,
             user_buffer: 0,
             cmdline: cmdline.to_string(),
+            task_fds: Vec::new(),
             oopses: 0,
         }
     }

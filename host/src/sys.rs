@@ -100,7 +100,9 @@ fn path_call(e: &mut impl Engine, name: &str, path: &str, rest: &[i32]) -> SysRe
 /// # Errors
 /// The kernel's errno or a trap.
 pub fn open(e: &mut impl Engine, path: &str, flags: i32) -> SysResult<i32> {
-    path_call(e, "sys_open", path, &[flags])
+    let fd = path_call(e, "sys_open", path, &[flags])?;
+    e.with_state(|s| s.task_fds.push(fd));
+    Ok(fd)
 }
 
 /// `close(2)`.
@@ -108,6 +110,7 @@ pub fn open(e: &mut impl Engine, path: &str, flags: i32) -> SysResult<i32> {
 /// # Errors
 /// The kernel's errno (`EBADF`) or a trap.
 pub fn close(e: &mut impl Engine, fd: i32) -> SysResult<()> {
+    e.with_state(|s| s.task_fds.retain(|&f| f != fd));
     call(e, "sys_close", &[fd]).map(drop)
 }
 

@@ -21,7 +21,8 @@ struct Handles {
     kernel: Instance,
     memory: Memory,
     table: Table,
-    stack_pointer: Global,
+    /// `None` for a kernel run without instrumentation (it exports no stack pointer).
+    stack_pointer: Option<Global>,
     hostcall: Func,
     clock: Func,
     instances: Vec<Option<Instance>>,
@@ -90,9 +91,7 @@ pub fn instantiate_kernel(
     let table = kernel
         .get_table(&mut store, "__indirect_function_table")
         .ok_or_else(|| EngineError::NoExport("__indirect_function_table".into()))?;
-    let stack_pointer = kernel
-        .get_global(&mut store, "__stack_pointer")
-        .ok_or_else(|| EngineError::NoExport("__stack_pointer".into()))?;
+    let stack_pointer = kernel.get_global(&mut store, "__stack_pointer");
     store.data_mut().handles = Some(Handles {
         kernel,
         memory,
@@ -222,14 +221,17 @@ impl<T: AsContextMut<Data = HostData>> Engine for T {
     }
 
     fn stack_pointer(&mut self) -> u32 {
-        let sp = handles(self).stack_pointer.get(&mut *self);
-        sp.i32().map_or(0, |v| v as u32)
+        match handles(self).stack_pointer {
+            Some(global) => global.get(&mut *self).i32().map_or(0, |v| v as u32),
+            None => 0,
+        }
     }
 
     fn set_stack_pointer(&mut self, sp: u32) {
-        let global = handles(self).stack_pointer;
-        // The global is the kernel's own mutable i32: setting it cannot fail.
-        let _ = global.set(&mut *self, Val::I32(sp as i32));
+        if let Some(global) = handles(self).stack_pointer {
+            // The global is the kernel's own mutable i32: setting it cannot fail.
+            let _ = global.set(&mut *self, Val::I32(sp as i32));
+        }
     }
 
     fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError> {
@@ -241,7 +243,14 @@ impl<T: AsContextMut<Data = HostData>> Engine for T {
             let ext: Extern = match (import.module(), import.name()) {
                 ("env", "memory") => h.memory.into(),
                 ("env", "__indirect_function_table") => h.table.into(),
-                ("env", "__stack_pointer") => h.stack_pointer.into(),
+                ("env", "__stack_pointer") => match h.stack_pointer {
+                    Some(global) => global.into(),
+                    None => {
+                        return Err(EngineError::Instantiate(
+                            "the kernel exports no __stack_pointer".into(),
+                        ));
+                    }
+                },
                 ("klp", "hostcall") => h.hostcall.into(),
                 ("klp", "clock_ns") => h.clock.into(),
                 (m, n) => return Err(EngineError::Instantiate(format!("unknown import {m}.{n}"))),

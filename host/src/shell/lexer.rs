@@ -58,6 +58,11 @@ fn tokenize(script: &str) -> Result<Vec<Token>, SyntaxError> {
                     chars.next();
                 }
             }
+            '|' | '&' | '<' | '`' | '$' | '(' | ')' => {
+                return Err(SyntaxError(format!(
+                    "\"{c}\" is not supported by this shell"
+                )));
+            }
             ' ' | '\t' | '\r' | ';' | '\n' | '>' => {
                 if let Some(w) = word.take() {
                     tokens.push(Token::Word(w));
@@ -178,5 +183,6 @@ mod tests {
     fn unterminated_quote_is_a_syntax_error() {
         assert!(parse("echo 'oops").is_err());
         assert!(parse("echo >").is_err());
+        assert!(parse("dmesg | tail").is_err());
     }
 }

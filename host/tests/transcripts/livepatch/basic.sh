@@ -1,0 +1,27 @@
+# samples/livepatch/livepatch-sample.c: patch, unpatch, remove, with the full log.
+dmesg -C
+cat /proc/cmdline
+insmod livepatch-sample
+cat /proc/cmdline
+lsmod
+cat /proc/modules
+ls -l /sys/kernel/livepatch
+ls -l /sys/kernel/livepatch/livepatch_sample
+ls -l /sys/kernel/livepatch/livepatch_sample/vmlinux
+cat /sys/kernel/livepatch/livepatch_sample/enabled
+cat /sys/kernel/livepatch/livepatch_sample/transition
+cat /sys/kernel/livepatch/livepatch_sample/replace
+cat /sys/kernel/livepatch/livepatch_sample/stack_order
+cat /sys/kernel/livepatch/livepatch_sample/vmlinux/patched
+rmmod livepatch_sample
+echo 0 > /sys/kernel/livepatch/livepatch_sample/enabled
+cat /proc/cmdline
+cat /sys/kernel/livepatch/livepatch_sample/vmlinux/patched
+echo 1 > /sys/kernel/livepatch/livepatch_sample/enabled
+cat /proc/cmdline
+echo 0 > /sys/kernel/livepatch/livepatch_sample/enabled
+rmmod livepatch_sample
+ls /sys/kernel/livepatch
+lsmod
+cat /proc/cmdline
+dmesg
