@@ -9,6 +9,9 @@ pub enum Step {
     Run(&'static str),
 }
 
+/// Sets a hostname 8 bytes longer than the 64 the nodename field holds.
+const SET_LONG_NAME: &str = "echo aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaOVERFLOW > /proc/sys/kernel/hostname";
+
 /// The demo, in order.
 pub fn steps() -> Vec<Step> {
     use Step::{Run, Say};
@@ -19,34 +22,28 @@ pub fn steps() -> Vec<Step> {
         Run("uname -a"),
         Run("cat /proc/cmdline"),
         Say(
-            "The bug: the hostname writer has no bounds check. A 70-byte name runs past the 65-byte\nnodename field into domainname.",
+            "The bug: the hostname writer has no bounds check. A 72-byte name runs past the\n65-byte nodename field into the next one, the kernel release.",
         ),
-        Run(
-            "echo 'klp-demo-host-with-a-name-that-is-far-too-long-for-the-uts-nodename-field' > /proc/sys/kernel/hostname",
-        ),
-        Run("cat /proc/sys/kernel/domainname"),
-        Run("echo '(none)' > /proc/sys/kernel/domainname"),
+        Run(SET_LONG_NAME),
+        Run("uname -a"),
+        Run("cat /proc/sys/kernel/osrelease"),
         Say(
-            "The fix, as a live patch: klp-fix-hostname replaces the writer while the kernel runs.",
+            "The fix, as a live patch: klp-fix-hostname replaces the buggy writer while the kernel\nruns; its init repairs the damaged release.",
         ),
         Run("insmod klp-fix-hostname"),
         Run("ls /sys/kernel/livepatch/klp_fix_hostname"),
         Run("cat /sys/kernel/livepatch/klp_fix_hostname/enabled"),
-        Run(
-            "echo 'klp-demo-host-with-a-name-that-is-far-too-long-for-the-uts-nodename-field' > /proc/sys/kernel/hostname",
-        ),
-        Run("cat /proc/sys/kernel/domainname"),
-        Run("uname -n"),
+        Run(SET_LONG_NAME),
+        Run("uname -a"),
         Say("The sample patch from samples/livepatch stacks on top, on another function."),
         Run("insmod livepatch-sample"),
         Run("cat /proc/cmdline"),
         Run("lsmod"),
         Say("Disable both patches through sysfs and unload them: the original functions are back."),
         Run("echo 0 > /sys/kernel/livepatch/livepatch_sample/enabled"),
-        Run("echo 0 > /sys/kernel/livepatch/klp_fix_hostname/enabled"),
-        Run("rmmod livepatch_sample"),
-        Run("rmmod klp_fix_hostname"),
         Run("cat /proc/cmdline"),
+        Run("echo 0 > /sys/kernel/livepatch/klp_fix_hostname/enabled"),
+        Run("rmmod livepatch_sample klp_fix_hostname"),
         Run("lsmod"),
         Say("What the kernel logged:"),
         Run("dmesg"),
