@@ -1,1 +1,178 @@
-//! placeholder
+//! Shared helpers of the klp-wasm benchmarks (`benches/benches/*.rs`).
+//!
+//! Every benchmark runs its loop inside the guest and times it from the host with criterion's
+//! `iter_custom`: one criterion iteration is one guest call of the function under test (one
+//! round of syscalls, one enable, ...), so the reported time per iteration is the cost of that
+//! call, and the host's own call into the guest is spread over millions of iterations.
+//!
+//! ```no_run
+//! let mut e = klp_benches::boot(true);
+//! klp_benches::insmod(&mut e, "klp_bench_target", "klp_bench_target", &[]);
+//! let chain = klp_benches::module_slot(&mut e, "klp_bench_target", "klp_bench_chain");
+//! assert_eq!(klp_benches::call(&mut e, klp::engine::Callee::Slot(chain), &[10, 0]), 10);
+//! ```
+
+use criterion::Criterion;
+use klp::engine::{Callee, Engine};
+use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
+use std::time::{Duration, Instant};
+
+/// The command line every benchmark kernel boots with.
+pub const CMDLINE: &str = "console=ttyS0 root=/dev/vda quiet";
+
+/// What the kernel's `bench_target` adds (guest-kernel/src/bench.rs).
+pub const TARGET_DELTA: i32 = 3;
+/// What `test_klp_bench`'s replacement of `bench_target` adds.
+pub const TARGET_PATCHED_DELTA: i32 = 5;
+/// What `klp_bench_target`'s `bench_fn_000` adds.
+pub const FN0_DELTA: i32 = 1;
+/// What `test_klp_bench`'s replacement of `bench_fn_000` adds.
+pub const FN0_PATCHED_DELTA: i32 = 1001;
+
+/// `bench_dispatch` kinds.
+pub mod kind {
+    /// `call bench_target_notrace`: a direct call.
+    pub const DIRECT: i32 = 0;
+    /// `bench_target` through its ftrace slot.
+    pub const SLOT: i32 = 1;
+    /// `bench_stub` (direct) that calls `bench_target` through its slot.
+    pub const STUB: i32 = 2;
+}
+
+/// The criterion settings of every group: short warm-up, a few seconds of measurement, so
+/// that a full `cargo bench` stays within minutes on two cores.
+pub fn criterion() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+        .configure_from_args()
+}
+
+/// Boots the built kernel on wasmtime: instrumented when `hook`, without inlining.
+///
+/// # Panics
+/// When the kernel does not boot.
+pub fn boot(hook: bool) -> WasmtimeEngine {
+    boot_with(hook, Options::default())
+}
+
+/// Boots the built kernel with explicit wasmtime options.
+///
+/// # Panics
+/// When the kernel does not boot.
+pub fn boot_with(hook: bool, options: Options) -> WasmtimeEngine {
+    rt::boot(klp::artifacts::KERNEL, CMDLINE, hook, options).expect("kernel boots")
+}
+
+/// Loads the built module `artifact` under the module name `name` (`-` becomes `_`).
+///
+/// # Panics
+/// When there is no such module or it fails to load.
+pub fn insmod(e: &mut WasmtimeEngine, name: &str, artifact: &str, params: &[&str]) {
+    let bytes = klp::artifacts::module(artifact).unwrap_or_else(|| panic!("{artifact} built"));
+    let name = klp::loader::module_name(name);
+    klp::loader::load_module(e, &name, bytes, params)
+        .unwrap_or_else(|err| panic!("insmod {name}: {err}"));
+}
+
+/// Unloads a module, disabling its patch first if it has an enabled one.
+///
+/// # Panics
+/// When it fails.
+pub fn rmmod(e: &mut WasmtimeEngine, name: &str) {
+    if e.with_state(|s| s.livepatch.get(name).is_some_and(|p| p.enabled)) {
+        set_enabled(e, name, false);
+    }
+    klp::loader::unload_module(e, name).unwrap_or_else(|err| panic!("rmmod {name}: {err}"));
+}
+
+/// `echo 1|0 > /sys/kernel/livepatch/NAME/enabled`.
+///
+/// # Panics
+/// When the write fails.
+pub fn set_enabled(e: &mut WasmtimeEngine, patch: &str, on: bool) {
+    let path = format!("/sys/kernel/livepatch/{patch}/enabled");
+    klp::fs::write_file(e, &path, if on { b"1\n" } else { b"0\n" }, false)
+        .unwrap_or_else(|err| panic!("write {path}: {err:?}"));
+}
+
+/// The slot (kallsyms address) of a module's function.
+///
+/// # Panics
+/// When there is no such function.
+pub fn module_slot(e: &mut WasmtimeEngine, module: &str, func: &str) -> u32 {
+    e.with_state(|s| s.kallsyms.lookup(Some(module), func, 0).map(|sym| sym.addr))
+        .unwrap_or_else(|err| panic!("{module}:{func}: {err:?}"))
+}
+
+/// Calls a guest function of `i32`s that returns one.
+///
+/// # Panics
+/// On a trap or a function without a result.
+pub fn call(e: &mut WasmtimeEngine, callee: Callee<'_>, args: &[i32]) -> i32 {
+    e.call(callee, args)
+        .unwrap_or_else(|err| panic!("{callee:?}: {err}"))
+        .unwrap_or_else(|| panic!("{callee:?} returned nothing"))
+}
+
+/// Runs `iters` iterations of a guest loop in chunks that fit an `i32` count and returns the
+/// elapsed time. `run(n, seed)` runs `n` iterations and returns the guest's result, which
+/// must equal `expect(n, seed)`; the next chunk's seed is that result.
+///
+/// # Panics
+/// When a result is not the expected one.
+pub fn guest_loop(
+    iters: u64,
+    run: impl FnMut(i32, i32) -> i32,
+    expect: impl Fn(i32, i32) -> i32,
+) -> Duration {
+    guest_loop_chunked(iters, 1 << 28, run, expect)
+}
+
+/// [`guest_loop`] with at most `chunk` iterations per guest call.
+///
+/// # Panics
+/// When a result is not the expected one.
+pub fn guest_loop_chunked(
+    iters: u64,
+    chunk: u64,
+    mut run: impl FnMut(i32, i32) -> i32,
+    expect: impl Fn(i32, i32) -> i32,
+) -> Duration {
+    let chunk = chunk.clamp(1, i32::MAX as u64);
+    let mut left = iters;
+    let mut seed = 0i32;
+    let start = Instant::now();
+    while left > 0 {
+        let n = left.min(chunk) as i32;
+        let got = run(n, seed);
+        assert_eq!(got, expect(n, seed), "guest loop of {n} from {seed}");
+        seed = got;
+        left -= n as u64;
+    }
+    start.elapsed()
+}
+
+/// `seed + n * delta` in `i32` arithmetic: the result of `n` chained calls adding `delta`.
+pub fn chained(seed: i32, n: i32, delta: i32) -> i32 {
+    seed.wrapping_add(n.wrapping_mul(delta))
+}
+
+/// Resident set size of this process in bytes (`/proc/self/statm`), 0 where unavailable.
+pub fn rss_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Whether criterion runs in test mode (`cargo bench -- --test`): each benchmark once.
+pub fn test_mode() -> bool {
+    std::env::args().any(|a| a == "--test")
+}

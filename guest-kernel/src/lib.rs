@@ -14,6 +14,7 @@ mod printk;
 #[macro_use]
 mod notrace;
 
+mod bench;
 mod host;
 mod init;
 mod livepatch;
