@@ -118,6 +118,13 @@ pub trait Engine {
     /// the caller allocated for this module.
     fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError>;
 
+    /// Nanoseconds since boot, on the clock the kernel's `klp.clock_ns` reads.
+    fn now_ns(&mut self) -> u64;
+
+    /// The guest call stack at this moment, innermost frame first (raw names from the name
+    /// sections). Called from a host call, it shows who called the trampoline.
+    fn backtrace(&mut self) -> Vec<Option<String>>;
+
     /// Forgets an instance. Engines that cannot free instances early keep them until the kernel
     /// is dropped, but the instance is never used again.
     fn release(&mut self, id: InstanceId);

@@ -1,10 +1,13 @@
 //! The file namespace the shell sees: the kernel's VFS through syscalls, plus the trees the host
-//! core serves itself (/sys/kernel/livepatch, /proc/kallsyms).
+//! core serves itself (/sys/kernel/livepatch, /sys/kernel/tracing, /proc/kallsyms,
+//! /proc/sys/kernel/ftrace_enabled).
 
 use crate::engine::Engine;
 use crate::errno::Errno;
+use crate::hostfs;
 use crate::sys::{self, S_IFDIR, Stat, SysError, SysResult, flags};
 use crate::sysfs;
+use crate::tracing::tracefs;
 
 /// Where `/proc/kallsyms` lives.
 const KALLSYMS: &str = "/proc/kallsyms";
@@ -13,15 +16,47 @@ const KALLSYMS: &str = "/proc/kallsyms";
 enum Served<'a> {
     Kallsyms,
     Livepatch(&'a str),
+    Tracing(&'a str),
+    FtraceEnabled,
+}
+
+fn under<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with('/')).then(|| rest.trim_start_matches('/'))
 }
 
 fn served(path: &str) -> Option<Served<'_>> {
     if path == KALLSYMS {
         return Some(Served::Kallsyms);
     }
-    let rest = path.strip_prefix(sysfs::ROOT)?;
-    (rest.is_empty() || rest.starts_with('/'))
-        .then(|| Served::Livepatch(rest.trim_start_matches('/')))
+    if path == tracefs::FTRACE_ENABLED {
+        return Some(Served::FtraceEnabled);
+    }
+    under(path, sysfs::ROOT)
+        .map(Served::Livepatch)
+        .or_else(|| under(path, tracefs::ROOT).map(Served::Tracing))
+}
+
+/// Entries the host adds to kernel directories: its own files living there.
+fn served_children(dir: &str) -> &'static [&'static str] {
+    match dir {
+        "/proc" => &["kallsyms"],
+        "/proc/sys/kernel" => &["ftrace_enabled"],
+        "/sys/kernel" => &["livepatch", "tracing"],
+        _ => &[],
+    }
+}
+
+/// Runs `$f::<Tree>(e, rel, ...)` for the tree that serves a path.
+macro_rules! tree {
+    ($served:expr, $e:expr, $f:ident ( $($arg:expr),* ), kallsyms => $k:expr) => {
+        match $served {
+            Served::Kallsyms => $k,
+            Served::Livepatch(rel) => hostfs::$f::<sysfs::Livepatch>($e, rel $(, $arg)*),
+            Served::Tracing(rel) => hostfs::$f::<tracefs::Tracefs>($e, rel $(, $arg)*),
+            Served::FtraceEnabled => hostfs::$f::<tracefs::FtraceEnabled>($e, "" $(, $arg)*),
+        }
+    };
 }
 
 /// Makes `path` absolute and removes `.`, `..` and repeated slashes.
@@ -46,8 +81,10 @@ pub fn normalize(path: &str) -> String {
 pub fn read_file(e: &mut impl Engine, path: &str) -> SysResult<Vec<u8>> {
     let path = normalize(path);
     match served(&path) {
-        Some(Served::Kallsyms) => Ok(e.with_state(|s| s.kallsyms.format()).into_bytes()),
-        Some(Served::Livepatch(rel)) => Ok(sysfs::read(e, rel)?.into_bytes()),
+        Some(served) => Ok(
+            tree!(served, e, read(), kallsyms => Ok(e.with_state(|s| s.kallsyms.format())))?
+                .into_bytes(),
+        ),
         None => {
             let fd = sys::open(e, &path, flags::O_RDONLY)?;
             let data = sys::read_to_end(e, fd);
@@ -78,10 +115,12 @@ pub fn write_file(
 ) -> Result<(), WriteError> {
     let path = normalize(path);
     match served(&path) {
-        Some(Served::Kallsyms) => Err(WriteError::Open(Errno::EACCES.into())),
-        Some(Served::Livepatch(rel)) => {
-            sysfs::check_writable(e, rel).map_err(|err| WriteError::Open(err.into()))?;
-            sysfs::write(e, rel, data).map_err(WriteError::Write)
+        Some(served) => {
+            let open: Result<(), Errno> =
+                tree!(&served, e, check_writable(), kallsyms => Err(Errno::EACCES));
+            open.map_err(|err| WriteError::Open(err.into()))?;
+            let done: SysResult<()> = tree!(served, e, write(data, append), kallsyms => Ok(()));
+            done.map_err(WriteError::Write)
         }
         None => {
             let mode = if append {
@@ -105,13 +144,15 @@ pub fn write_file(
 pub fn stat(e: &mut impl Engine, path: &str) -> SysResult<Stat> {
     let path = normalize(path);
     match served(&path) {
-        Some(Served::Kallsyms) => Ok(Stat {
-            mode: 0o100444,
-            size: 0,
-            nlink: 1,
-            ino: 0,
-        }),
-        Some(Served::Livepatch(rel)) => Ok(sysfs::stat(e, rel)?),
+        Some(served) => {
+            let kallsyms = Stat {
+                mode: 0o100444,
+                size: 0,
+                nlink: 1,
+                ino: 0,
+            };
+            Ok(tree!(served, e, stat(), kallsyms => Ok(kallsyms))?)
+        }
         None => sys::stat(e, &path),
     }
 }
@@ -132,17 +173,14 @@ pub struct Entry {
 pub fn list_dir(e: &mut impl Engine, path: &str) -> SysResult<Vec<Entry>> {
     let path = normalize(path);
     let mut entries = match served(&path) {
-        Some(Served::Kallsyms) => return Err(Errno::ENOTDIR.into()),
-        Some(Served::Livepatch(rel)) => sysfs::list(e, rel)?,
+        Some(served) => tree!(served, e, list(), kallsyms => Err(Errno::ENOTDIR))?,
         None => {
             let mut names: Vec<String> = sys::list_dir(e, &path)?
                 .into_iter()
                 .map(|d| d.name)
                 .filter(|n| n != "." && n != "..")
                 .collect();
-            if path == "/proc" {
-                names.push("kallsyms".into());
-            }
+            names.extend(served_children(&path).iter().map(|n| (*n).to_string()));
             names
         }
     };

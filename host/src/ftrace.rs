@@ -85,6 +85,18 @@ impl FtraceTable {
         }
     }
 
+    /// Every slot that holds a known function, in slot order.
+    pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots.keys().copied()
+    }
+
+    /// Returns `len` entries from `start` to the free list.
+    pub fn give_back(&mut self, start: u32, len: u32) {
+        if len > 0 {
+            self.free.push((start, len));
+        }
+    }
+
     /// Takes `len` consecutive free entries if a freed range has room (first fit).
     pub fn take_free(&mut self, len: u32) -> Option<u32> {
         let i = self.free.iter().position(|&(_, l)| l >= len)?;

@@ -14,6 +14,10 @@ pub enum HostOp {
     UnregisterPatch = 3,
     /// `klp_disable_patch(patch)`.
     DisablePatch = 4,
+    /// A trampoline's entry: `slot, arg1, arg2`.
+    TraceEntry = 5,
+    /// A trampoline's exit: `slot, retval`.
+    TraceExit = 6,
 }
 
 impl HostOp {
@@ -23,6 +27,8 @@ impl HostOp {
             2 => HostOp::RegisterPatch,
             3 => HostOp::UnregisterPatch,
             4 => HostOp::DisablePatch,
+            5 => HostOp::TraceEntry,
+            6 => HostOp::TraceExit,
             _ => return None,
         })
     }
@@ -42,6 +48,8 @@ pub fn dispatch(e: &mut impl Engine, op: i32, args: [i32; 3]) -> Result<i32, Eng
         HostOp::RegisterPatch => crate::livepatch::klp_register_patch(e, patch),
         HostOp::UnregisterPatch => crate::livepatch::klp_unregister_patch(e, patch),
         HostOp::DisablePatch => crate::livepatch::klp_disable_patch(e, patch),
+        HostOp::TraceEntry => crate::tracing::trace_entry(e, patch, [args[1], args[2]]),
+        HostOp::TraceExit => crate::tracing::trace_exit(e, patch, args[1]),
     };
     match result {
         Ok(()) => Ok(0),

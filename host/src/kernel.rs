@@ -78,6 +78,7 @@ pub fn run_task<E: Engine, T>(
     f: impl FnOnce(&mut E) -> Result<T, SysError>,
 ) -> Result<T, TaskError> {
     let sp = e.stack_pointer();
+    e.with_state(|s| s.comm = comm.to_string());
     match f(e) {
         Ok(v) => Ok(v),
         Err(SysError::Engine(EngineError::Trap(trap))) => {

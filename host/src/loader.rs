@@ -8,6 +8,7 @@ use crate::kallsyms::SymKind;
 use crate::livepatch;
 use crate::object::{LinkPlan, ObjectError, ObjectFile, UndefKind, Undefined};
 use crate::sys::{self, SysError, SysResult};
+use crate::tracing;
 
 /// What the host keeps of a loaded module.
 #[derive(Debug, Clone)]
@@ -155,6 +156,7 @@ fn undo(e: &mut impl Engine, name: &str, p: &Partial) {
         e.with_state(|s| s.kallsyms.remove_module(name));
     }
     if let Some((base, n)) = p.slots {
+        let _ = tracing::module_going(e, base, n);
         let _ = e.table_clear(base, 2 * n);
         e.with_state(|s| s.ftrace.remove_module(base, n));
     }
@@ -339,6 +341,7 @@ fn load(
     let symbols = object.symbols(data_base, slot_base);
     e.with_state(|s| s.kallsyms.add_module(name, symbols));
     partial.symbols = true;
+    tracing::module_coming(e, slot_base, n)?;
     let (ptr, len) = kname(e, name)?;
     let is_livepatch = modinfo(bytes)
         .iter()
@@ -413,7 +416,8 @@ pub fn unload_module(e: &mut impl Engine, name: &str) -> SysResult<()> {
     let Some(module) = e.with_state(|s| s.module(name).cloned()) else {
         return Err(Errno::ENOENT.into());
     };
-    if module.refcnt > 0 {
+    let probed = e.with_state(|s| tracing::module_probed(s, module.slot_base, module.nr_funcs));
+    if module.refcnt > 0 || probed {
         return Err(Errno::EBUSY.into());
     }
     let (ptr, len) = kname(e, name)?;
@@ -427,6 +431,7 @@ pub fn unload_module(e: &mut impl Engine, name: &str) -> SysResult<()> {
     livepatch::module_going(e, name)?;
     let (ptr, len) = kname(e, name)?;
     sys::call(e, "module_del", &[ptr, len])?;
+    tracing::module_going(e, module.slot_base, module.nr_funcs)?;
     e.table_clear(module.slot_base, 2 * module.nr_funcs)?;
     e.with_state(|s| {
         s.kallsyms.remove_module(name);

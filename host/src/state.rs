@@ -5,6 +5,7 @@ use crate::instrument::FtraceMap;
 use crate::kallsyms::Kallsyms;
 use crate::livepatch::Livepatch;
 use crate::loader::LoadedModule;
+use crate::tracing::Tracing;
 
 /// The engine-independent state of a booted kernel, kept inside the engine (see
 /// [`crate::engine::Engine::with_state`]).
@@ -17,6 +18,10 @@ pub struct KernelState {
     pub modules: Vec<LoadedModule>,
     /// Registered live patches and the func_stacks.
     pub livepatch: Livepatch,
+    /// The function tracer, kprobes and the trampolines on the ftrace table.
+    pub tracing: Tracing,
+    /// The command running now (the task name in traces and oopses).
+    pub comm: String,
     /// The module whose `init_module` is running (`THIS_MODULE` for `klp_enable_patch`).
     pub loading: Option<String>,
     /// Address of the kernel's user buffer (set at boot).
@@ -37,6 +42,8 @@ impl KernelState {
             kallsyms,
             modules: Vec::new(),
             livepatch: Livepatch::default(),
+            tracing: Tracing::default(),
+            comm: "swapper".to_string(),
             loading: None,
             user_buffer: 0,
             cmdline: cmdline.to_string(),

@@ -39,8 +39,30 @@ impl Host for Transcript {
     }
 }
 
-/// Replaces `[    1.234567]` timestamps by `[    T]`.
+/// Replaces `[    1.234567]` log timestamps by `[    T]` and `  1.234567:` trace timestamps by
+/// `  T:`.
 fn mask_timestamps(text: &str) -> String {
+    mask_trace_stamps(&mask_log_stamps(text))
+}
+
+/// Replaces `<digits>.<6 digits>:` by `T:`.
+fn mask_trace_stamps(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let masked = line.find(": ").and_then(|colon| {
+            let start = line[..colon].rfind(' ')? + 1;
+            let (secs, micros) = line[start..colon].split_once('.')?;
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            (digits(secs) && micros.len() == 6 && digits(micros) && line.contains("] ....."))
+                .then(|| format!("{}T{}", &line[..start], &line[colon..]))
+        });
+        out.push_str(masked.as_deref().unwrap_or(line));
+    }
+    out
+}
+
+/// Replaces `[    1.234567]` timestamps by `[    T]`.
+fn mask_log_stamps(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find('[') {
@@ -171,4 +193,8 @@ fn timestamps_are_masked_but_other_brackets_stay() {
         "[    T] a [x] [12.1]"
     );
     assert_eq!(mask_timestamps("[12345.123456] b"), "[    T] b");
+    assert_eq!(
+        mask_timestamps("  cat-1       [000] .....     0.001864: f <-g\n6.12.0: x\n"),
+        "  cat-1       [000] .....     T: f <-g\n6.12.0: x\n"
+    );
 }

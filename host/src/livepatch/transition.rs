@@ -6,6 +6,7 @@ use crate::errno::Errno;
 use crate::kallsyms::SymKind;
 use crate::loader;
 use crate::sys::SysResult;
+use crate::tracing;
 use std::collections::BTreeSet;
 
 /// Resolves every function of a loaded object to its slot.
@@ -48,61 +49,72 @@ pub(super) fn resolve_object(
     Ok(())
 }
 
-/// Checks that every resolved function of `obj` can be redirected to its replacement.
+/// Checks that every resolved function of `obj` can be redirected to its replacement: it is
+/// traceable, the hook is free for a live patch (ftrace on, no kretprobe holding it), and the
+/// types match.
 fn check_object(e: &mut impl Engine, obj: &KlpObject) -> SysResult<()> {
     for func in &obj.funcs {
         let Some(old_slot) = func.old_slot else {
             continue;
         };
-        let (old, new) = e.with_state(|s| {
+        let (old, new, hook) = e.with_state(|s| {
             (
                 s.ftrace.info(old_slot).cloned(),
                 s.ftrace.info(func.new_slot).cloned(),
+                tracing::check_livepatch(s, old_slot),
             )
         });
-        let message = match (old, new) {
-            (Some(old), _) if old.notrace => {
+        let name = &func.old_name;
+        let (errno, message) = match (old, new) {
+            (None, _) => (
+                Errno::EINVAL,
+                format!("failed to set ftrace filter for function '{name}' (-22)"),
+            ),
+            (Some(old), _) if old.notrace => (
+                Errno::EINVAL,
+                format!("failed to set ftrace filter for function '{name}' (-22)"),
+            ),
+            (Some(_), None) => (
+                Errno::EINVAL,
+                format!("invalid replacement for function '{name}'"),
+            ),
+            (Some(old), Some(new)) if old.sig != new.sig => (
+                Errno::EINVAL,
                 format!(
-                    "failed to set ftrace filter for function '{}' (-22)",
-                    func.old_name
-                )
-            }
-            (None, _) => format!(
-                "failed to set ftrace filter for function '{}' (-22)",
-                func.old_name
+                    "replacement for function '{name}' has type {} instead of {}",
+                    new.sig, old.sig
+                ),
             ),
-            (Some(_), None) => format!("invalid replacement for function '{}'", func.old_name),
-            (Some(old), Some(new)) if old.sig != new.sig => format!(
-                "replacement for function '{}' has type {} instead of {}",
-                func.old_name, new.sig, old.sig
-            ),
-            _ => continue,
+            _ => match hook {
+                Ok(()) => continue,
+                Err((errno, holder)) => {
+                    if let Some(probe) = holder {
+                        log(
+                            e,
+                            3,
+                            &format!("function '{name}' is held by kretprobe '{probe}'"),
+                        )?;
+                    }
+                    (
+                        errno,
+                        format!(
+                            "failed to register ftrace handler for function '{name}' (-{})",
+                            errno.0
+                        ),
+                    )
+                }
+            },
         };
         log(e, 3, &message)?;
-        return Err(Errno::EINVAL.into());
-    }
-    Ok(())
-}
-
-/// Points a slot at the top of its func_stack, or back at the original.
-fn sync_slot(e: &mut impl Engine, slot: u32) -> SysResult<()> {
-    let src = e.with_state(|s| {
-        let top = s
-            .livepatch
-            .func_stacks
-            .get(&slot)
-            .and_then(|stack| stack.last())
-            .map(|en| en.new_slot);
-        top.or_else(|| s.ftrace.info(slot).map(|i| i.orig))
-    });
-    if let Some(src) = src {
-        e.table_copy(slot, src)?;
+        return Err(errno.into());
     }
     Ok(())
 }
 
 fn sync_slots(e: &mut impl Engine, slots: &BTreeSet<u32>) -> SysResult<()> {
-    slots.iter().try_for_each(|&slot| sync_slot(e, slot))
+    slots
+        .iter()
+        .try_for_each(|&slot| tracing::sync_slot(e, slot))
 }
 
 /// Removes every func_stack entry of `patch` for the slots of `obj`; returns those slots.
@@ -230,6 +242,7 @@ pub(super) fn enable_registered(e: &mut impl Engine, name: &str) -> SysResult<()
         (slots, replaced)
     });
     sync_slots(e, &slots)?;
+    tracing::tracefs::warn_redirected(e, name, &slots)?;
     loader::set_refcnt(e, name, 1)?;
     for other in &replaced {
         loader::set_refcnt(e, other, 0)?;

@@ -273,6 +273,18 @@ impl<T: AsContextMut<Data = HostData>> Engine for T {
             .map_err(|_| EngineError::Instantiate("too many instances".into()))
     }
 
+    fn now_ns(&mut self) -> u64 {
+        u64::try_from(self.as_context().data().boot.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn backtrace(&mut self) -> Vec<Option<String>> {
+        WasmBacktrace::force_capture(&*self)
+            .frames()
+            .iter()
+            .map(|f| f.func_name().map(str::to_string))
+            .collect()
+    }
+
     fn release(&mut self, id: InstanceId) {
         if let Some(h) = self.as_context_mut().data_mut().handles.as_mut()
             && let Some(slot) = h.instances.get_mut(id as usize)

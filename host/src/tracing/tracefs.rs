@@ -1,0 +1,390 @@
+//! /sys/kernel/tracing (the function tracer, kprobe events, enabled_functions) and
+//! /proc/sys/kernel/ftrace_enabled, served from the tracing state.
+
+use super::kprobes::{Command, Kprobe};
+use super::{Tracing, func_name, glob, kprobes_on, sync_all, sync_slot, users};
+use crate::engine::Engine;
+use crate::errno::Errno;
+use crate::hostfs::{Node, Tree, flag, switch};
+use crate::state::KernelState;
+use crate::sys::{self, SysResult};
+use std::collections::BTreeSet;
+
+/// Where tracefs is mounted.
+pub const ROOT: &str = "/sys/kernel/tracing";
+/// The sysctl that switches every ftrace user off.
+pub const FTRACE_ENABLED: &str = "/proc/sys/kernel/ftrace_enabled";
+
+const FILES: [&str; 9] = [
+    "available_filter_functions",
+    "available_tracers",
+    "current_tracer",
+    "enabled_functions",
+    "events",
+    "kprobe_events",
+    "set_ftrace_filter",
+    "trace",
+    "tracing_on",
+];
+
+/// Traceable slots in slot order, with their display names (and `[module]`).
+fn traceable_functions(s: &KernelState) -> Vec<(u32, String)> {
+    s.ftrace
+        .slots()
+        .filter(|&slot| s.ftrace.info(slot).is_some_and(|i| !i.notrace))
+        .filter_map(|slot| {
+            let sym = s.kallsyms.func_by_slot(slot)?;
+            let label = match &sym.module {
+                Some(m) => format!("{} [{m}]", sym.name),
+                None => sym.name.clone(),
+            };
+            Some((slot, label))
+        })
+        .collect()
+}
+
+fn trace_header(s: &KernelState) -> String {
+    let t = &s.tracing;
+    format!(
+        "# tracer: {}\n#\n# entries-in-buffer/entries-written: {}/{}   #P:1\n#\n\
+         #                                _-----=> irqs-off/BH-disabled\n\
+         #                               / _----=> need-resched\n\
+         #                              | / _---=> hardirq/softirq\n\
+         #                              || / _--=> preempt-depth\n\
+         #                              ||| / _-=> migrate-disable\n\
+         #                              |||| /     delay\n\
+         #           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION\n\
+         #              | |         |   |||||     |         |\n",
+        if t.function_tracer { "function" } else { "nop" },
+        t.buffer.len(),
+        t.written
+    )
+}
+
+fn enabled_functions(s: &KernelState) -> String {
+    let mut slots: BTreeSet<u32> = s.tracing.trampolines.keys().copied().collect();
+    slots.extend(s.livepatch.func_stacks.keys().copied());
+    let mut out = String::new();
+    for slot in slots {
+        let u = users(s, slot);
+        let count = [u.tracer, u.kprobe, u.kretprobe, u.livepatch]
+            .iter()
+            .filter(|&&b| b)
+            .count();
+        if count == 0 {
+            continue;
+        }
+        let regs = if u.livepatch || u.kprobe || u.kretprobe {
+            " R"
+        } else {
+            "  "
+        };
+        let ipmodify = if u.livepatch || u.kretprobe {
+            " I"
+        } else {
+            "  "
+        };
+        let mut line = format!("{} ({count}){regs}{ipmodify}   ", func_name(s, slot));
+        if s.tracing.trampolines.contains_key(&slot) {
+            line.push_str(&format!(
+                "\ttramp: {}{}",
+                super::TRAMPOLINE_PREFIX,
+                func_name(s, slot)
+            ));
+        }
+        if let Some(top) = s.livepatch.func_stacks.get(&slot).and_then(|st| st.last()) {
+            line.push_str(&format!(" ->{}", func_name(s, top.new_slot)));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The /sys/kernel/tracing tree.
+pub struct Tracefs;
+
+impl Tree for Tracefs {
+    fn node(s: &KernelState, rel: &str) -> Option<Node> {
+        let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+        let t: &Tracing = &s.tracing;
+        match parts[..] {
+            [] => Some(Node::Dir(FILES.map(String::from).into())),
+            ["available_filter_functions"] => {
+                let names: String = traceable_functions(s)
+                    .into_iter()
+                    .map(|(_, n)| n + "\n")
+                    .collect();
+                Node::attr(0o444, names)
+            }
+            ["available_tracers"] => Node::attr(0o444, "function nop\n"),
+            ["current_tracer"] => Node::attr(
+                0o644,
+                if t.function_tracer {
+                    "function\n"
+                } else {
+                    "nop\n"
+                },
+            ),
+            ["enabled_functions"] => Node::attr(0o444, enabled_functions(s)),
+            ["kprobe_events"] => Node::attr(
+                0o644,
+                t.kprobes
+                    .iter()
+                    .map(|k| k.definition() + "\n")
+                    .collect::<String>(),
+            ),
+            ["set_ftrace_filter"] => {
+                let text = if t.filter.is_empty() {
+                    "#### all functions enabled ####\n".to_string()
+                } else {
+                    t.filter
+                        .iter()
+                        .map(|&slot| func_name(s, slot) + "\n")
+                        .collect()
+                };
+                Node::attr(0o644, text)
+            }
+            ["trace"] => Node::attr(
+                0o644,
+                trace_header(s)
+                    + &t.buffer
+                        .iter()
+                        .map(|l| format!("{l}\n"))
+                        .collect::<String>(),
+            ),
+            ["tracing_on"] => Node::attr(0o644, flag(t.tracing_on)),
+            ["events"] => Some(Node::Dir(vec!["kprobes".into()])),
+            ["events", "kprobes"] => Some(Node::Dir(
+                t.kprobes.iter().map(|k| k.name.clone()).collect(),
+            )),
+            ["events", "kprobes", name] => t
+                .kprobes
+                .iter()
+                .any(|k| k.name == name)
+                .then(|| Node::Dir(vec!["enable".into()])),
+            ["events", "kprobes", name, "enable"] => {
+                let k = t.kprobes.iter().find(|k| k.name == name)?;
+                Node::attr(0o644, flag(k.enabled))
+            }
+            _ => None,
+        }
+    }
+
+    fn store(e: &mut impl Engine, rel: &str, data: &[u8], append: bool) -> SysResult<()> {
+        let text = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
+        let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+        match parts[..] {
+            ["current_tracer"] => {
+                let function = match text.trim() {
+                    "function" => true,
+                    "nop" => false,
+                    _ => return Err(Errno::EINVAL.into()),
+                };
+                e.with_state(|s| {
+                    s.tracing.function_tracer = function;
+                    s.tracing.clear();
+                });
+                sync_all(e)
+            }
+            ["tracing_on"] => {
+                let on = switch(data)?;
+                e.with_state(|s| s.tracing.tracing_on = on);
+                Ok(())
+            }
+            ["trace"] => {
+                if !append {
+                    e.with_state(|s| s.tracing.clear());
+                }
+                Ok(())
+            }
+            ["set_ftrace_filter"] => set_filter(e, text, append),
+            ["kprobe_events"] => kprobe_events(e, text, append),
+            ["events", "kprobes", name, "enable"] => enable_kprobe(e, name, switch(data)?),
+            _ => Err(Errno::EINVAL.into()),
+        }
+    }
+}
+
+fn set_filter(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()> {
+    e.with_state(|s| {
+        let functions = traceable_functions(s);
+        let mut filter = if append {
+            s.tracing.filter.clone()
+        } else {
+            BTreeSet::new()
+        };
+        for word in text.split_whitespace() {
+            let (remove, pattern) = match word.strip_prefix('!') {
+                Some(p) => (true, p),
+                None => (false, word),
+            };
+            let matched: Vec<u32> = functions
+                .iter()
+                .filter(|(_, label)| glob(pattern, label.split(' ').next().unwrap_or(label)))
+                .map(|&(slot, _)| slot)
+                .collect();
+            if matched.is_empty() && !remove {
+                return Err(Errno::EINVAL);
+            }
+            for slot in matched {
+                if remove {
+                    filter.remove(&slot);
+                } else {
+                    filter.insert(slot);
+                }
+            }
+        }
+        s.tracing.filter = filter;
+        Ok(())
+    })?;
+    // The old filter's slots still have trampolines: sync_all visits them too.
+    sync_all(e)
+}
+
+fn kprobe_events(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()> {
+    if !append {
+        if e.with_state(|s| s.tracing.kprobes.iter().any(|k| k.enabled)) {
+            return Err(Errno::EBUSY.into());
+        }
+        e.with_state(|s| s.tracing.kprobes.clear());
+    }
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        match super::kprobes::parse_line(line)? {
+            Command::Remove(name) => e.with_state(|s| {
+                let k = s
+                    .tracing
+                    .kprobes
+                    .iter()
+                    .position(|k| k.name == name)
+                    .ok_or(Errno::ENOENT)?;
+                if s.tracing.kprobes[k].enabled {
+                    return Err(Errno::EBUSY);
+                }
+                s.tracing.kprobes.remove(k);
+                Ok(())
+            })?,
+            Command::Add {
+                ret,
+                name,
+                func,
+                fetch,
+            } => e.with_state(|s| {
+                let (module, sym) = match func.split_once(':') {
+                    Some((m, f)) => (Some(m), f),
+                    None => (None, func.as_str()),
+                };
+                let found = s.kallsyms.lookup(module, sym, 0).map_err(|err| match err {
+                    crate::kallsyms::KallsymsError::NotFound => Errno::ENOENT,
+                    _ => Errno::EINVAL,
+                })?;
+                let slot = found.addr;
+                if found.kind != crate::kallsyms::SymKind::Func
+                    || s.ftrace.info(slot).is_none_or(|i| i.notrace)
+                {
+                    return Err(Errno::EINVAL);
+                }
+                let name =
+                    name.unwrap_or_else(|| format!("{}_{sym}_0", if ret { 'r' } else { 'p' }));
+                if s.tracing.kprobes.iter().any(|k| k.name == name) {
+                    return Err(Errno::EEXIST);
+                }
+                s.tracing.kprobes.push(Kprobe {
+                    name,
+                    func: sym.to_string(),
+                    slot,
+                    ret,
+                    fetch,
+                    enabled: false,
+                    hits: 0,
+                });
+                Ok(())
+            })?,
+        }
+    }
+    Ok(())
+}
+
+fn enable_kprobe(e: &mut impl Engine, name: &str, on: bool) -> SysResult<()> {
+    let (slot, ret, func, patch) = e
+        .with_state(|s| {
+            let k = s.tracing.kprobes.iter().find(|k| k.name == name)?;
+            let patch = s
+                .livepatch
+                .func_stacks
+                .get(&k.slot)
+                .and_then(|st| st.last())
+                .map(|en| en.patch.clone());
+            Some((k.slot, k.ret, k.func.clone(), patch))
+        })
+        .ok_or(Errno::ENOENT)?;
+    if on && let Some(patch) = &patch {
+        if ret {
+            sys::printk(
+                e,
+                &format!(
+                    "\x013trace_kprobe: kretprobe '{name}' conflicts with livepatch '{patch}' on '{func}' (-16)"
+                ),
+            )?;
+            return Err(Errno::EBUSY.into());
+        }
+        sys::printk(
+            e,
+            &format!(
+                "\x014trace_kprobe: kprobe '{name}' on '{func}' will not be hit: livepatch '{patch}' redirects the function"
+            ),
+        )?;
+    }
+    e.with_state(|s| {
+        if let Some(k) = s.tracing.kprobes.iter_mut().find(|k| k.name == name) {
+            k.enabled = on;
+        }
+    });
+    sync_slot(e, slot)
+}
+
+/// Warns about kprobes a live patch makes miss (called after a patch is enabled).
+///
+/// # Errors
+/// A trap while logging.
+pub fn warn_redirected(e: &mut impl Engine, patch: &str, slots: &BTreeSet<u32>) -> SysResult<()> {
+    let warnings: Vec<String> = e.with_state(|s| {
+        slots
+            .iter()
+            .flat_map(|&slot| {
+                let func = func_name(s, slot);
+                kprobes_on(s, slot).into_iter().map(move |k| {
+                    format!("\x014livepatch: '{patch}': kprobe '{k}' on '{func}' will not be hit while the function is patched")
+                })
+            })
+            .collect()
+    });
+    warnings.iter().try_for_each(|w| sys::printk(e, w))
+}
+
+/// /proc/sys/kernel/ftrace_enabled.
+pub struct FtraceEnabled;
+
+impl Tree for FtraceEnabled {
+    fn node(s: &KernelState, rel: &str) -> Option<Node> {
+        rel.is_empty().then(|| Node::Attr {
+            mode: 0o644,
+            value: Some(flag(s.tracing.ftrace_enabled)),
+        })
+    }
+
+    /// Writing 0 stops every hook; it fails with `EBUSY` while a live patch uses the hook, as
+    /// livepatch's ftrace_ops are permanent.
+    fn store(e: &mut impl Engine, _rel: &str, data: &[u8], _append: bool) -> SysResult<()> {
+        let on = switch(data)?;
+        if !on && e.with_state(|s| !s.livepatch.func_stacks.is_empty()) {
+            return Err(Errno::EBUSY.into());
+        }
+        e.with_state(|s| s.tracing.ftrace_enabled = on);
+        sync_all(e)
+    }
+}

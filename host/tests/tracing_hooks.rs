@@ -1,0 +1,95 @@
+//! Tracing users on the ftrace table: tracing every function and switching it off again leaves
+//! every slot direct, with nothing allocated; a live patch under the tracer still works.
+
+use klp::artifacts;
+use klp::engine::Engine;
+use klp::fs;
+use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
+
+fn boot() -> WasmtimeEngine {
+    rt::boot(artifacts::KERNEL, "console=hvc0", true, Options::default()).expect("kernel boots")
+}
+
+fn write(e: &mut WasmtimeEngine, path: &str, value: &str) {
+    fs::write_file(e, path, value.as_bytes(), false)
+        .unwrap_or_else(|err| panic!("{path}: {err:?}"));
+}
+
+fn read(e: &mut WasmtimeEngine, path: &str) -> String {
+    String::from_utf8(fs::read_file(e, path).expect("readable")).unwrap()
+}
+
+fn table_in_use(e: &mut WasmtimeEngine) -> u32 {
+    let len = e.table_len();
+    len - e.with_state(|s| s.ftrace.free_entries())
+}
+
+#[test]
+fn tracing_every_function_then_stopping_restores_direct_slots() {
+    let mut e = boot();
+    let before = table_in_use(&mut e);
+    write(&mut e, "/sys/kernel/tracing/current_tracer", "function\n");
+    let (tramps, traceable) = e.with_state(|s| {
+        let traceable = s
+            .ftrace
+            .slots()
+            .filter(|&slot| s.ftrace.info(slot).is_some_and(|i| !i.notrace))
+            .count();
+        (s.tracing.trampolines.len(), traceable)
+    });
+    assert_eq!(
+        tramps, traceable,
+        "an empty filter traces every traceable function"
+    );
+    assert_eq!(read(&mut e, "/proc/cmdline"), "console=hvc0\n");
+    let trace = read(&mut e, "/sys/kernel/tracing/trace");
+    assert!(
+        trace.contains(": cmdline_proc_show <-seq_show\n"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains(": sys_open\n"),
+        "host entries have no caller: {trace}"
+    );
+    write(&mut e, "/sys/kernel/tracing/current_tracer", "nop\n");
+    assert!(e.with_state(|s| s.tracing.trampolines.is_empty()));
+    assert_eq!(
+        table_in_use(&mut e),
+        before,
+        "trampoline entries went back to the free list"
+    );
+    assert_eq!(read(&mut e, "/sys/kernel/tracing/enabled_functions"), "");
+}
+
+#[test]
+fn a_patch_enabled_and_disabled_under_the_tracer_switches_cleanly() {
+    let mut e = boot();
+    write(&mut e, "/sys/kernel/tracing/current_tracer", "function\n");
+    let module = artifacts::module("livepatch-sample").unwrap();
+    klp::kernel::run_task(&mut e, "insmod", |e| {
+        klp::loader::load_module(e, "livepatch_sample", module, &[])
+    })
+    .unwrap();
+    for _ in 0..100 {
+        assert_eq!(
+            read(&mut e, "/proc/cmdline"),
+            "this has been live patched\n"
+        );
+        write(
+            &mut e,
+            "/sys/kernel/livepatch/livepatch_sample/enabled",
+            "0\n",
+        );
+        assert_eq!(read(&mut e, "/proc/cmdline"), "console=hvc0\n");
+        write(
+            &mut e,
+            "/sys/kernel/livepatch/livepatch_sample/enabled",
+            "1\n",
+        );
+    }
+    let trace = read(&mut e, "/sys/kernel/tracing/trace");
+    assert!(
+        trace.contains(": livepatch_cmdline_proc_show <-seq_show\n"),
+        "the new function is traced"
+    );
+}
