@@ -5,7 +5,9 @@
 //! instrumentation pass emits), the same slot holding a function of another instance (a patch
 //! module), a typed nullable `(ref null $t)` table, a typed non-null `(ref $t)` table,
 //! `table.get` + `call_ref`, `call_ref` through a mutable global, and an entry stub (a direct
-//! call to a function that does the `call_indirect`). Each with wasmtime's inliner off and on.
+//! call to a function that does the `call_indirect`). Each with wasmtime's inliner off and on,
+//! and with the inliner off and tables initialised eagerly (`Config::table_lazy_init(false)`:
+//! no "initialised" bit to test on every `call_indirect`).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use klp_benches::{chained, guest_loop};
@@ -94,9 +96,16 @@ fn hook_shapes(c: &mut Criterion) {
     let wasm = wat::parse_str(bench_module()).expect("valid WAT");
     let callee = wat::parse_str(CALLEE).expect("valid WAT");
     let mut g = c.benchmark_group("hook_shapes");
-    for inlining in [false, true] {
+    // (label, Cranelift inliner, wasmtime's lazy table initialisation)
+    let configs = [
+        ("no_inlining", false, true),
+        ("inlining", true, true),
+        ("eager_tables", false, false),
+    ];
+    for (label, inlining, lazy_tables) in configs {
         let mut config = Config::new();
         config.wasm_function_references(true);
+        config.table_lazy_init(lazy_tables);
         config.compiler_inlining(if inlining {
             Inlining::Yes
         } else {
@@ -113,7 +122,6 @@ fn hook_shapes(c: &mut Criterion) {
         table
             .set(&mut store, 1, Ref::Func(Some(target)))
             .expect("slot 1 holds the other instance's function");
-        let label = if inlining { "inlining" } else { "no_inlining" };
         for &shape in SHAPES {
             let f: TypedFunc<(i32, i32), i32> = instance
                 .get_typed_func(&mut store, shape)
