@@ -1,0 +1,58 @@
+// The JS half of the browser engine (src/engine.rs): calls into wasm, the kernel's imports, and
+// what an exception says. Kept tiny; everything else is Rust.
+
+// Calls a wasm function with i32 arguments; exceptions reach Rust through `catch`.
+export function call_fn(f, args) {
+  return f(...args);
+}
+
+// `klp.hostcall`: the Rust closure returns the result, or an Error to throw (a trap or host
+// error in a nested guest call), which unwinds the guest as a trap does.
+export function wrap_hostcall(f) {
+  return (op, a, b, c) => {
+    const r = f(op, a, b, c);
+    if (typeof r === "number") return r;
+    throw r;
+  };
+}
+
+// `klp.clock_ns`: nanoseconds since boot as an i64 (a BigInt on the JS side).
+export function make_clock() {
+  const t0 = performance.now();
+  return () => BigInt(Math.round((performance.now() - t0) * 1e6));
+}
+
+// "trap" for a WebAssembly.RuntimeError, "stack" for stack exhaustion, "other" otherwise.
+// The clock's reading as a Number (exact below 2^53 ns, about 104 days).
+export function read_clock(clock) {
+  return Number(clock());
+}
+
+// The JS stack at this moment (guest frames included when called from a host call).
+export function stack_now() {
+  return new Error().stack ?? "";
+}
+
+export function error_kind(e) {
+  if (e instanceof WebAssembly.RuntimeError) return "trap";
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return "stack";
+  return "other";
+}
+
+export function error_message(e) {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function error_stack(e) {
+  return (e && typeof e.stack === "string") ? e.stack : "";
+}
+
+export function make_error(message) {
+  return new Error(message);
+}
+
+// Function identity: the spec gives one JS function object per wasm function, so two table
+// entries hold the same function exactly when `table.get` returns the same object.
+export function same(a, b) {
+  return a === b;
+}

@@ -1,0 +1,342 @@
+//! klp-web: the klp core (instrument, kallsyms, loader, livepatch, sysfs, shell) compiled to
+//! wasm32, running the guest kernel and its modules on the browser's own WebAssembly engine.
+//!
+//! The page (`web/www/`) fetches the same `.wasm` files the `klp` command embeds, boots a
+//! [`Kernel`] and talks to it in JSON strings: shell output, the ftrace table, the module and
+//! patch list, and `/sys/kernel/livepatch`.
+
+mod engine;
+mod json;
+
+use engine::WebEngine;
+use json::Json;
+use klp::engine::Engine;
+use klp::shell::{self, Host};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+}
+
+/// Panics go to the console (the default hook has nowhere to write on wasm32).
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| console_error(&format!("klp-web: {info}"))));
+}
+
+/// Whether a module file is a livepatch module (`livepatch=Y` in its `.modinfo`).
+#[wasm_bindgen]
+pub fn is_livepatch(wasm: &[u8]) -> bool {
+    wasmparser::Parser::new(0)
+        .parse_all(wasm)
+        .filter_map(Result::ok)
+        .any(|payload| match payload {
+            wasmparser::Payload::CustomSection(s) if s.name() == ".modinfo" => {
+                s.data().split(|&b| b == 0).any(|kv| kv == b"livepatch=Y")
+            }
+            _ => false,
+        })
+}
+
+/// The shell's surroundings in the page: output is collected per run, modules come from memory.
+struct Page<'a> {
+    modules: &'a [(String, Vec<u8>)],
+    output: Vec<(char, String)>,
+}
+
+impl Page<'_> {
+    fn push(&mut self, stream: char, text: &str) {
+        match self.output.last_mut() {
+            Some((s, t)) if *s == stream => t.push_str(text),
+            _ => self.output.push((stream, text.to_string())),
+        }
+    }
+}
+
+/// `livepatch-sample`, `livepatch_sample` and `LIVEPATCH-SAMPLE.wasm` name the same module file.
+fn same_module(stem: &str, name: &str) -> bool {
+    let canonical = |c: u8| if c == b'-' { b'_' } else { c };
+    stem.len() == name.len()
+        && stem
+            .bytes()
+            .zip(name.bytes())
+            .all(|(a, b)| canonical(a) == canonical(b))
+}
+
+impl Host for Page<'_> {
+    fn out(&mut self, text: &str) {
+        self.push('o', text);
+    }
+    fn err(&mut self, text: &str) {
+        self.push('e', text);
+    }
+    fn sleep(&mut self, seconds: f64) {
+        // The shell runs synchronously; a page cannot block otherwise. Capped at 10 s.
+        let until = js_sys::Date::now() + seconds.clamp(0.0, 10.0) * 1000.0;
+        while js_sys::Date::now() < until {}
+    }
+    fn module(&mut self, name_or_path: &str) -> Result<Vec<u8>, String> {
+        // No file system here: a path names the module file by its last component.
+        let file = name_or_path.rsplit('/').next().unwrap_or(name_or_path);
+        let stem = file
+            .strip_suffix(".wasm")
+            .or_else(|| file.strip_suffix(".ko"))
+            .unwrap_or(file);
+        self.modules
+            .iter()
+            .find(|(s, _)| same_module(s, stem))
+            .map(|(_, wasm)| wasm.clone())
+            .ok_or_else(|| "No such file or directory".into())
+    }
+    fn module_names(&self) -> Vec<String> {
+        self.modules.iter().map(|(s, _)| s.clone()).collect()
+    }
+}
+
+/// A booted kernel in the page.
+#[wasm_bindgen]
+pub struct Kernel {
+    engine: WebEngine,
+    modules: Vec<(String, Vec<u8>)>,
+}
+
+#[wasm_bindgen]
+impl Kernel {
+    /// Instruments `kernel`, instantiates it in the browser's engine and boots it.
+    ///
+    /// # Errors
+    /// Whatever stops the boot, as text.
+    #[wasm_bindgen(constructor)]
+    pub fn new(kernel: &[u8], cmdline: &str) -> Result<Kernel, JsError> {
+        let image = klp::kernel::prepare(kernel, cmdline, true)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let mut engine = WebEngine::instantiate_kernel(&image.wasm, image.state)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        klp::kernel::boot(&mut engine).map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(Kernel {
+            engine,
+            modules: Vec::new(),
+        })
+    }
+
+    /// Makes a module file available to `insmod` by its file stem (`livepatch-sample`).
+    pub fn add_module(&mut self, stem: &str, wasm: Vec<u8>) {
+        self.modules.retain(|(s, _)| s != stem);
+        self.modules.push((stem.to_string(), wasm));
+        self.modules.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
+    /// Runs a shell script as `klp run -c` does:
+    /// `{"status":N,"output":[["o"|"e", text], ...]}`.
+    pub fn run(&mut self, script: &str) -> String {
+        let mut page = Page {
+            modules: &self.modules,
+            output: Vec::new(),
+        };
+        let status = shell::run_script(
+            &mut self.engine,
+            &mut page,
+            script,
+            shell::Options::default(),
+        );
+        let mut j = Json::object_root();
+        j.key("status").num(status);
+        j.key("output").array();
+        for (stream, text) in &page.output {
+            j.array().str(&stream.to_string()).str(text).end();
+        }
+        j.end();
+        j.finish()
+    }
+
+    /// The ftrace table's patched functions, one row per non-empty func_stack:
+    /// `{"slots":N,"table":N,"rows":[{"slot","name","owner","stack":[{"patch","slot","func"}],
+    /// "points_to":{"slot","func","original"}}]}`, stacks newest first. Where a slot points is read
+    /// from the table itself (function identity), not from the core's bookkeeping.
+    pub fn ftrace(&mut self) -> String {
+        struct Row {
+            slot: u32,
+            orig: Option<u32>,
+            name: String,
+            owner: String,
+            stack: Vec<(String, u32, String)>,
+        }
+        let (slots, rows) = self.engine.with_state(|s| {
+            let func = |slot: u32| match s.kallsyms.func_by_slot(slot) {
+                Some(sym) => match &sym.module {
+                    Some(m) => format!("{} [{m}]", sym.name),
+                    None => sym.name.clone(),
+                },
+                None => format!("slot {slot}"),
+            };
+            let rows: Vec<Row> = s
+                .livepatch
+                .func_stacks
+                .iter()
+                .filter(|(_, stack)| !stack.is_empty())
+                .map(|(&slot, stack)| {
+                    let info = s.ftrace.info(slot);
+                    Row {
+                        slot,
+                        orig: info.map(|i| i.orig),
+                        name: func(slot),
+                        owner: info
+                            .and_then(|i| i.owner.clone())
+                            .unwrap_or_else(|| "vmlinux".into()),
+                        stack: stack
+                            .iter()
+                            .rev()
+                            .map(|en| (en.patch.clone(), en.new_slot, func(en.new_slot)))
+                            .collect(),
+                    }
+                })
+                .collect();
+            (s.ftrace.len(), rows)
+        });
+        let table = self.engine.table_len();
+        let mut j = Json::object_root();
+        j.key("slots").num(slots as u32).key("table").num(table);
+        j.key("rows").array();
+        for row in &rows {
+            j.object()
+                .key("slot")
+                .num(row.slot)
+                .key("name")
+                .str(&row.name)
+                .key("owner")
+                .str(&row.owner);
+            j.key("stack").array();
+            for (patch, slot, func) in &row.stack {
+                j.object()
+                    .key("patch")
+                    .str(patch)
+                    .key("slot")
+                    .num(*slot)
+                    .key("func")
+                    .str(func)
+                    .end();
+            }
+            j.end();
+            j.key("points_to").object();
+            if let Some((_, slot, func)) = row
+                .stack
+                .iter()
+                .find(|(_, new, _)| self.engine.same_entry(row.slot, *new))
+            {
+                j.key("slot").num(*slot).key("func").str(func);
+                j.key("original").bool(false);
+            } else if let Some(orig) = row.orig.filter(|&o| self.engine.same_entry(row.slot, o)) {
+                j.key("slot").num(orig).key("func").str(&row.name);
+                j.key("original").bool(true);
+            } else {
+                j.key("slot")
+                    .null()
+                    .key("func")
+                    .str("?")
+                    .key("original")
+                    .bool(false);
+            }
+            j.end().end();
+        }
+        j.end();
+        j.finish()
+    }
+
+    /// Loaded modules and registered patches:
+    /// `{"modules":[{"name","livepatch"}],"patches":[{"name","enabled","replace","stack_order"}]}`.
+    pub fn modules(&mut self) -> String {
+        let (modules, patches) = self.engine.with_state(|s| {
+            let modules: Vec<(String, bool)> = s
+                .modules
+                .iter()
+                .map(|m| (m.name.clone(), m.livepatch))
+                .collect();
+            let patches: Vec<(String, bool, bool, usize)> = s
+                .livepatch
+                .patches
+                .iter()
+                .map(|p| {
+                    let order = s.livepatch.stack_order(&p.name).unwrap_or(0);
+                    (p.name.clone(), p.enabled, p.replace, order)
+                })
+                .collect();
+            (modules, patches)
+        });
+        let mut j = Json::object_root();
+        j.key("modules").array();
+        for (name, livepatch) in &modules {
+            j.object()
+                .key("name")
+                .str(name)
+                .key("livepatch")
+                .bool(*livepatch)
+                .end();
+        }
+        j.end().key("patches").array();
+        for (name, enabled, replace, order) in &patches {
+            j.object()
+                .key("name")
+                .str(name)
+                .key("enabled")
+                .bool(*enabled)
+                .key("replace")
+                .bool(*replace)
+                .key("stack_order")
+                .num(*order as u32)
+                .end();
+        }
+        j.end();
+        j.finish()
+    }
+
+    /// `/sys/kernel/livepatch`, walked as `ls -l` and `cat` see it, depth first:
+    /// `[{"path","mode","value"}]` (`value` null for directories and write-only files).
+    pub fn sysfs(&mut self) -> String {
+        let mut j = Json::array_root();
+        walk(&mut self.engine, klp::sysfs::ROOT, &mut j);
+        j.finish()
+    }
+}
+
+fn walk(e: &mut WebEngine, dir: &str, j: &mut Json) {
+    let Ok(entries) = klp::fs::list_dir(e, dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = format!("{dir}/{}", entry.name);
+        let is_dir = klp::fs::is_dir(&entry.stat);
+        j.object()
+            .key("path")
+            .str(&path)
+            .key("mode")
+            .str(&mode_string(entry.stat.mode))
+            .key("value");
+        match (is_dir, klp::fs::read_file(e, &path)) {
+            (false, Ok(bytes)) => j.str(String::from_utf8_lossy(&bytes).trim_end()),
+            _ => j.null(),
+        };
+        j.end();
+        if is_dir {
+            walk(e, &path, j);
+        }
+    }
+}
+
+/// `drwxr-xr-x` from a mode.
+fn mode_string(mode: u32) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(if mode & 0o170000 == 0o040000 {
+        'd'
+    } else {
+        '-'
+    });
+    for shift in [6, 3, 0] {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
