@@ -50,6 +50,8 @@ struct Inner {
     instances: RefCell<Vec<Option<WebAssembly::Instance>>>,
     /// What a nested host call failed with, for the guest call that catches its exception.
     pending: RefCell<Option<EngineError>>,
+    /// Module names from the instances' name sections: V8 prefixes frames with `<module>.`.
+    module_names: RefCell<Vec<String>>,
     /// Keeps the `klp.hostcall` closure alive as long as the kernel.
     hostcall: RefCell<Option<Closure<HostcallFn>>>,
 }
@@ -69,6 +71,7 @@ impl WebEngine {
             handles: RefCell::new(None),
             instances: RefCell::new(Vec::new()),
             pending: RefCell::new(None),
+            module_names: RefCell::new(Vec::new()),
             hostcall: RefCell::new(None),
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
@@ -92,6 +95,7 @@ impl WebEngine {
         let clock = make_clock();
 
         let module = compile(wasm)?;
+        inner.note_module_name(wasm);
         let klp = Object::new();
         set(&klp, "hostcall", &hostcall);
         set(&klp, "clock_ns", &clock);
@@ -137,9 +141,25 @@ impl WebEngine {
         !x.is_null() && same(&x, &y)
     }
 
+    /// The guest frames of a V8 stack trace, with V8's `<module>.` prefix removed.
+    fn frames(&self, stack: &str) -> Vec<Option<String>> {
+        let modules = self.0.module_names.borrow();
+        frames(stack)
+            .into_iter()
+            .map(|f| {
+                f.map(|name| {
+                    modules
+                        .iter()
+                        .find_map(|m| name.strip_prefix(m.as_str())?.strip_prefix('.'))
+                        .map_or(name.clone(), str::to_string)
+                })
+            })
+            .collect()
+    }
+
     /// Turns an exception from a guest call into an [`EngineError`].
     fn trap(&self, err: &JsValue) -> EngineError {
-        let frames = frames(&error_stack(err));
+        let frames = self.frames(&error_stack(err));
         if let Some(pending) = self.0.pending.borrow_mut().take() {
             return match pending {
                 EngineError::Trap(trap) => EngineError::Trap(trap),
@@ -151,10 +171,35 @@ impl WebEngine {
         }
         let message = match error_kind(err).as_str() {
             "trap" => trap_message(&error_message(err)),
-            "stack" => "call stack exhausted".to_string(),
+            "stack" => "wasm trap: call stack exhausted".to_string(),
             _ => error_message(err),
         };
         EngineError::Trap(GuestTrap { message, frames })
+    }
+}
+
+impl Inner {
+    /// Remembers the module name of a wasm file's name section, if it has one.
+    fn note_module_name(&self, wasm: &[u8]) {
+        use wasmparser::{KnownCustom, Name, Parser, Payload};
+        for payload in Parser::new(0).parse_all(wasm).filter_map(Result::ok) {
+            let Payload::CustomSection(section) = payload else {
+                continue;
+            };
+            let KnownCustom::Name(reader) = section.as_known() else {
+                continue;
+            };
+            for name in reader.into_iter().filter_map(Result::ok) {
+                if let Name::Module { name, .. } = name {
+                    let mut names = self.module_names.borrow_mut();
+                    if !names.iter().any(|n| n == name) {
+                        names.push(name.to_string());
+                        // Longest first, so `a.wasm.x` never strips as `a`.
+                        names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -168,9 +213,9 @@ fn compile(wasm: &[u8]) -> Result<WebAssembly::Module, EngineError> {
         .map_err(|e| EngineError::Compile(error_message(&e)))
 }
 
-/// V8's trap messages in wasmtime's words, so an oops reads the same as on the command line.
+/// V8's trap messages in wasmtime's words (`wasm trap: ...`), so an oops reads as on the CLI.
 fn trap_message(v8: &str) -> String {
-    match v8 {
+    let words = match v8 {
         "unreachable" => "wasm `unreachable` instruction executed",
         "memory access out of bounds" => "out of bounds memory access",
         "divide by zero" | "remainder by zero" => "integer divide by zero",
@@ -178,8 +223,8 @@ fn trap_message(v8: &str) -> String {
         "float unrepresentable in integer range" => "invalid conversion to integer",
         "table index is out of bounds" => "undefined element: out of bounds table access",
         other => other,
-    }
-    .to_string()
+    };
+    format!("wasm trap: {words}")
 }
 
 /// The guest frames of a V8 stack trace, innermost first: lines of instances compiled from
@@ -311,6 +356,7 @@ impl Engine for WebEngine {
     fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError> {
         let h = self.handles();
         let module = compile(wasm)?;
+        self.0.note_module_name(wasm);
         let env = Object::new();
         let klp = Object::new();
         for import in WebAssembly::Module::imports(&module).iter() {
@@ -348,7 +394,7 @@ impl Engine for WebEngine {
 
     fn backtrace(&mut self) -> Vec<Option<String>> {
         // The JS stack now: from a host call, the guest frames below it are its callers.
-        frames(&stack_now())
+        self.frames(&stack_now())
     }
 
     fn release(&mut self, id: InstanceId) {

@@ -5,10 +5,11 @@
 // terminal shows the insmod and `this has been live patched`, the ftrace view shows the
 // func_stack and where the slot points, sysfs shows the patch); Disable brings the original
 // back; the whole transcript, dmesg included (timestamps masked), equals what `klp run -c` prints
-// for the same commands. Screenshots go to web/test-output/.
+// for the same commands, and so does the oops of a deliberate kernel bug (trap message and call
+// trace from the browser's stack). Screenshots go to web/test-output/.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -30,6 +31,11 @@ const STEPS = [
   "insmod livepatch-sample", // the Load button
   "cat /proc/cmdline",
   `echo 0 > ${SYS}`, // the Disable button
+  "cat /proc/cmdline",
+  "dmesg",
+  // A deliberate kernel bug: a division by zero, a kernel BUG and an oops; the kernel goes on.
+  "echo 0 > /proc/sys/kernel/sched_rr_timeslice_ms",
+  "cat /proc/schedstat",
   "cat /proc/cmdline",
   "dmesg",
 ];
@@ -73,7 +79,7 @@ page.on("console", (msg) => {
   if (msg.type() === "error") problems.push(`console.error: ${msg.text()}`);
 });
 
-// Types a command at the prompt and returns its stdout+stderr as the terminal shows it.
+// Types a command at the prompt and returns what it printed: { out, err } (stdout, stderr).
 async function type(command) {
   const before = await page.locator("#screen .entry").count();
   await page.fill("#cmd", command);
@@ -81,7 +87,7 @@ async function type(command) {
   return lastEntry(before, command);
 }
 
-// Clicks a module's button and returns what the command it ran printed.
+// Clicks a module's button and returns what the command it ran printed: { out, err }.
 async function click(stem, action, command) {
   const before = await page.locator("#screen .entry").count();
   await page.click(`.module[data-stem="${stem}"] button[data-action="${action}"]`);
@@ -92,11 +98,25 @@ async function lastEntry(before, command) {
   await page.waitForFunction((n) => document.querySelectorAll("#screen .entry").length > n, before);
   const entry = page.locator("#screen .entry").last();
   assert.equal(await entry.locator(".cmd").textContent(), command, "the command shows in the terminal");
-  const out = entry.locator(".out");
-  return (await out.count()) ? out.textContent() : "";
+  return entry.evaluate((node) => {
+    let out = "";
+    let err = "";
+    for (const part of node.querySelector(".out")?.childNodes ?? []) {
+      if (part.nodeType === Node.ELEMENT_NODE && part.classList.contains("err")) err += part.textContent;
+      else out += part.textContent;
+    }
+    return { out, err };
+  });
 }
 
-const transcript = [];
+// Runs a step and records its output for the comparison with the CLI.
+const transcript = { out: "", err: "" };
+function record(result) {
+  transcript.out += result.out;
+  transcript.err += result.err;
+  return result.out;
+}
+
 try {
   await check("the page boots the kernel", async () => {
     await page.goto(url);
@@ -106,16 +126,12 @@ try {
   });
 
   await check("cat /proc/cmdline shows the original", async () => {
-    const out = await type(STEPS[0]);
-    transcript.push(out);
-    assert.equal(out, ORIGINAL);
+    assert.equal(record(await type(STEPS[0])), ORIGINAL);
   });
 
   await check("Load on livepatch-sample runs insmod and patches cmdline_proc_show", async () => {
-    transcript.push(await click("livepatch-sample", "load", STEPS[1]));
-    const out = await type(STEPS[2]);
-    transcript.push(out);
-    assert.equal(out, PATCHED);
+    record(await click("livepatch-sample", "load", STEPS[1]));
+    assert.equal(record(await type(STEPS[2])), PATCHED);
   });
 
   await check("the ftrace view shows the func_stack and where the slot points", async () => {
@@ -141,22 +157,35 @@ try {
   await page.setViewportSize({ width: 1280, height: 800 });
 
   await check("Disable brings the original back", async () => {
-    transcript.push(await click("livepatch-sample", "disable", STEPS[3]));
+    record(await click("livepatch-sample", "disable", STEPS[3]));
     assert.equal(await page.locator("#ftrace .frow").count(), 0);
     assert.match(await page.textContent("#ftrace-rows"), /No function is patched/);
-    const out = await type(STEPS[4]);
-    transcript.push(out);
-    assert.equal(out, ORIGINAL);
+    assert.equal(record(await type(STEPS[4])), ORIGINAL);
+    record(await type(STEPS[5])); // dmesg
   });
 
-  await check("the transcript and dmesg match `klp run -c` (timestamps masked)", async () => {
-    transcript.push(await type(STEPS[5]));
-    const cli = execFileSync(klp, ["run", "-c", STEPS.join("; ")], { encoding: "utf8" });
-    const web = transcript.join("");
-    fs.writeFileSync(path.join(outDir, "web-transcript.txt"), web);
-    fs.writeFileSync(path.join(outDir, "cli-transcript.txt"), cli);
-    assert.match(web, /livepatch: 'livepatch_sample': unpatching complete/);
-    assert.equal(maskTimestamps(web), maskTimestamps(cli));
+  await check("an oops in the browser: kernel BUG, trap, call trace; the kernel goes on", async () => {
+    record(await type(STEPS[6]));
+    const { out, err } = await type(STEPS[7]);
+    transcript.out += out;
+    transcript.err += err;
+    assert.match(err, /^Oops: wasm trap: wasm `unreachable` instruction executed \[#1\]$/m);
+    assert.match(err, /^ panic_const_div_by_zero\n show_schedstat\n seq_show$/m);
+    assert.equal(record(await type(STEPS[8])), ORIGINAL);
+    assert.match(record(await type(STEPS[9])), /\] Oops: wasm trap: .*\n(.*\n){3}\[ *[\d.]+\]  panic\n/);
+  });
+
+  await check("the transcript, dmesg and oops match `klp run -c` (timestamps masked)", async () => {
+    const cli = spawnSync(klp, ["run", "-c", STEPS.join("; ")], { encoding: "utf8" });
+    assert.equal(cli.error, undefined, `running ${klp}`);
+    for (const [name, text] of [["web", transcript.out + transcript.err], ["cli", cli.stdout + cli.stderr]]) {
+      fs.writeFileSync(path.join(outDir, `${name}-transcript.txt`), text);
+    }
+    assert.match(transcript.out, /livepatch: 'livepatch_sample': unpatching complete/);
+    assert.match(transcript.out, /kernel BUG at guest-kernel\/src\/sched.rs/);
+    assert.match(transcript.out, /Oops: wasm trap/);
+    assert.equal(maskTimestamps(transcript.out), maskTimestamps(cli.stdout));
+    assert.equal(transcript.err, cli.stderr);
   });
 
   await check("no page errors", async () => {
