@@ -196,7 +196,7 @@ def main():
         for calls in [1, 1000]:
             v = fl.get(f"flip_every_{calls}")
             if v is not None:
-                rows.append((f"flip every {calls} calls", f"{calls} calls + 1 flip", fmt_ns(v), f"{calls * 1e9 / v / 1e6:.2f} M", f"{1e9 / v:,.0f}"))
+                rows.append((f"flip every {calls} call{'s' if calls > 1 else ''}", f"{calls} call{'s' if calls > 1 else ''} + 1 flip", fmt_ns(v), f"{calls * 1e9 / v / 1e6:.2f} M", f"{1e9 / v:,.0f}"))
         sections.append(
             "### 6. Calls while flipping (every result checked in the guest)\n\n"
             + table(["mode", "iteration", "time/iteration", "checked calls/s", "flips/s"], rows)
