@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of klp-wasm from a fresh clone: formatting, lints (host and guest crates),
-# unit, integration and transcript tests, and one quick run of every benchmark.
+# unit, integration and transcript tests, the browser demo in headless Chromium, and one quick
+# run of every benchmark.
 # The guest toolchain target is installed by host/build.rs when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,8 +20,14 @@ guest_packages=$(cargo metadata --no-deps --format-version 1 \
 # shellcheck disable=SC2086
 cargo clippy --release --target wasm32-unknown-unknown --target-dir target/guest $guest_packages -- -D warnings
 
+step "clippy (web, wasm32)"
+cargo clippy --release --target wasm32-unknown-unknown -p klp-web -- -D warnings
+
 step "tests"
 cargo test --release
+
+step "browser demo (headless chromium)"
+web/test.sh
 
 step "benchmarks (one quick pass each, no timing asserted)"
 cargo bench -- --test

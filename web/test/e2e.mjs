@@ -188,6 +188,22 @@ try {
     assert.equal(transcript.err, cli.stderr);
   });
 
+  await check("the function tracer and a kprobe work in the page's shell", async () => {
+    await type("echo cmdline_proc_show > /sys/kernel/tracing/set_ftrace_filter");
+    await type("echo function > /sys/kernel/tracing/current_tracer");
+    await type("echo 'p:cmdprobe cmdline_proc_show' > /sys/kernel/tracing/kprobe_events");
+    await type("echo 1 > /sys/kernel/tracing/events/kprobes/cmdprobe/enable");
+    assert.equal((await type("cat /proc/cmdline")).out, ORIGINAL);
+    const trace = (await type("cat /sys/kernel/tracing/trace")).out;
+    assert.match(trace, /^ +cat-1 +\[000\] \.\.\.\.\. +[\d.]+: cmdline_proc_show <-seq_show$/m);
+    assert.match(trace, /^ +cat-1 +\[000\] \.\.\.\.\. +[\d.]+: cmdprobe: \(cmdline_proc_show\+0x0\/0x0\)$/m);
+    assert.match((await type("cat /sys/kernel/tracing/enabled_functions")).out,
+      /^cmdline_proc_show \(2\) R {5}\ttramp: __klp_tramp_cmdline_proc_show$/m);
+    await type("echo 0 > /sys/kernel/tracing/events/kprobes/cmdprobe/enable");
+    await type("echo nop > /sys/kernel/tracing/current_tracer");
+    assert.equal((await type("cat /sys/kernel/tracing/enabled_functions")).out, "");
+  });
+
   await check("no page errors", async () => {
     assert.deepEqual(problems, []);
   });

@@ -325,7 +325,9 @@ fn record(t: &mut Tracing, comm: &str, now_ns: u64, text: &str) {
 /// None today; the signature leaves room for handlers that call the kernel.
 pub fn trace_entry(e: &mut impl Engine, slot: u32, args: [i32; 2]) -> SysResult<()> {
     let now = e.now_ns();
-    let frames = e.backtrace();
+    // Naming the caller needs a backtrace, the costly part: take one only for the tracer.
+    let wants_caller = e.with_state(|s| s.tracing.tracing_on && users(s, slot).tracer);
+    let frames = if wants_caller { e.backtrace() } else { Vec::new() };
     e.with_state(|s| {
         let users = users(s, slot);
         let func = func_name(s, slot);
