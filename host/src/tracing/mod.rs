@@ -327,7 +327,11 @@ pub fn trace_entry(e: &mut impl Engine, slot: u32, args: [i32; 2]) -> SysResult<
     let now = e.now_ns();
     // Naming the caller needs a backtrace, the costly part: take one only for the tracer.
     let wants_caller = e.with_state(|s| s.tracing.tracing_on && users(s, slot).tracer);
-    let frames = if wants_caller { e.backtrace() } else { Vec::new() };
+    let frames = if wants_caller {
+        e.backtrace()
+    } else {
+        Vec::new()
+    };
     e.with_state(|s| {
         let users = users(s, slot);
         let func = func_name(s, slot);
