@@ -27,7 +27,8 @@ step "tests"
 cargo test --release
 
 step "browser demo (headless chromium)"
-web/test.sh
+# The klp binary the integration tests just built; the browser test compares with it.
+KLP_BIN=target/release/klp web/test.sh
 
 step "benchmarks (one quick pass each, no timing asserted)"
 cargo bench -- --test

@@ -26,8 +26,13 @@ fi
 step "web/build.sh"
 web/build.sh
 
-step "cargo build --release --bin klp (the CLI the test compares with)"
-cargo build --release -p klp --bin klp
+# The CLI the test compares with. ./test.sh passes the one `cargo test --release` just built
+# (KLP_BIN), so the host is not built a second time with another feature set.
+if [ -z "${KLP_BIN:-}" ] || [ ! -x "$KLP_BIN" ]; then
+  step "cargo build --release (the klp command the test compares with)"
+  cargo build --release
+  export KLP_BIN=target/release/klp
+fi
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 step "serving web/dist on http://127.0.0.1:$port/"

@@ -51,11 +51,6 @@ impl Livepatch {
             .position(|p| p.name == name)
             .map(|i| i + 1)
     }
-
-    /// Whether any patch is enabled (the `K` taint).
-    pub fn any_enabled(&self) -> bool {
-        self.patches.iter().any(|p| p.enabled)
-    }
 }
 
 /// Logs a livepatch message at `level` (3 error, 4 warning, 6 info).

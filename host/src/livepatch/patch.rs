@@ -22,8 +22,6 @@ pub struct KlpFunc {
     pub new_slot: u32,
     /// Slot of the original, once its object is loaded and the name resolved.
     pub old_slot: Option<u32>,
-    /// A function added by atomic replace that returns the slot to the original (`nop`).
-    pub nop: bool,
 }
 
 impl KlpFunc {
@@ -152,7 +150,6 @@ fn read_funcs(e: &mut impl Engine, addr: u32) -> SysResult<Vec<KlpFunc>> {
             new_slot: read_u32(e, f + 4)?,
             old_sympos: read_u32(e, f + 8)?,
             old_slot: None,
-            nop: false,
         });
     }
     Err(Errno::EINVAL.into())

@@ -112,9 +112,7 @@ fn check_object(e: &mut impl Engine, obj: &KlpObject) -> SysResult<()> {
 }
 
 fn sync_slots(e: &mut impl Engine, slots: &BTreeSet<u32>) -> SysResult<()> {
-    slots
-        .iter()
-        .try_for_each(|&slot| tracing::sync_slot(e, slot))
+    tracing::sync_slots(e, slots.iter().copied())
 }
 
 /// Removes every func_stack entry of `patch` for the slots of `obj`; returns those slots.
@@ -358,15 +356,13 @@ pub(super) fn module_going(e: &mut impl Engine, module: &str) -> SysResult<()> {
                 &format!("reverting patch '{patch}' on unloading module '{module}'"),
             )?;
         }
-        let slots = e.with_state(|s| {
-            let slots = pop_object(&mut s.livepatch, &patch, i);
+        // The module's slots are about to be freed: the stacks go, no slot is switched back.
+        e.with_state(|s| {
+            pop_object(&mut s.livepatch, &patch, i);
             if let Some(p) = s.livepatch.get_mut(&patch) {
                 p.objs[i].funcs.iter_mut().for_each(|f| f.old_slot = None);
             }
-            slots
         });
-        // The module's slots are about to be freed: nothing to switch back.
-        let _ = slots;
     }
     Ok(())
 }

@@ -143,20 +143,31 @@ fn target(s: &crate::state::KernelState, slot: u32) -> Option<u32> {
 /// # Errors
 /// A table or instantiation error from the engine.
 pub fn sync_slot(e: &mut impl Engine, slot: u32) -> SysResult<()> {
-    let mut todo = vec![slot];
+    sync_slots(e, [slot])
+}
+
+/// [`sync_slot`] for many slots at once; the replacement→patched-slot map is built once.
+///
+/// # Errors
+/// As [`sync_slot`].
+pub fn sync_slots(e: &mut impl Engine, slots: impl IntoIterator<Item = u32>) -> SysResult<()> {
+    let dependents: BTreeMap<u32, Vec<u32>> = e.with_state(|s| {
+        let mut map: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (&slot, stack) in &s.livepatch.func_stacks {
+            if let Some(top) = stack.last() {
+                map.entry(top.new_slot).or_default().push(slot);
+            }
+        }
+        map
+    });
+    let mut todo: Vec<u32> = slots.into_iter().collect();
     let mut done = BTreeSet::new();
     while let Some(slot) = todo.pop() {
         if !done.insert(slot) {
             continue;
         }
         sync_one(e, slot)?;
-        e.with_state(|s| {
-            for (&dependent, stack) in &s.livepatch.func_stacks {
-                if stack.last().is_some_and(|en| en.new_slot == slot) {
-                    todo.push(dependent);
-                }
-            }
-        });
+        todo.extend(dependents.get(&slot).into_iter().flatten().copied());
     }
     Ok(())
 }
@@ -175,7 +186,7 @@ pub fn sync_all(e: &mut impl Engine) -> SysResult<()> {
         slots.extend(s.livepatch.func_stacks.keys().copied());
         slots
     });
-    slots.into_iter().try_for_each(|slot| sync_slot(e, slot))
+    sync_slots(e, slots)
 }
 
 fn remove_trampoline(e: &mut impl Engine, slot: u32) -> SysResult<()> {
@@ -188,16 +199,11 @@ fn remove_trampoline(e: &mut impl Engine, slot: u32) -> SysResult<()> {
 }
 
 fn sync_one(e: &mut impl Engine, slot: u32) -> SysResult<()> {
-    let (shape, target, installed, name, sig) = e.with_state(|s| {
-        let name = s
-            .kallsyms
-            .func_by_slot(slot)
-            .map_or_else(|| format!("slot{slot}"), |sym| sym.name.clone());
+    let (shape, target, installed, sig) = e.with_state(|s| {
         (
             users(s, slot).shape(),
             target(s, slot),
             s.tracing.trampolines.get(&slot).copied(),
-            name,
             s.ftrace.info(slot).map(|i| i.sig.clone()),
         )
     });
@@ -217,6 +223,7 @@ fn sync_one(e: &mut impl Engine, slot: u32) -> SysResult<()> {
                 Some(base) => base,
                 None => e.table_grow(2)?,
             };
+            let name = e.with_state(|s| func_name(s, slot));
             let wasm = trampoline::build(&name, slot, &sig, base, shape);
             let instance = match e.instantiate(&wasm) {
                 Ok(instance) => instance,
