@@ -227,3 +227,41 @@ fn a_hundred_oopses_do_not_wear_the_kernel_down() {
     assert_eq!(status, 1);
     assert!(out.contains("write error: Invalid argument"), "{out}");
 }
+
+#[test]
+fn bad_file_descriptors_are_ebadf_and_change_nothing() {
+    use klp::errno::Errno;
+    use klp::sys::{self, SysError};
+    let mut e = boot();
+    let before = footprint(&mut e);
+    for fd in [-1, 3, 99, 1 << 20] {
+        assert_eq!(
+            sys::read(&mut e, fd, 16),
+            Err(SysError::Errno(Errno::EBADF)),
+            "read({fd})"
+        );
+        assert_eq!(
+            sys::write(&mut e, fd, b"x"),
+            Err(SysError::Errno(Errno::EBADF)),
+            "write({fd})"
+        );
+        assert_eq!(
+            sys::close(&mut e, fd),
+            Err(SysError::Errno(Errno::EBADF)),
+            "close({fd})"
+        );
+    }
+    let fd = sys::open(&mut e, "/proc/cmdline", sys::flags::O_RDONLY).unwrap();
+    sys::close(&mut e, fd).unwrap();
+    assert_eq!(
+        sys::close(&mut e, fd),
+        Err(SysError::Errno(Errno::EBADF)),
+        "double close"
+    );
+    assert_eq!(
+        sys::read(&mut e, fd, 16),
+        Err(SysError::Errno(Errno::EBADF)),
+        "read after close"
+    );
+    assert_eq!(footprint(&mut e), before);
+}
