@@ -15,10 +15,7 @@ step "clippy (host, benches)"
 cargo clippy --release --all-targets -- -D warnings
 
 step "clippy (guest crates, wasm32)"
-guest_packages=$(cargo metadata --no-deps --format-version 1 \
-  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("-p "+p["name"] for p in d["packages"] if "/guest-kernel/" in p["manifest_path"] or "/patches/" in p["manifest_path"]))')
-# shellcheck disable=SC2086
-cargo clippy --release --target wasm32-unknown-unknown --target-dir target/guest $guest_packages -- -D warnings
+guest-kernel/clippy.sh
 
 step "clippy (web, wasm32)"
 cargo clippy --release --target wasm32-unknown-unknown -p klp-web -- -D warnings
