@@ -78,6 +78,18 @@ fn log(e: &mut impl Engine, msg: &str) -> SysResult<()> {
     sys::printk(e, &format!("\x013{msg}"))
 }
 
+/// Logs why a module is malformed and gives insmod's "Invalid module format" (ENOEXEC).
+fn invalid_format(e: &mut impl Engine, name: &str, err: &ObjectError) -> SysError {
+    let message = format!(
+        "{name}: invalid module format: {}",
+        one_line(&err.to_string())
+    );
+    match log(e, &message) {
+        Ok(()) => Errno::ENOEXEC.into(),
+        Err(trap) => trap,
+    }
+}
+
 /// Folds a multi-line error message (wasmparser's) into one log line.
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -192,16 +204,7 @@ pub fn load_module(
     }
     let object = match ObjectFile::parse(bytes) {
         Ok(object) => object,
-        Err(err) => {
-            log(
-                e,
-                &format!(
-                    "{name}: invalid module format: {}",
-                    one_line(&err.to_string())
-                ),
-            )?;
-            return Err(Errno::ENOEXEC.into());
-        }
+        Err(err) => return Err(invalid_format(e, name, &err)),
     };
     let mut partial = Partial::default();
     let result = load(e, name, bytes, &object, params, &mut partial);
@@ -312,16 +315,7 @@ fn load(
             .ok_or_else(|| ObjectError::Unresolved(u.name.clone()))
     }) {
         Ok(linked) => linked,
-        Err(err) => {
-            log(
-                e,
-                &format!(
-                    "{name}: invalid module format: {}",
-                    one_line(&err.to_string())
-                ),
-            )?;
-            return Err(Errno::ENOEXEC.into());
-        }
+        Err(err) => return Err(invalid_format(e, name, &err)),
     };
     e.write(data_base, &linked.data)?;
     for (key, value) in &values {
