@@ -26,3 +26,11 @@ pub fn module(name: &str) -> Option<&'static [u8]> {
         })
         .map(|&(_, wasm)| wasm)
 }
+
+/// The file stems of every built module, for `help` and the shell's hosts.
+pub fn names() -> Vec<String> {
+    MODULES
+        .iter()
+        .map(|(stem, _)| (*stem).to_string())
+        .collect()
+}

@@ -113,10 +113,7 @@ impl Host for Terminal {
             .ok_or_else(|| "No such file or directory".into())
     }
     fn module_names(&self) -> Vec<String> {
-        artifacts::MODULES
-            .iter()
-            .map(|(name, _)| (*name).to_string())
-            .collect()
+        artifacts::names()
     }
 }
 

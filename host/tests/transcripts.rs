@@ -32,10 +32,7 @@ impl Host for Transcript {
             .ok_or_else(|| "No such file or directory".into())
     }
     fn module_names(&self) -> Vec<String> {
-        artifacts::MODULES
-            .iter()
-            .map(|(n, _)| (*n).to_string())
-            .collect()
+        artifacts::names()
     }
 }
 
