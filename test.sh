@@ -21,7 +21,8 @@ step "clippy (web, wasm32)"
 cargo clippy --release --target wasm32-unknown-unknown -p klp-web -- -D warnings
 
 step "tests"
-cargo test --release
+mkdir -p target
+cargo test --release 2>&1 | tee target/test.log
 
 step "browser demo (headless chromium)"
 # The klp binary the integration tests just built; the browser test compares with it.
@@ -29,3 +30,15 @@ KLP_BIN=target/release/klp web/test.sh
 
 step "benchmarks (one quick pass each, no timing asserted)"
 cargo bench -- --test
+
+# A closing line with the cargo tests' totals (the browser test printed its own count above).
+python3 - <<'PY'
+import re
+passed = failed = 0
+for line in open("target/test.log", encoding="utf-8", errors="replace"):
+    m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
+    if m:
+        passed += int(m.group(1))
+        failed += int(m.group(2))
+print(f"\ntests: {passed} passed, {failed} failed")
+PY
