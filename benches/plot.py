@@ -174,6 +174,39 @@ def main():
             rate = f"{size / kp[name] * 1e3:.1f}" if size else "?"
             rows.append((f"`{name}`", f"{size:,}" if size else "?", fmt_ns(kp[name]), rate))
         sections.append("### 5c. Kernel passes\n\n" + table(["pass", "input bytes", "time", "MB/s"], rows))
+    # The size sweep over synthetic kernels: kernel_passes/synth_<pass>/<input bytes>.
+    sweep = {}
+    for key, v in kp.items():
+        if key.startswith("synth_"):
+            name, size = key.split("/")
+            sweep.setdefault(int(size), {})[name] = (v, BYTES.get(f"kernel_passes/{key}"))
+    if sweep:
+        def cell(entry):
+            if entry is None:
+                return ["—", "—"]
+            v, b = entry
+            return [fmt_ns(v), f"{b / v * 1e3:.1f}" if b else "?"]
+
+        rows = []
+        for size in sorted(sweep):
+            e = sweep[size]
+            inst = e.get("synth_kallsyms_instrumented")
+            inst_bytes = f"{inst[1]:,}" if inst and inst[1] else "?"
+            rows.append(
+                [f"{size:,}"]
+                + cell(e.get("synth_instrument"))
+                + cell(e.get("synth_kallsyms_raw"))
+                + [inst_bytes]
+                + cell(inst)
+            )
+        sections.append(
+            "#### Instrumentation and kallsyms vs kernel size\n\n"
+            + table(
+                ["kernel bytes", "instrument", "MB/s", "kallsyms (raw)", "MB/s",
+                 "instrumented bytes", "kallsyms (instrumented)", "MB/s"],
+                rows,
+            )
+        )
     try:
         mem = json.load(open(os.path.join(cdir, "klp_memory.json")))
         rows = [
