@@ -25,4 +25,6 @@ pub mod shell;
 pub mod state;
 pub mod sys;
 pub mod sysfs;
+#[cfg(test)]
+mod test_util;
 pub mod tracing;

@@ -389,7 +389,7 @@ fn names(k: &Kernel<'_>, thunks: &[(u32, String)]) -> Result<NameSection, Instru
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmparser::{Operator, Parser, Payload, Validator, WasmFeatures};
+    use wasmparser::{Operator, Parser, Payload};
 
     const RUSTC_KERNEL: &[u8] = include_bytes!("../../tests/data/exp_kernel.wasm");
 
@@ -410,28 +410,7 @@ mod tests {
             local.get 0 local.get 0 call_indirect (type $t) call $a)
         (@custom "klp.notrace" "klp_glue\n"))"#;
 
-    fn validate(wasm: &[u8]) {
-        Validator::new_with_features(WasmFeatures::default())
-            .validate_all(wasm)
-            .unwrap();
-    }
-
-    /// Operators of every defined function, in order.
-    fn bodies(wasm: &[u8]) -> Vec<Vec<Operator<'_>>> {
-        Parser::new(0)
-            .parse_all(wasm)
-            .filter_map(|p| match p.unwrap() {
-                Payload::CodeSectionEntry(b) => Some(
-                    b.get_operators_reader()
-                        .unwrap()
-                        .into_iter()
-                        .map(Result::unwrap)
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .collect()
-    }
+    use crate::test_util::{bodies, validate};
 
     /// Table 0 as the active element segments fill it.
     fn table(wasm: &[u8]) -> Vec<Option<u32>> {

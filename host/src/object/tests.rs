@@ -6,28 +6,7 @@ use wasmparser::{Operator, Payload};
 
 const RUSTC_MODULE: &[u8] = include_bytes!("../../tests/data/exp_module.wasm");
 
-fn validate(wasm: &[u8]) {
-    Validator::new_with_features(WasmFeatures::default())
-        .validate_all(wasm)
-        .unwrap();
-}
-
-/// Operators of every function body.
-fn bodies(wasm: &[u8]) -> Vec<Vec<Operator<'_>>> {
-    Parser::new(0)
-        .parse_all(wasm)
-        .filter_map(|p| match p.unwrap() {
-            Payload::CodeSectionEntry(b) => Some(
-                b.get_operators_reader()
-                    .unwrap()
-                    .into_iter()
-                    .map(Result::unwrap)
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
+use crate::test_util::{bodies, validate};
 
 /// `(module, name, kind)` of every import.
 fn imports(wasm: &[u8]) -> Vec<(String, String, &'static str)> {
