@@ -265,3 +265,30 @@ fn bad_file_descriptors_are_ebadf_and_change_nothing() {
     );
     assert_eq!(footprint(&mut e), before);
 }
+
+#[test]
+fn an_init_that_traps_is_an_oops_and_leaves_no_trace() {
+    let mut e = boot();
+    assert_eq!(sh(&mut e, "insmod livepatch-sample").0, 0);
+    let before = footprint(&mut e);
+    let sp = e.stack_pointer();
+    let (status, out) = sh(&mut e, "insmod test_klp_init_oops");
+    assert_eq!(status, 139, "{out}");
+    assert!(
+        out.starts_with("Oops: wasm trap: wasm `unreachable` instruction executed"),
+        "{out}"
+    );
+    assert!(out.contains("\n init_module\n do_one_initcall\n"), "{out}");
+    assert_eq!(e.stack_pointer(), sp);
+    assert_eq!(
+        footprint(&mut e),
+        before,
+        "the trapped module left something behind"
+    );
+    assert_eq!(read(&mut e, "/proc/cmdline"), PATCHED);
+    assert_eq!(
+        sh(&mut e, "insmod hello; rmmod hello").0,
+        0,
+        "loading still works"
+    );
+}
