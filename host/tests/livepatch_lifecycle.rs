@@ -292,3 +292,65 @@ fn an_init_that_traps_is_an_oops_and_leaves_no_trace() {
         "loading still works"
     );
 }
+
+#[test]
+fn corrupted_modules_never_crash_the_host_and_failed_loads_leave_no_trace() {
+    let mut e = boot();
+    let original = artifacts::module("livepatch-sample").unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut loaded, mut refused) = (0, 0);
+    for round in 0..300 {
+        let before = footprint(&mut e);
+        let mut bytes = original.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << (next() % 8);
+        }
+        let result = klp::kernel::run_task(&mut e, "insmod", |e| {
+            klp::loader::load_module(e, "fuzzed", &bytes, &[])
+        });
+        if result.is_ok() {
+            loaded += 1;
+            // Whatever it became, it can be switched off and removed again.
+            let _ = fs::write_file(
+                &mut e,
+                "/sys/kernel/livepatch/fuzzed/enabled",
+                b"0\n",
+                false,
+            );
+            let removed =
+                klp::kernel::run_task(&mut e, "rmmod", |e| klp::loader::unload_module(e, "fuzzed"));
+            if removed.is_ok() {
+                assert_eq!(
+                    footprint(&mut e),
+                    before,
+                    "round {round}: load and unload left something behind"
+                );
+            }
+        } else {
+            refused += 1;
+            assert_eq!(
+                footprint(&mut e),
+                before,
+                "round {round}: a refused module left something behind"
+            );
+        }
+        assert!(
+            !read(&mut e, "/proc/cmdline").is_empty(),
+            "round {round}: the kernel still answers"
+        );
+    }
+    eprintln!("corrupted modules: {loaded} loaded anyway, {refused} refused");
+    assert!(refused > 0);
+    assert_eq!(
+        read(&mut e, "/proc/modules"),
+        "",
+        "every module that loaded was removed again"
+    );
+}
