@@ -77,12 +77,12 @@ pub fn check_writable<T: Tree>(e: &mut impl Engine, rel: &str) -> Result<(), Err
     }
 }
 
-/// Writes an attribute.
+/// Writes an attribute that [`check_writable`] allowed at open time (the caller checks first, so
+/// the node, whose contents may be large, is not built twice).
 ///
 /// # Errors
-/// As [`check_writable`], then whatever the attribute refuses.
+/// Whatever the attribute refuses.
 pub fn write<T: Tree>(e: &mut impl Engine, rel: &str, data: &[u8], append: bool) -> SysResult<()> {
-    check_writable::<T>(e, rel)?;
     T::store(e, rel, data, append)
 }
 

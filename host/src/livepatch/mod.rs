@@ -76,10 +76,7 @@ pub fn klp_register_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
     }
     let mut patch = patch::read_patch(e, addr, &name)?;
     for obj in &mut patch.objs {
-        let loaded = obj
-            .name
-            .as_ref()
-            .is_none_or(|m| e.with_state(|s| s.module(m).is_some()));
+        let loaded = transition::is_loaded(e, obj);
         if loaded {
             transition::resolve_object(e, &name, obj)?;
         }

@@ -158,7 +158,8 @@ fn push_object(stacks: &mut super::Livepatch, patch: &str, obj_index: usize) -> 
     slots
 }
 
-fn is_loaded(e: &mut impl Engine, obj: &KlpObject) -> bool {
+/// Whether an object is loaded: vmlinux always, a module when it is in the module list.
+pub(super) fn is_loaded(e: &mut impl Engine, obj: &KlpObject) -> bool {
     obj.name
         .as_ref()
         .is_none_or(|m| e.with_state(|s| s.module(m).is_some()))
