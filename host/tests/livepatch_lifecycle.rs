@@ -6,42 +6,21 @@ use klp::artifacts;
 use klp::engine::Engine;
 use klp::fs;
 use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
-use klp::shell::{self, Host};
+use klp::shell;
+
+mod common;
+use common::Recorder;
 
 const ORIGINAL: &str = "console=hvc0\n";
 const PATCHED: &str = "this has been live patched\n";
 const ENABLED: &str = "/sys/kernel/livepatch/livepatch_sample/enabled";
-
-struct Quiet {
-    text: String,
-}
-
-impl Host for Quiet {
-    fn out(&mut self, text: &str) {
-        self.text.push_str(text);
-    }
-    fn err(&mut self, text: &str) {
-        self.text.push_str(text);
-    }
-    fn sleep(&mut self, _: f64) {}
-    fn module(&mut self, name: &str) -> Result<Vec<u8>, String> {
-        artifacts::module(name)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| "No such file or directory".into())
-    }
-    fn module_names(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
 
 fn boot() -> WasmtimeEngine {
     rt::boot(artifacts::KERNEL, "console=hvc0", true, Options::default()).expect("kernel boots")
 }
 
 fn sh(e: &mut WasmtimeEngine, script: &str) -> (i32, String) {
-    let mut host = Quiet {
-        text: String::new(),
-    };
+    let mut host = Recorder::default();
     let status = shell::run_script(e, &mut host, script, shell::Options { errexit: true });
     (status, host.text)
 }
@@ -181,9 +160,6 @@ fn refused_modules_leave_no_trace() {
     }
     let mut garbage = artifacts::module("livepatch-sample").unwrap().to_vec();
     garbage.truncate(garbage.len() / 2);
-    let mut host = Quiet {
-        text: String::new(),
-    };
     let err = klp::kernel::run_task(&mut e, "insmod", |e| {
         klp::loader::load_module(e, "truncated", &garbage, &[])
     });
@@ -193,7 +169,6 @@ fn refused_modules_leave_no_trace() {
         before,
         "a truncated module left something behind"
     );
-    host.text.clear();
     assert_eq!(
         read(&mut e, "/proc/cmdline"),
         "test_klp_livepatch: this has been live patched\n"

@@ -5,36 +5,11 @@
 
 use klp::artifacts;
 use klp::runtime::wasmtime::{self as rt, Options};
-use klp::shell::{self, Host};
+use klp::shell;
+
+mod common;
+use common::Recorder;
 use std::path::{Path, PathBuf};
-
-/// Collects stdout and stderr in order, like a terminal.
-struct Transcript {
-    text: String,
-}
-
-impl Host for Transcript {
-    fn out(&mut self, text: &str) {
-        self.text.push_str(text);
-    }
-    fn err(&mut self, text: &str) {
-        self.text.push_str(text);
-    }
-    fn sleep(&mut self, seconds: f64) {
-        std::thread::sleep(std::time::Duration::from_secs_f64(seconds.min(1.0)));
-    }
-    fn module(&mut self, name: &str) -> Result<Vec<u8>, String> {
-        if name.contains('/') {
-            return std::fs::read(name).map_err(|_| "No such file or directory".to_string());
-        }
-        artifacts::module(name)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| "No such file or directory".into())
-    }
-    fn module_names(&self) -> Vec<String> {
-        artifacts::names()
-    }
-}
 
 /// Replaces `[    1.234567]` log timestamps by `[    T]` and `  1.234567:` trace timestamps by
 /// `  T:`.
@@ -96,9 +71,7 @@ fn run_script(path: &Path, hook: bool) -> String {
         .find_map(|l| l.strip_prefix("#! cmdline: "))
         .unwrap_or("console=hvc0 root=/dev/ram0 rw");
     let mut engine = rt::boot(artifacts::KERNEL, cmdline, hook, Options::default()).unwrap();
-    let mut host = Transcript {
-        text: String::new(),
-    };
+    let mut host = Recorder::default();
     for line in script.lines() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
