@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the browser demo into web/dist/: klp-web for wasm32 through wasm-bindgen (--target web),
-# the page (web/www/), and the very .wasm files the klp command embeds (the guest kernel and every
-# module, as host/build.rs leaves them in target/guest), with a modules.json that lists them.
+# the page (web/www/), the very guest kernel the klp command embeds (as host/build.rs leaves it in
+# target/guest), and a modules.json that names it and describes every module. The modules
+# themselves are not copied: klp-web embeds them, as klp does, at /lib/modules/<release>.
 # Installs wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,22 +45,21 @@ mkdir -p "$dist/wasm"
 
 cp web/www/* "$dist/"
 
-# The guest files: every crate under guest-kernel/modules and patches, as host/build.rs finds them.
+# The guest kernel, and each module's description: every crate under guest-kernel/modules and
+# patches, as host/build.rs finds them (the stem is the package name, the module file's stem).
 guest=target/guest/$target/release
 cp "$guest/guest_kernel.wasm" "$dist/wasm/"
 cargo metadata --no-deps --format-version 1 | python3 -c '
-import json, shutil, sys
-guest, dist = sys.argv[1], sys.argv[2]
+import json, sys
+dist = sys.argv[1]
 mods = []
 for p in json.load(sys.stdin)["packages"]:
     path = p["manifest_path"]
     if "/guest-kernel/modules/" not in path and "/patches/" not in path:
         continue
-    file = p["name"].replace("-", "_") + ".wasm"
-    shutil.copy(f"{guest}/{file}", f"{dist}/wasm/{file}")
-    mods.append({"stem": p["name"], "file": "wasm/" + file, "description": p.get("description") or ""})
+    mods.append({"stem": p["name"], "description": p.get("description") or ""})
 mods.sort(key=lambda m: m["stem"])
 json.dump({"kernel": "wasm/guest_kernel.wasm", "modules": mods}, open(f"{dist}/modules.json", "w"), indent=1)
-print(f"==> {dist}: kernel and {len(mods)} modules")
-' "$guest" "$dist"
+print(f"==> {dist}: kernel, and descriptions of {len(mods)} modules")
+' "$dist"
 ls -l "$dist" "$dist/wasm" | awk 'NF > 5 { print $5, $NF }'

@@ -54,7 +54,8 @@ pub fn prepare(kernel: &[u8], cmdline: &str, hook: bool) -> Result<BootImage, Bo
     })
 }
 
-/// Runs `kernel_boot` with the state's command line.
+/// Runs `kernel_boot` with the state's command line, then mounts the built-in modules at
+/// `/lib/modules/<release>` as an initramfs would provide them.
 ///
 /// # Errors
 /// A trap or error during boot.
@@ -66,6 +67,7 @@ pub fn boot(e: &mut impl Engine) -> Result<(), BootError> {
     });
     e.write(buf, cmdline.as_bytes())?;
     sys::call(e, "kernel_boot", &[buf as i32, cmdline.len() as i32])?;
+    crate::fs::mount_modules(e, crate::fs::modules::ModuleFiles::built_in())?;
     Ok(())
 }
 

@@ -1,10 +1,11 @@
 //! The `klp` command: boot the kernel, run its shell, instrument and inspect kernels.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use klp::artifacts;
+use klp::fs::hostdir::StdDir;
 use klp::runtime::wasmtime::{self as rt, Options};
-use klp::shell::{self, Host};
+use klp::shell::{self, Host, Shell};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -51,9 +52,13 @@ struct RunArgs {
     /// Kernel command line.
     #[arg(long, default_value = DEFAULT_CMDLINE)]
     cmdline: String,
-    /// Directory searched first for modules named by insmod.
-    #[arg(long)]
+    /// Host directory of out-of-tree modules, mounted read-only at
+    /// /lib/modules/<release>/extra (insmod NAME looks there first).
+    #[arg(long, value_name = "DIR")]
     modules: Option<PathBuf>,
+    /// Mount a host directory into the kernel's namespace (repeatable).
+    #[arg(long = "mount", value_name = "HOST_DIR:GUEST_DIR[:ro]")]
+    mounts: Vec<String>,
     /// Commands to run, separated by `;` or newlines.
     #[arg(short = 'c')]
     commands: Option<String>,
@@ -72,9 +77,7 @@ struct RunArgs {
 }
 
 /// The shell's surroundings on a terminal.
-struct Terminal {
-    modules: Option<PathBuf>,
-}
+struct Terminal;
 
 impl Host for Terminal {
     fn out(&mut self, text: &str) {
@@ -88,33 +91,41 @@ impl Host for Terminal {
     fn sleep(&mut self, seconds: f64) {
         std::thread::sleep(std::time::Duration::from_secs_f64(seconds.min(3600.0)));
     }
-    fn module(&mut self, name: &str) -> Result<Vec<u8>, String> {
-        let io_err = |e: std::io::Error| {
-            e.raw_os_error()
-                .map_or_else(|| e.to_string(), |n| klp::errno::Errno(n).strerror())
-        };
-        if name.contains('/') || name.ends_with(".wasm") || name.ends_with(".ko") {
-            return std::fs::read(name).map_err(io_err);
-        }
-        if let Some(dir) = &self.modules {
-            for candidate in [
-                name.to_string(),
-                name.replace('_', "-"),
-                name.replace('-', "_"),
-            ] {
-                let path = dir.join(format!("{candidate}.wasm"));
-                if path.exists() {
-                    return std::fs::read(path).map_err(io_err);
-                }
-            }
-        }
-        artifacts::module(name)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| "No such file or directory".into())
+}
+
+/// A `--mount` argument: `HOST_DIR:GUEST_DIR[:ro|:rw]`.
+struct MountSpec {
+    host: PathBuf,
+    guest: String,
+    readonly: bool,
+}
+
+fn parse_mount(spec: &str) -> Result<MountSpec> {
+    let (rest, readonly) = match spec.rsplit_once(':') {
+        Some((rest, "ro")) => (rest, true),
+        Some((rest, "rw")) => (rest, false),
+        _ => (spec, false),
+    };
+    let Some((host, guest)) = rest.rsplit_once(':') else {
+        bail!("--mount: '{spec}': expected HOST_DIR:GUEST_DIR[:ro]");
+    };
+    if host.is_empty() || !guest.starts_with('/') {
+        bail!("--mount: '{spec}': expected HOST_DIR:GUEST_DIR[:ro] with an absolute GUEST_DIR");
     }
-    fn module_names(&self) -> Vec<String> {
-        artifacts::names()
-    }
+    Ok(MountSpec {
+        host: PathBuf::from(host),
+        guest: guest.to_string(),
+        readonly,
+    })
+}
+
+/// Mounts a host directory, or says why not as `klp: OPTION: ...`.
+fn mount(engine: &mut rt::WasmtimeEngine, option: &str, spec: &MountSpec) -> Result<()> {
+    let dir = StdDir::open(&spec.host)
+        .map_err(|reason| anyhow!("{option}: {}: {reason}", spec.host.display()))?;
+    let source = dir.root().display().to_string();
+    klp::fs::mount_host(engine, Box::new(dir), &source, &spec.guest, spec.readonly)
+        .map_err(|err| anyhow!("{option}: {}: {err}", spec.guest))
 }
 
 fn run(args: RunArgs) -> Result<i32> {
@@ -130,19 +141,33 @@ fn run(args: RunArgs) -> Result<i32> {
             inlining: args.inline,
         },
     )?;
-    let mut host = Terminal {
-        modules: args.modules,
-    };
-    let options = shell::Options {
+    let specs: Vec<MountSpec> = args
+        .mounts
+        .iter()
+        .map(|spec| parse_mount(spec))
+        .collect::<Result<_>>()?;
+    if let Some(dir) = &args.modules {
+        let extra = MountSpec {
+            host: dir.clone(),
+            guest: klp::fs::modules_dir(&mut engine) + "/extra",
+            readonly: true,
+        };
+        mount(&mut engine, "--modules", &extra)?;
+    }
+    for spec in &specs {
+        mount(&mut engine, "--mount", spec)?;
+    }
+    let mut host = Terminal;
+    let mut shell = Shell::new(shell::Options {
         errexit: args.errexit,
-    };
+    });
     if let Some(commands) = &args.commands {
-        return Ok(shell::run_script(&mut engine, &mut host, commands, options));
+        return Ok(shell.run(&mut engine, &mut host, commands));
     }
     if let Some(path) = &args.script {
         let script =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok(shell::run_script(&mut engine, &mut host, &script, options));
+        return Ok(shell.run(&mut engine, &mut host, &script));
     }
     let interactive = std::io::stdin().is_terminal();
     let mut status = 0;
@@ -156,7 +181,7 @@ fn run(args: RunArgs) -> Result<i32> {
         if line.trim() == "exit" {
             break;
         }
-        status = shell::run_script(&mut engine, &mut host, &line, options);
+        status = shell.run(&mut engine, &mut host, &line);
         if status != 0 && args.errexit {
             break;
         }
@@ -166,7 +191,7 @@ fn run(args: RunArgs) -> Result<i32> {
 
 fn demo() -> Result<i32> {
     let mut engine = rt::boot(artifacts::KERNEL, DEFAULT_CMDLINE, true, Options::default())?;
-    let mut host = Terminal { modules: None };
+    let mut host = Terminal;
     let mut status = 0;
     for step in klp::demo::steps() {
         match step {
@@ -181,7 +206,18 @@ fn demo() -> Result<i32> {
     Ok(status)
 }
 
-fn main() -> Result<()> {
+fn main() {
+    match try_main() {
+        Ok(status) => std::process::exit(status),
+        Err(err) => {
+            eprintln!("klp: {err:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Runs the command line and returns the exit status.
+fn try_main() -> Result<i32> {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Run(args) => run(args)?,
@@ -216,5 +252,5 @@ fn main() -> Result<()> {
     if status > 255 {
         bail!("exit status {status}");
     }
-    std::process::exit(status);
+    Ok(status)
 }

@@ -1,5 +1,6 @@
 //! The core state of one running kernel: everything the host knows that the guest does not.
 
+use crate::fs::mounts::Mounts;
 use crate::ftrace::FtraceTable;
 use crate::instrument::FtraceMap;
 use crate::kallsyms::Kallsyms;
@@ -32,6 +33,8 @@ pub struct KernelState {
     pub task_fds: Vec<i32>,
     /// Number of oopses so far (the `D` taint).
     pub oopses: u32,
+    /// The host-backed mounts: the modules tree and host directories.
+    pub mounts: Mounts,
 }
 
 impl KernelState {
@@ -49,6 +52,7 @@ impl KernelState {
             cmdline: cmdline.to_string(),
             task_fds: Vec::new(),
             oopses: 0,
+            mounts: Mounts::default(),
         }
     }
 

@@ -71,6 +71,7 @@ fn run_reads_a_script_file() {
     let script = dir.join("s.klp");
     std::fs::write(&script, "# a comment\necho 'a b' > /tmp/f\ncat /tmp/f\n").unwrap();
     let (status, out, _) = klp(&["run", "--script", script.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!((status, out.as_str()), (0, "a b\n"));
 }
 
@@ -141,7 +142,8 @@ fn bad_kernel_file_is_a_clear_error() {
     let bad = dir.join("bad.wasm");
     std::fs::write(&bad, b"\0asm\x01\0\0\0garbage").unwrap();
     let (status, _, err) = klp(&["run", "--kernel", bad.to_str().unwrap(), "-c", "true"]);
+    let _ = std::fs::remove_dir_all(&dir);
     assert_ne!(status, 0);
-    assert!(err.starts_with("Error: "), "{err}");
+    assert!(err.starts_with("klp: "), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }

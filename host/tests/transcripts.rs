@@ -72,13 +72,14 @@ fn run_script(path: &Path, hook: bool) -> String {
         .unwrap_or("console=hvc0 root=/dev/ram0 rw");
     let mut engine = rt::boot(artifacts::KERNEL, cmdline, hook, Options::default()).unwrap();
     let mut host = Recorder::default();
+    let mut shell = shell::Shell::new(shell::Options::default());
     for line in script.lines() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
         host.text.push_str(&format!("# {line}\n"));
-        let status = shell::run_script(&mut engine, &mut host, line, shell::Options::default());
+        let status = shell.run(&mut engine, &mut host, line);
         if status != 0 {
             host.text.push_str(&format!("[exit {status}]\n"));
         }
@@ -154,6 +155,47 @@ fn foundation_transcripts_are_the_same_without_instrumentation() {
             path.display()
         );
     }
+}
+
+/// A file in the host's `/tmp` that the refusals transcript also names inside the kernel; created
+/// by this test (holding a valid module, so that reading the host's file would change the
+/// outcome) and removed afterwards, unless it was there before.
+struct HostTmpFile(Option<PathBuf>);
+
+impl HostTmpFile {
+    fn plant(path: &str) -> HostTmpFile {
+        let path = PathBuf::from(path);
+        if path.exists() {
+            return HostTmpFile(None);
+        }
+        std::fs::write(&path, artifacts::module("test_klp_livepatch").unwrap()).unwrap();
+        HostTmpFile(Some(path))
+    }
+}
+
+impl Drop for HostTmpFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[test]
+fn the_refusals_transcript_ignores_what_the_hosts_tmp_holds() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/livepatch/refusals.sh");
+    let expected = std::fs::read_to_string(path.with_extension("out")).unwrap();
+    let script = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        script.contains("insmod /tmp/garbage.wasm") && script.contains("insmod /tmp/nope.wasm")
+    );
+    let planted = [
+        HostTmpFile::plant("/tmp/garbage.wasm"),
+        HostTmpFile::plant("/tmp/nope.wasm"),
+    ];
+    assert_eq!(run_script(&path, true), expected);
+    drop(planted);
 }
 
 #[test]

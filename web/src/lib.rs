@@ -1,9 +1,10 @@
 //! klp-web: the klp core (instrument, kallsyms, loader, livepatch, sysfs, shell) compiled to
 //! wasm32, running the guest kernel and its modules on the browser's own WebAssembly engine.
 //!
-//! The page (`web/www/`) fetches the same `.wasm` files the `klp` command embeds, boots a
-//! [`Kernel`] and talks to it in JSON strings: shell output, the ftrace table, the module and
-//! patch list, and `/sys/kernel/livepatch`.
+//! The page (`web/www/`) fetches the guest kernel, boots a [`Kernel`] (which embeds the modules
+//! at `/lib/modules/<release>`, as the `klp` command does) and talks to it in JSON strings: shell
+//! output, the ftrace table, the module files, the module and patch list, and
+//! `/sys/kernel/livepatch`. Files dropped on the page are written into the kernel's `/tmp`.
 
 mod engine;
 mod json;
@@ -11,7 +12,9 @@ mod json;
 use engine::WebEngine;
 use json::Json;
 use klp::engine::Engine;
-use klp::shell::{self, Host};
+use klp::fs::WriteError;
+use klp::kernel::run_task;
+use klp::shell::{self, Host, Shell};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -40,13 +43,12 @@ pub fn is_livepatch(wasm: &[u8]) -> bool {
         })
 }
 
-/// The shell's surroundings in the page: output is collected per run, modules come from memory.
-struct Page<'a> {
-    modules: &'a [(String, Vec<u8>)],
+/// The shell's surroundings in the page: output is collected per run.
+struct Page {
     output: Vec<(char, String)>,
 }
 
-impl Page<'_> {
+impl Page {
     fn push(&mut self, stream: char, text: &str) {
         match self.output.last_mut() {
             Some((s, t)) if *s == stream => t.push_str(text),
@@ -55,17 +57,7 @@ impl Page<'_> {
     }
 }
 
-/// `livepatch-sample`, `livepatch_sample` and `LIVEPATCH-SAMPLE.wasm` name the same module file.
-fn same_module(stem: &str, name: &str) -> bool {
-    let canonical = |c: u8| if c == b'-' { b'_' } else { c };
-    stem.len() == name.len()
-        && stem
-            .bytes()
-            .zip(name.bytes())
-            .all(|(a, b)| canonical(a) == canonical(b))
-}
-
-impl Host for Page<'_> {
+impl Host for Page {
     fn out(&mut self, text: &str) {
         self.push('o', text);
     }
@@ -77,29 +69,13 @@ impl Host for Page<'_> {
         let until = js_sys::Date::now() + seconds.clamp(0.0, 10.0) * 1000.0;
         while js_sys::Date::now() < until {}
     }
-    fn module(&mut self, name_or_path: &str) -> Result<Vec<u8>, String> {
-        // No file system here: a path names the module file by its last component.
-        let file = name_or_path.rsplit('/').next().unwrap_or(name_or_path);
-        let stem = file
-            .strip_suffix(".wasm")
-            .or_else(|| file.strip_suffix(".ko"))
-            .unwrap_or(file);
-        self.modules
-            .iter()
-            .find(|(s, _)| same_module(s, stem))
-            .map(|(_, wasm)| wasm.clone())
-            .ok_or_else(|| "No such file or directory".into())
-    }
-    fn module_names(&self) -> Vec<String> {
-        self.modules.iter().map(|(s, _)| s.clone()).collect()
-    }
 }
 
 /// A booted kernel in the page.
 #[wasm_bindgen]
 pub struct Kernel {
     engine: WebEngine,
-    modules: Vec<(String, Vec<u8>)>,
+    shell: Shell,
 }
 
 #[wasm_bindgen]
@@ -117,30 +93,52 @@ impl Kernel {
         klp::kernel::boot(&mut engine).map_err(|e| JsError::new(&e.to_string()))?;
         Ok(Kernel {
             engine,
-            modules: Vec::new(),
+            shell: Shell::new(shell::Options::default()),
         })
     }
 
-    /// Makes a module file available to `insmod` by its file stem (`livepatch-sample`).
-    pub fn add_module(&mut self, stem: &str, wasm: Vec<u8>) {
-        self.modules.retain(|(s, _)| s != stem);
-        self.modules.push((stem.to_string(), wasm));
-        self.modules.sort_by(|a, b| a.0.cmp(&b.0));
+    /// Writes a file (one dropped on the page) into the kernel's namespace, e.g.
+    /// `/tmp/fix.wasm`, where `insmod /tmp/fix.wasm` finds it.
+    ///
+    /// # Errors
+    /// The kernel's refusal, as `PATH: reason`.
+    pub fn put_file(&mut self, path: &str, data: &[u8]) -> Result<(), JsError> {
+        let written = run_task(&mut self.engine, "sh", |e| {
+            klp::fs::write_file(e, path, data, false).map_err(|err| match err {
+                WriteError::Open(err) | WriteError::Write(err) => err,
+            })
+        });
+        written.map_err(|err| JsError::new(&format!("{path}: {err}")))
+    }
+
+    /// The module files in `/lib/modules/<release>`, as `ls` lists them:
+    /// `{"dir":"/lib/modules/R","files":[{"name","size","livepatch"}]}`.
+    pub fn module_files(&mut self) -> String {
+        let dir = klp::fs::modules_dir(&mut self.engine);
+        let entries = klp::fs::list_dir(&mut self.engine, &dir).unwrap_or_default();
+        let mut j = Json::object_root();
+        j.key("dir").str(&dir).key("files").array();
+        for entry in entries.iter().filter(|en| !klp::fs::is_dir(&en.stat)) {
+            let path = format!("{dir}/{}", entry.name);
+            let wasm = klp::fs::read_file(&mut self.engine, &path).unwrap_or_default();
+            j.object()
+                .key("name")
+                .str(&entry.name)
+                .key("size")
+                .num(entry.stat.size)
+                .key("livepatch")
+                .bool(is_livepatch(&wasm))
+                .end();
+        }
+        j.end();
+        j.finish()
     }
 
     /// Runs a shell script as `klp run -c` does:
     /// `{"status":N,"output":[["o"|"e", text], ...]}`.
     pub fn run(&mut self, script: &str) -> String {
-        let mut page = Page {
-            modules: &self.modules,
-            output: Vec::new(),
-        };
-        let status = shell::run_script(
-            &mut self.engine,
-            &mut page,
-            script,
-            shell::Options::default(),
-        );
+        let mut page = Page { output: Vec::new() };
+        let status = self.shell.run(&mut self.engine, &mut page, script);
         let mut j = Json::object_root();
         j.key("status").num(status);
         j.key("output").array();

@@ -6,7 +6,12 @@
 // func_stack and where the slot points, sysfs shows the patch); Disable brings the original
 // back; the whole transcript, dmesg included (timestamps masked), equals what `klp run -c` prints
 // for the same commands, and so does the oops of a deliberate kernel bug (trap message and call
-// trace from the browser's stack). Screenshots go to web/test-output/.
+// trace from the browser's stack). The module list is `ls /lib/modules/<release>` as the CLI
+// prints it. A module uploaded with the file button (and one dropped on the page) lands in the
+// kernel's /tmp, where `insmod /tmp/NAME` loads it (and refuses garbage as insmod does); after it
+// all, `dmesg | grep livepatch` and `lsmod | wc -l` agree with `klp run -c` replaying the page's
+// whole session (the uploaded files mounted at /tmp). Screenshots go to web/test-output/; the
+// files it uploads are written to a temp dir of its own.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -22,6 +27,7 @@ const klp = process.env.KLP_BIN ?? path.join(root, "target/release/klp");
 const outDir = process.env.KLP_WEB_OUT ?? path.join(root, "web/test-output");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
+const MODDIR = "/lib/modules/6.12.0-klp";
 const ORIGINAL = "console=hvc0 root=/dev/ram0 rw\n";
 const PATCHED = "this has been live patched\n";
 const SYS = "/sys/kernel/livepatch/livepatch_sample/enabled";
@@ -56,6 +62,14 @@ async function check(name, fn) {
 }
 
 fs.mkdirSync(outDir, { recursive: true });
+// The files the test uploads: a livepatch module (the selftest patch of cmdline_proc_show) as
+// fix.wasm, and garbage as g.wasm.
+const uploadDir = fs.mkdtempSync(path.join(os.tmpdir(), "klp-web-upload-"));
+const fixWasm = fs.readFileSync(
+  path.join(root, "target/guest/wasm32-unknown-unknown/release/test_klp_livepatch.wasm"));
+fs.writeFileSync(path.join(uploadDir, "fix.wasm"), fixWasm);
+const GARBAGE = "this is not a wasm module\n";
+fs.writeFileSync(path.join(uploadDir, "g.wasm"), GARBAGE);
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), "klp-web-chromium-"));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: chromiumPath,
@@ -79,8 +93,12 @@ page.on("console", (msg) => {
   if (msg.type() === "error") problems.push(`console.error: ${msg.text()}`);
 });
 
+// Every command the page's shell ran, in order, for `klp run -c` to replay.
+const session = [];
+
 // Types a command at the prompt and returns what it printed: { out, err } (stdout, stderr).
 async function type(command) {
+  session.push(command);
   const before = await page.locator("#screen .entry").count();
   await page.fill("#cmd", command);
   await page.press("#cmd", "Enter");
@@ -88,9 +106,10 @@ async function type(command) {
 }
 
 // Clicks a module's button and returns what the command it ran printed: { out, err }.
-async function click(stem, action, command) {
+async function click(stem, action, command, list = "#module-list") {
+  session.push(command);
   const before = await page.locator("#screen .entry").count();
-  await page.click(`.module[data-stem="${stem}"] button[data-action="${action}"]`);
+  await page.click(`${list} .module[data-stem="${stem}"] button[data-action="${action}"]`);
   return lastEntry(before, command);
 }
 
@@ -109,6 +128,23 @@ async function lastEntry(before, command) {
   });
 }
 
+// Uploads files with the file button; returns, per file, the note and what the `ls -l` the page
+// runs after it printed.
+async function upload(files) {
+  const results = [];
+  let before = await page.locator("#screen .entry").count();
+  const notes = await page.locator("#screen .note").count();
+  await page.setInputFiles("#upload", files.map((f) => path.join(uploadDir, f)));
+  for (const f of files) {
+    const command = `ls -l /tmp/${f}`;
+    session.push(command);
+    results.push(await lastEntry(before, command));
+    before++;
+  }
+  const texts = await page.locator("#screen .note").allTextContents();
+  return results.map((r, i) => ({ ...r, note: texts[notes + i] }));
+}
+
 // Runs a step and records its output for the comparison with the CLI.
 const transcript = { out: "", err: "" };
 function record(result) {
@@ -123,6 +159,19 @@ try {
     await page.waitForFunction(() => document.body.dataset.state !== "booting", null, { timeout: 60000 });
     assert.equal(await page.evaluate(() => document.body.dataset.state), "ready",
       await page.textContent("#status"));
+  });
+
+  await check(`the module list is ${MODDIR}, as \`ls\` prints it`, async () => {
+    const cli = spawnSync(klp, ["run", "-c", `ls ${MODDIR}`], { encoding: "utf8" });
+    assert.equal(cli.error, undefined, `running ${klp}`);
+    assert.equal(cli.status, 0, cli.stderr);
+    const files = cli.stdout.split("\n").filter(Boolean);
+    assert.ok(files.includes("livepatch-sample.wasm"), cli.stdout);
+    const shown = await page.locator("#module-list .module")
+      .evaluateAll((rows) => rows.map((r) => r.dataset.file));
+    assert.deepEqual([...shown].sort(), [...files].sort());
+    assert.equal(await page.textContent("#modules-dir"), MODDIR);
+    assert.equal(await page.locator("#upload-list .module").count(), 0);
   });
 
   await check("cat /proc/cmdline shows the original", async () => {
@@ -147,7 +196,7 @@ try {
     assert.match(tree, /livepatch_sample\//);
     assert.match(tree, /enabled = 1/);
     assert.match(tree, /cmdline_proc_show,1\//);
-    assert.match(await page.textContent('.module[data-stem="livepatch-sample"] .badge'), /enabled/);
+    assert.match(await page.textContent('#module-list .module[data-stem="livepatch-sample"] .badge'), /enabled/);
   });
 
   await page.mouse.move(0, 0); // no hover highlight in the pictures
@@ -204,6 +253,81 @@ try {
     assert.equal((await type("cat /sys/kernel/tracing/enabled_functions")).out, "");
   });
 
+  await check("a module uploaded with the file button lands in /tmp and insmod loads it", async () => {
+    const [fix] = await upload(["fix.wasm"]);
+    assert.equal(fix.note, `wrote /tmp/fix.wasm (${fixWasm.length} bytes); insmod /tmp/fix.wasm to load it`);
+    assert.equal(fix.out, `-rw-r--r-- 1 root root ${fixWasm.length} /tmp/fix.wasm\n`);
+    assert.equal(fix.err, "");
+    const row = page.locator('#upload-list .module[data-file="fix.wasm"]');
+    assert.equal(await row.locator(".badge").textContent(), "not loaded");
+    assert.equal(await row.locator('button[data-action="load"]').getAttribute("data-cmd"),
+      "insmod /tmp/fix.wasm");
+    assert.deepEqual(await type("insmod /tmp/fix.wasm"), { out: "", err: "" });
+    // test_klp_livepatch's cmdline_proc_show says so, its module name first.
+    assert.equal((await type("cat /proc/cmdline")).out, `test_klp_livepatch: ${PATCHED}`);
+    assert.equal(await row.locator(".badge").textContent(), "enabled");
+    assert.deepEqual(
+      await page.locator('#ftrace .frow[data-func="cmdline_proc_show"] .stack li').allTextContents(),
+      ["fix"]); // livepatch_sample, disabled, left the func_stack
+    assert.match(await page.textContent("#sysfs-tree"), /drwxr-xr-xfix\/-rw-r--r--  enabled = 1/);
+  });
+
+  await page.mouse.move(0, 0);
+  await page.evaluate(() => { // the uploaded module's row, at the module list's end, in view
+    document.querySelector("aside").scrollTop = document.querySelector("aside").scrollHeight;
+  });
+  await page.screenshot({ path: path.join(outDir, "uploaded-1280x800.png") });
+  await page.evaluate(() => { document.querySelector("aside").scrollTop = 0; });
+
+  await check("garbage uploaded to /tmp is refused by insmod as an invalid module", async () => {
+    const [g] = await upload(["g.wasm"]);
+    assert.equal(g.note, `wrote /tmp/g.wasm (${GARBAGE.length} bytes); insmod /tmp/g.wasm to load it`);
+    assert.deepEqual(await type("insmod /tmp/g.wasm"), {
+      out: "",
+      err: "insmod: ERROR: could not insert module /tmp/g.wasm: Invalid module format\n",
+    });
+    assert.equal(await page.locator('#upload-list .module[data-file="g.wasm"] .badge').textContent(),
+      "not loaded");
+  });
+
+  await check("a file dropped on the page lands in /tmp (its name made safe)", async () => {
+    const before = await page.locator("#screen .entry").count();
+    const dataTransfer = await page.evaluateHandle((text) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([text], "dropped mod.wasm"));
+      return dt;
+    }, GARBAGE);
+    await page.dispatchEvent("#sysfs", "drop", { dataTransfer });
+    const command = "ls -l /tmp/dropped_mod.wasm";
+    session.push(command);
+    const listed = await lastEntry(before, command);
+    assert.equal(listed.out, `-rw-r--r-- 1 root root ${GARBAGE.length} /tmp/dropped_mod.wasm\n`);
+    assert.equal(await page.locator("#screen .note").last().textContent(),
+      `wrote /tmp/dropped_mod.wasm (${GARBAGE.length} bytes); insmod /tmp/dropped_mod.wasm to load it`);
+    assert.equal(await page.locator("#upload-list .module").count(), 3);
+  });
+
+  await check("`dmesg | grep livepatch` and `lsmod | wc -l` match `klp run -c` replaying the session", async () => {
+    const grep = await type("dmesg | grep livepatch");
+    const count = await type("lsmod | wc -l");
+    assert.match(grep.out, /livepatch: enabling patch 'fix'/);
+    assert.equal(grep.err + count.err, "");
+    // The CLI replays every command the page ran, with the uploaded files mounted at /tmp.
+    fs.writeFileSync(path.join(uploadDir, "dropped_mod.wasm"), GARBAGE);
+    const MARK = "=====klp-web-e2e=====";
+    const script = [...session.slice(0, -2), `echo ${MARK}`, session.at(-2), `echo ${MARK}`,
+      session.at(-1)].join("; ");
+    const cli = spawnSync(klp, ["run", "--mount", `${uploadDir}:/tmp:ro`, "-c", script],
+      { encoding: "utf8" });
+    assert.equal(cli.error, undefined, `running ${klp}`);
+    const [, cliGrep, cliCount] = cli.stdout.split(`${MARK}\n`);
+    fs.writeFileSync(path.join(outDir, "web-dmesg-grep.txt"), grep.out);
+    fs.writeFileSync(path.join(outDir, "cli-dmesg-grep.txt"), cliGrep ?? cli.stdout + cli.stderr);
+    assert.equal(maskTimestamps(grep.out), maskTimestamps(cliGrep));
+    assert.equal(count.out, cliCount);
+    assert.match(count.out, /^\d+\n$/);
+  });
+
   await check("no page errors", async () => {
     assert.deepEqual(problems, []);
   });
@@ -211,6 +335,7 @@ try {
   await page.screenshot({ path: path.join(outDir, "final-1280x800.png") }).catch(() => {});
   await context.close();
   fs.rmSync(profile, { recursive: true, force: true });
+  fs.rmSync(uploadDir, { recursive: true, force: true });
 }
 
 console.log(`screenshots in ${path.relative(process.cwd(), outDir) || "."}`);

@@ -1,5 +1,7 @@
 // The page: boots the kernel with klp-web, runs shell commands, and redraws the module list, the
-// ftrace table and /sys/kernel/livepatch after every command.
+// ftrace table and /sys/kernel/livepatch after every command. The module list is the kernel's
+// /lib/modules/<release>; a file chosen with "Upload module" or dropped on the page is written
+// into the kernel's /tmp, where `insmod /tmp/NAME` loads it.
 import init, { Kernel, is_livepatch } from "./klp_web.js";
 
 // The same command line `klp run` boots with by default (`?cmdline=...` overrides it).
@@ -14,7 +16,9 @@ const el = (tag, props = {}, ...children) => {
 };
 
 let kernel = null;
-let modules = [];            // from modules.json, plus `livepatch` from each file's .modinfo
+let moduleDir = "";          // /lib/modules/<release>
+let modules = [];            // its files, as kernel.module_files() lists them
+const uploads = new Map();   // file name in /tmp -> { size, livepatch }, as uploaded here
 const history = [];
 let historyPos = 0;
 
@@ -39,8 +43,9 @@ function run(command) {
   return result;
 }
 
-function note(text) {
-  $("#screen").append(el("div", { className: "note", textContent: text }));
+function note(text, error = false) {
+  $("#screen").append(el("div", { className: error ? "note err" : "note", textContent: text }));
+  $("#screen").scrollTop = $("#screen").scrollHeight;
 }
 
 $("#prompt").addEventListener("submit", (ev) => {
@@ -69,23 +74,25 @@ $("#screen").addEventListener("click", () => {
 
 // ---- module list --------------------------------------------------------------------------
 
+// What insmod calls a module loaded from a file: its stem with `-` as `_`.
 const modName = (stem) => stem.replaceAll("-", "_");
 
+// A module file: `file` its name, `load` what insmod is given (a stem for /lib/modules, a path
+// for /tmp), `stem` and `name` (the module's name once loaded).
 function moduleRow(m, state) {
-  const name = modName(m.stem);
-  const loaded = state.modules.some((x) => x.name === name);
-  const patch = state.patches.find((p) => p.name === name);
+  const loaded = state.modules.some((x) => x.name === m.name);
+  const patch = state.patches.find((p) => p.name === m.name);
   let badge = "not loaded";
   if (patch) badge = patch.enabled ? "enabled" : "disabled";
   else if (loaded) badge = "loaded";
   const buttons = el("div", { className: "actions" });
-  const sys = `/sys/kernel/livepatch/${name}/enabled`;
-  const defs = [["load", "Load", `insmod ${m.stem}`, !loaded]];
+  const sys = `/sys/kernel/livepatch/${m.name}/enabled`;
+  const defs = [["load", "Load", `insmod ${m.load}`, !loaded]];
   if (m.livepatch) {
     defs.push(["enable", "Enable", `echo 1 > ${sys}`, !!patch && !patch.enabled]);
     defs.push(["disable", "Disable", `echo 0 > ${sys}`, !!patch && patch.enabled]);
   }
-  defs.push(["remove", "Remove", `rmmod ${name}`, loaded]);
+  defs.push(["remove", "Remove", `rmmod ${m.name}`, loaded]);
   for (const [action, label, cmd, enabled] of defs) {
     const b = el("button", { type: "button", textContent: label, title: cmd, disabled: !enabled });
     b.dataset.action = action;
@@ -94,17 +101,21 @@ function moduleRow(m, state) {
   }
   const row = el("div", { className: "module" },
     el("div", { className: "head" },
-      el("code", { textContent: m.stem }),
+      el("code", { textContent: m.stem, title: m.path }),
       el("span", { className: `badge ${badge.replace(" ", "-")}`, textContent: badge }),
       buttons),
     el("p", { textContent: m.description }));
   row.dataset.stem = m.stem;
+  row.dataset.file = m.file;
   return row;
 }
 
+const stemOf = (file) => file.replace(/\.wasm$/, "");
+
 function drawModules() {
   const state = JSON.parse(kernel.modules());
-  const secondary = (m) => m.stem.startsWith("test_") || m.stem.includes("bench");
+  const secondary = (m) => m.stem.startsWith("test_") || m.stem.startsWith("test-") ||
+    m.stem.includes("bench");
   const main = modules.filter((m) => !secondary(m));
   const more = modules.filter(secondary);
   const list = $("#module-list");
@@ -113,11 +124,83 @@ function drawModules() {
     el("summary", { textContent: `Selftests, benchmarks and broken patches (${more.length})` }),
     ...more.map((m) => moduleRow(m, state)));
   list.replaceChildren(...main.map((m) => moduleRow(m, state)), details);
+
+  const uploaded = [...uploads].map(([file, u]) => ({
+    file,
+    stem: stemOf(file),
+    name: modName(stemOf(file)),
+    path: `/tmp/${file}`,
+    load: `/tmp/${file}`,
+    livepatch: u.livepatch,
+    description: `${u.size} bytes, uploaded${u.livepatch ? " · a livepatch module" : ""}`,
+  }));
+  $("#uploads").hidden = !uploaded.length;
+  $("#upload-list").replaceChildren(...uploaded.map((m) => moduleRow(m, state)));
 }
 
-$("#module-list").addEventListener("click", (ev) => {
-  const cmd = ev.target.closest("button")?.dataset.cmd;
+$("#modules").addEventListener("click", (ev) => {
+  const cmd = ev.target.closest(".module button")?.dataset.cmd;
   if (cmd) run(cmd);
+});
+
+// ---- uploads: the file button and drag and drop -------------------------------------------
+
+// A file name as it goes into /tmp: its last component, with anything but letters, digits,
+// `.`, `_` and `-` made `_` (no `/`, nothing the shell would split or expand).
+function safeName(name) {
+  const base = name.split(/[\\/]/).pop().replace(/[^A-Za-z0-9._-]/g, "_");
+  return /^\.*$/.test(base) ? "upload.wasm" : base;
+}
+
+async function upload(files) {
+  if (!kernel) return;
+  for (const file of files) {
+    const name = safeName(file.name);
+    const path = `/tmp/${name}`;
+    let data;
+    try {
+      data = new Uint8Array(await file.arrayBuffer());
+      kernel.put_file(path, data);
+    } catch (err) {
+      note(`could not write ${path}: ${err.message ?? err}`, true);
+      continue;
+    }
+    uploads.set(name, { size: data.length, livepatch: is_livepatch(data) });
+    note(`wrote ${path} (${data.length} bytes); insmod ${path} to load it`);
+    run(`ls -l ${path}`);
+  }
+}
+
+$("#upload").addEventListener("change", async (ev) => {
+  await upload([...ev.target.files]);
+  ev.target.value = ""; // the same file again is a change too
+  $("#cmd").focus();
+});
+
+// Dropping a file anywhere on the page uploads it.
+const carriesFiles = (ev) => ev.dataTransfer?.types?.includes("Files");
+let dragDepth = 0;
+document.addEventListener("dragenter", (ev) => {
+  if (!carriesFiles(ev) || !kernel) return;
+  ev.preventDefault();
+  dragDepth++;
+  document.body.classList.add("dropping");
+});
+document.addEventListener("dragover", (ev) => {
+  if (!carriesFiles(ev) || !kernel) return;
+  ev.preventDefault();
+  ev.dataTransfer.dropEffect = "copy";
+});
+document.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) document.body.classList.remove("dropping");
+});
+document.addEventListener("drop", (ev) => {
+  dragDepth = 0;
+  document.body.classList.remove("dropping");
+  if (!carriesFiles(ev)) return;
+  ev.preventDefault();
+  upload([...ev.dataTransfer.files]);
 });
 
 // ---- ftrace table and sysfs ---------------------------------------------------------------
@@ -186,23 +269,35 @@ async function bytes(url) {
 async function boot() {
   Error.stackTraceLimit = 64; // trap backtraces for oops reports
   await init();
+  // modules.json: the kernel's file and each module's description (the modules themselves are
+  // in the core, at /lib/modules/<release>).
   const manifest = await (await fetch("modules.json")).json();
-  const [image, ...files] = await Promise.all(
-    [manifest.kernel, ...manifest.modules.map((m) => m.file)].map(bytes));
+  const image = await bytes(manifest.kernel);
   const t0 = performance.now();
   kernel = new Kernel(image, CMDLINE);
   const ms = performance.now() - t0;
-  modules = manifest.modules.map((m, i) => {
-    kernel.add_module(m.stem, files[i]);
-    return { ...m, livepatch: is_livepatch(files[i]) };
-  });
+  const described = new Map(manifest.modules.map((m) => [m.stem, m.description]));
+  const listing = JSON.parse(kernel.module_files());
+  moduleDir = listing.dir;
+  modules = listing.files.map((f) => ({
+    file: f.name,
+    stem: stemOf(f.name),
+    name: modName(stemOf(f.name)),
+    path: `${moduleDir}/${f.name}`,
+    load: stemOf(f.name),
+    livepatch: f.livepatch,
+    description: described.get(stemOf(f.name)) ?? `${f.size} bytes`,
+  }));
+  $("#modules-dir").textContent = moduleDir;
   const ft = JSON.parse(kernel.ftrace());
   $("#status").textContent =
     `running · booted in ${ms.toFixed(0)} ms · ${ft.slots} ftrace slots · ${CMDLINE}`;
   note("The klp kernel booted on this browser's WebAssembly engine. Load livepatch-sample, " +
-    "then cat /proc/cmdline again; or type help.");
+    "then cat /proc/cmdline again; drop a module's .wasm on the page to put it in /tmp; " +
+    "or type help.");
   refresh();
   $("#cmd").disabled = false;
+  $("#upload").disabled = false;
   $("#cmd").focus();
   document.body.dataset.state = "ready";
 }

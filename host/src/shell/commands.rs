@@ -1,21 +1,18 @@
 //! The shell's commands, each reporting errors the way the real tool does.
 
 use super::Host;
-use super::lexer::Command;
+use super::filters::{self, ReadFile, Streams};
 use crate::engine::Engine;
 use crate::errno::Errno;
-use crate::fs::{self, WriteError};
+use crate::fs;
 use crate::kernel::{TaskError, run_task};
 use crate::loader;
 use crate::sys::{self, Stat, SysError};
 
 /// The commands `help` lists, with a one-line synopsis each.
 const HELP: &[(&str, &str)] = &[
-    ("cat FILE...", "print files"),
-    (
-        "echo [-n] TEXT... [> FILE | >> FILE]",
-        "print text, or write it to a file",
-    ),
+    ("cat [FILE...]", "print files (or standard input)"),
+    ("echo [-n] TEXT...", "print text"),
     ("ls [-l] [PATH...]", "list directories"),
     ("mkdir [-p] DIR...", "create directories"),
     ("rm [-r] [-f] FILE...", "remove files"),
@@ -25,72 +22,37 @@ const HELP: &[(&str, &str)] = &[
     ("insmod NAME|PATH [param=value...]", "load a module"),
     ("rmmod NAME", "unload a module"),
     ("lsmod", "list loaded modules"),
+    ("grep [-vciEFqn] PATTERN [FILE...]", "print matching lines"),
+    ("head [-n N] [FILE...]", "print the first lines"),
+    ("tail [-n N] [FILE...]", "print the last lines"),
+    ("wc [-lwc] [FILE...]", "count lines, words, bytes"),
+    ("sort [-rnu] [FILE...]", "sort lines"),
+    ("uniq [-cdu] [FILE]", "drop repeated lines"),
+    ("true, false", "succeed, fail"),
     ("sleep SECONDS", "wait"),
     ("help", "this list"),
 ];
 
-/// Collects standard output for a redirection; errors still reach the terminal.
-struct Capture<'a> {
-    inner: &'a mut dyn Host,
-    text: String,
-}
+/// What `help` says about the shell's syntax and its one file namespace.
+const NAMESPACE: &str = "\
+syntax: CMD; CMD   CMD | CMD   CMD && CMD   CMD || CMD   > FILE  >> FILE  < FILE   $?   # comment
+files: every path is in the kernel's namespace (ramfs /, /proc, /sys); host directories appear
+  only where mounted (klp run --mount HOST_DIR:DIR[:ro], --modules DIR; see /proc/mounts).
+insmod NAME finds NAME.wasm in /lib/modules/<release>/extra, then /lib/modules/<release>.
+";
 
-impl Host for Capture<'_> {
-    fn out(&mut self, text: &str) {
-        self.text.push_str(text);
-    }
-    fn err(&mut self, text: &str) {
-        self.inner.err(text);
-    }
-    fn sleep(&mut self, seconds: f64) {
-        self.inner.sleep(seconds);
-    }
-    fn module(&mut self, name_or_path: &str) -> Result<Vec<u8>, String> {
-        self.inner.module(name_or_path)
-    }
-    fn module_names(&self) -> Vec<String> {
-        self.inner.module_names()
-    }
-}
-
-/// Runs one command and returns its exit status.
-pub fn run(e: &mut impl Engine, host: &mut dyn Host, command: &Command) -> i32 {
-    let name = command.words[0].as_str();
-    let args: Vec<&str> = command.words[1..].iter().map(String::as_str).collect();
-    let Some((path, append)) = &command.redirect else {
-        return dispatch(e, host, name, &args);
-    };
-    let mut capture = Capture {
-        inner: host,
-        text: String::new(),
-    };
-    let status = dispatch(e, &mut capture, name, &args);
-    let text = std::mem::take(&mut capture.text);
-    let written = run_task(e, name, |e| {
-        match fs::write_file(e, path, text.as_bytes(), *append) {
-            Ok(()) => Ok(Ok(())),
-            Err(WriteError::Open(SysError::Errno(errno))) => {
-                Ok(Err(format!("sh: {path}: {errno}\n")))
-            }
-            Err(WriteError::Write(SysError::Errno(errno))) => {
-                Ok(Err(format!("sh: {name}: write error: {errno}\n")))
-            }
-            Err(WriteError::Open(err) | WriteError::Write(err)) => Err(err),
-        }
-    });
-    match written {
-        Ok(Ok(())) => status,
-        Ok(Err(message)) => {
-            host.err(&message);
-            1
-        }
-        Err(err) => report(host, name, path, err),
-    }
-}
-
-fn dispatch(e: &mut impl Engine, host: &mut dyn Host, name: &str, args: &[&str]) -> i32 {
+/// Runs one command with its standard input (`None` when nothing is piped or redirected in)
+/// and returns its exit status. `line` is the script line, for sh's own messages.
+pub(super) fn run(
+    e: &mut impl Engine,
+    host: &mut dyn Host,
+    name: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    line: usize,
+) -> i32 {
     match name {
-        "cat" => cat(e, host, args),
+        "cat" => cat(e, host, args, stdin),
         "echo" => echo(host, args),
         "ls" => ls(e, host, args),
         "mkdir" => mkdir(e, host, args),
@@ -102,12 +64,56 @@ fn dispatch(e: &mut impl Engine, host: &mut dyn Host, name: &str, args: &[&str])
         "rmmod" => rmmod(e, host, args),
         "lsmod" => lsmod(e, host),
         "sleep" => sleep(host, args),
-        "help" => help(host),
+        "help" => help(e, host),
+        "true" => 0,
+        "false" => 1,
+        "grep" => filter(e, host, filters::grep, args, stdin),
+        "head" => filter(e, host, filters::head, args, stdin),
+        "tail" => filter(e, host, filters::tail, args, stdin),
+        "wc" => filter(e, host, filters::wc, args, stdin),
+        "sort" => filter(e, host, filters::sort, args, stdin),
+        "uniq" => filter(e, host, filters::uniq, args, stdin),
         _ => {
-            host.err(&format!("sh: {name}: not found\n"));
+            host.err(&format!("sh: {line}: {name}: not found\n"));
             127
         }
     }
+}
+
+/// A text filter of [`filters`].
+type Filter = fn(&[&str], &mut Streams<'_>, &mut ReadFile<'_>) -> i32;
+
+/// Runs a filter whose file operands are read through the kernel's namespace.
+fn filter(
+    e: &mut impl Engine,
+    host: &mut dyn Host,
+    f: Filter,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> i32 {
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut oopses = String::new();
+    let status = {
+        let mut read = |path: &str| match run_task(e, "sh", |e| fs::read_file(e, path)) {
+            Ok(data) => Ok(data),
+            Err(TaskError::Sys(SysError::Errno(errno))) => Err(errno.strerror()),
+            Err(TaskError::Sys(SysError::Engine(err))) => Err(err.to_string()),
+            Err(TaskError::Oops(oops)) => {
+                oopses.push_str(&format!("{}\n", oops.report));
+                Err("Segmentation fault".into())
+            }
+        };
+        let mut streams = Streams {
+            stdin,
+            out: &mut out,
+            err: &mut err,
+        };
+        f(args, &mut streams, &mut read)
+    };
+    host.err(&oopses);
+    host.out(&out);
+    host.err(&err);
+    status
 }
 
 /// Prints a failed operation as `tool: subject: reason`, or the oops and `Segmentation fault`.
@@ -145,13 +151,21 @@ fn split_flags<'a>(args: &[&'a str]) -> (String, Vec<&'a str>) {
     (flags, rest)
 }
 
-fn cat(e: &mut impl Engine, host: &mut dyn Host, args: &[&str]) -> i32 {
-    if args.is_empty() {
-        host.err("cat: missing operand\n");
-        return 1;
-    }
+fn cat(e: &mut impl Engine, host: &mut dyn Host, args: &[&str], stdin: Option<&str>) -> i32 {
+    let args = match (args.is_empty(), stdin) {
+        (true, None) => {
+            host.err("cat: missing operand\n");
+            return 1;
+        }
+        (true, Some(_)) => &["-"][..],
+        (false, _) => args,
+    };
     let mut status = 0;
     for path in args {
+        if *path == "-" {
+            host.out(stdin.unwrap_or(""));
+            continue;
+        }
         match run_task(e, "cat", |e| fs::read_file(e, path)) {
             Ok(data) => host.out(&String::from_utf8_lossy(&data)),
             Err(err) => status = report(host, "cat", path, err),
@@ -264,19 +278,11 @@ fn mkdir(e: &mut impl Engine, host: &mut dyn Host, args: &[&str]) -> i32 {
     let mut status = 0;
     for path in paths {
         let result = run_task(e, "mkdir", |e| {
-            if !parents {
-                return fs::mkdir(e, path);
+            if parents {
+                fs::mkdir_all(e, path)
+            } else {
+                fs::mkdir(e, path)
             }
-            let full = fs::normalize(path);
-            let mut prefix = String::new();
-            for part in full.split('/').filter(|p| !p.is_empty()) {
-                prefix = format!("{prefix}/{part}");
-                match fs::mkdir(e, &prefix) {
-                    Err(SysError::Errno(Errno::EEXIST)) | Ok(()) => {}
-                    Err(err) => return Err(err),
-                }
-            }
-            Ok(())
         });
         match result {
             Ok(()) => {}
@@ -408,14 +414,16 @@ fn insmod(e: &mut impl Engine, host: &mut dyn Host, args: &[&str]) -> i32 {
         host.err("insmod: ERROR: missing filename.\n");
         return 1;
     };
-    let bytes = match host.module(target) {
+    // finit_module: the module file is read from the kernel's namespace.
+    let bytes = match run_task(e, "insmod", |e| fs::read_module(e, target)) {
         Ok(bytes) => bytes,
-        Err(reason) => {
+        Err(TaskError::Sys(SysError::Errno(errno))) => {
             host.err(&format!(
-                "insmod: ERROR: could not load module {target}: {reason}\n"
+                "insmod: ERROR: could not load module {target}: {errno}\n"
             ));
             return 1;
         }
+        Err(err) => return report(host, "insmod", target, err),
     };
     let name = loader::module_name(target);
     match run_task(e, "insmod", |e| {
@@ -512,13 +520,19 @@ fn sleep(host: &mut dyn Host, args: &[&str]) -> i32 {
     }
 }
 
-fn help(host: &mut dyn Host) -> i32 {
+fn help(e: &mut impl Engine, host: &mut dyn Host) -> i32 {
     for (synopsis, what) in HELP {
-        host.out(&format!("  {synopsis:<38} {what}\n"));
+        host.out(&format!("  {synopsis:<40} {what}\n"));
     }
-    let modules = host.module_names();
-    if !modules.is_empty() {
-        host.out(&format!("modules: {}\n", modules.join(" ")));
+    host.out(NAMESPACE);
+    let dir = fs::modules_dir(e);
+    let listing = run_task(e, "help", |e| fs::list_dir(e, &dir));
+    if let Ok(entries) = listing {
+        let names: Vec<&str> = entries
+            .iter()
+            .filter_map(|en| en.name.strip_suffix(".wasm"))
+            .collect();
+        host.out(&format!("modules in {dir}: {}\n", names.join(" ")));
     }
     0
 }

@@ -1,188 +1,267 @@
-//! Splits a shell script into commands: words, quotes, `;`, newlines, `#` comments, `>`/`>>`.
+//! Splits a shell script into tokens: words (quotes removed, `$?` kept apart), operators, ends.
 
-/// One command: its words and an optional output redirection.
+/// A piece of a word: literal text, or `$?` (expanded when the command runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
-    /// The command name and its arguments, quotes removed.
-    pub words: Vec<String>,
-    /// `> path` (false) or `>> path` (true).
-    pub redirect: Option<(String, bool)>,
+pub enum Part {
+    /// Text, quotes already removed.
+    Lit(String),
+    /// `$?`: the exit status of the last pipeline.
+    Status,
+}
+
+/// A word: its parts, joined when the command runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Word(pub Vec<Part>);
+
+impl Word {
+    /// A word of literal text.
+    pub fn lit(text: &str) -> Word {
+        Word(vec![Part::Lit(text.to_string())])
+    }
+
+    fn push(&mut self, c: char) {
+        match self.0.last_mut() {
+            Some(Part::Lit(text)) => text.push(c),
+            _ => self.0.push(Part::Lit(c.to_string())),
+        }
+    }
+
+    /// The word with `$?` replaced by `status`.
+    pub fn expand(&self, status: i32) -> String {
+        self.0
+            .iter()
+            .map(|part| match part {
+                Part::Lit(text) => text.clone(),
+                Part::Status => status.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// The kind of a redirection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectKind {
+    /// `> FILE`: truncate or create.
+    Out,
+    /// `>> FILE`: append.
+    Append,
+    /// `< FILE`: standard input from the file.
+    In,
+}
+
+/// A token and the script line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    /// A word.
+    Word(Word),
+    /// `>`, `>>` or `<`.
+    Redirect(RedirectKind),
+    /// `|`.
+    Pipe,
+    /// `&&`.
+    And,
+    /// `||`.
+    Or,
+    /// `;`.
+    Semi,
+    /// A newline, or the end of the script.
+    Newline,
 }
 
 /// A syntax error, as sh reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError(pub String);
 
-#[derive(Debug, PartialEq)]
-enum Token {
-    Word(String),
-    Redirect { append: bool },
-    End,
+/// Reads the rest of a `$` expansion: `$?` is the status; a name or `${` is refused (this shell
+/// has no variables); anything else leaves the `$` literal.
+fn dollar(
+    word: &mut Word,
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+) -> Result<(), SyntaxError> {
+    match chars.peek() {
+        Some('?') => {
+            chars.next();
+            word.0.push(Part::Status);
+            Ok(())
+        }
+        Some(&c) if c == '{' || c == '_' || c.is_ascii_alphanumeric() => Err(SyntaxError(
+            "\"$\" variables are not supported by this shell (only $?)".into(),
+        )),
+        _ => {
+            word.push('$');
+            Ok(())
+        }
+    }
 }
 
-fn tokenize(script: &str) -> Result<Vec<Token>, SyntaxError> {
+/// Splits a script into tokens, each with its 1-based line. The last token is always a
+/// [`Token::Newline`].
+///
+/// # Errors
+/// Unterminated quotes, and syntax this shell does not have (`&`, backquotes, subshells).
+pub fn tokenize(script: &str) -> Result<Vec<(Token, usize)>, SyntaxError> {
     let mut tokens = Vec::new();
     let mut chars = script.chars().peekable();
-    let mut word: Option<String> = None;
+    let mut word: Option<Word> = None;
+    let mut line = 1;
+    let mut start = 1;
     while let Some(c) = chars.next() {
+        if word.is_none() {
+            start = line;
+        }
         match c {
             '\'' => {
-                let w = word.get_or_insert_with(String::new);
+                let w = word.get_or_insert_with(Word::default);
                 loop {
                     match chars.next() {
                         Some('\'') => break,
-                        Some(ch) => w.push(ch),
+                        Some(ch) => {
+                            line += usize::from(ch == '\n');
+                            w.push(ch);
+                        }
                         None => return Err(SyntaxError("Unterminated quoted string".into())),
                     }
                 }
             }
             '"' => {
-                let w = word.get_or_insert_with(String::new);
+                let w = word.get_or_insert_with(Word::default);
                 loop {
                     match chars.next() {
                         Some('"') => break,
                         Some('\\') if matches!(chars.peek(), Some('"' | '\\' | '$' | '`')) => {
-                            w.extend(chars.next());
+                            w.push(chars.next().unwrap_or('\\'));
                         }
-                        Some(ch) => w.push(ch),
+                        Some('$') => dollar(w, &mut chars)?,
+                        Some(ch) => {
+                            line += usize::from(ch == '\n');
+                            w.push(ch);
+                        }
                         None => return Err(SyntaxError("Unterminated quoted string".into())),
                     }
                 }
             }
             '\\' => match chars.next() {
-                Some('\n') | None => {}
-                Some(ch) => word.get_or_insert_with(String::new).push(ch),
+                Some('\n') => line += 1,
+                None => {}
+                Some(ch) => word.get_or_insert_with(Word::default).push(ch),
             },
+            '$' => dollar(word.get_or_insert_with(Word::default), &mut chars)?,
             '#' if word.is_none() => {
                 while chars.peek().is_some_and(|&ch| ch != '\n') {
                     chars.next();
                 }
             }
-            '|' | '&' | '<' | '`' | '$' | '(' | ')' => {
+            '`' | '(' | ')' => {
                 return Err(SyntaxError(format!(
                     "\"{c}\" is not supported by this shell"
                 )));
             }
-            ' ' | '\t' | '\r' | ';' | '\n' | '>' => {
-                if let Some(w) = word.take() {
-                    tokens.push(Token::Word(w));
-                }
-                match c {
-                    ';' | '\n' => tokens.push(Token::End),
-                    '>' => {
-                        let append = chars.peek() == Some(&'>');
-                        if append {
-                            chars.next();
-                        }
-                        tokens.push(Token::Redirect { append });
-                    }
-                    _ => {}
-                }
+            '&' if chars.peek() != Some(&'&') => {
+                return Err(SyntaxError(
+                    "\"&\" (background jobs) is not supported by this shell".into(),
+                ));
             }
-            _ => word.get_or_insert_with(String::new).push(c),
+            ' ' | '\t' | '\r' | ';' | '\n' | '>' | '<' | '|' | '&' => {
+                if let Some(w) = word.take() {
+                    tokens.push((Token::Word(w), start));
+                }
+                let mut twice = |ch: char| {
+                    let yes = chars.peek() == Some(&ch);
+                    if yes {
+                        chars.next();
+                    }
+                    yes
+                };
+                let token = match c {
+                    ';' => Token::Semi,
+                    '\n' => Token::Newline,
+                    '>' if twice('>') => Token::Redirect(RedirectKind::Append),
+                    '>' => Token::Redirect(RedirectKind::Out),
+                    '<' => Token::Redirect(RedirectKind::In),
+                    '|' if twice('|') => Token::Or,
+                    '|' => Token::Pipe,
+                    '&' if twice('&') => Token::And,
+                    _ => {
+                        continue;
+                    }
+                };
+                tokens.push((token, line));
+                line += usize::from(c == '\n');
+            }
+            _ => word.get_or_insert_with(Word::default).push(c),
         }
     }
     if let Some(w) = word.take() {
-        tokens.push(Token::Word(w));
+        tokens.push((Token::Word(w), start));
     }
-    tokens.push(Token::End);
+    tokens.push((Token::Newline, line));
     Ok(tokens)
-}
-
-/// Parses a script into its commands; empty commands are dropped.
-///
-/// # Errors
-/// Unterminated quotes, a redirection without a file name, or `;` with no command before it.
-pub fn parse(script: &str) -> Result<Vec<Command>, SyntaxError> {
-    let mut commands = Vec::new();
-    let mut current = Command {
-        words: Vec::new(),
-        redirect: None,
-    };
-    let mut tokens = tokenize(script)?.into_iter().peekable();
-    while let Some(token) = tokens.next() {
-        match token {
-            Token::Word(w) => current.words.push(w),
-            Token::Redirect { append } => match tokens.next() {
-                Some(Token::Word(path)) => current.redirect = Some((path, append)),
-                Some(Token::Redirect { .. }) => {
-                    return Err(SyntaxError("redirection unexpected".into()));
-                }
-                _ => return Err(SyntaxError("newline unexpected".into())),
-            },
-            Token::End => {
-                if current.words.is_empty() {
-                    if current.redirect.is_some() {
-                        // `> file` alone truncates the file in sh; here it is an error.
-                        return Err(SyntaxError("redirection without a command".into()));
-                    }
-                    continue;
-                }
-                commands.push(std::mem::replace(
-                    &mut current,
-                    Command {
-                        words: Vec::new(),
-                        redirect: None,
-                    },
-                ));
-            }
-        }
-    }
-    Ok(commands)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn words(script: &str) -> Vec<Vec<String>> {
-        parse(script)
+    fn kinds(script: &str) -> Vec<Token> {
+        tokenize(script)
             .unwrap()
             .into_iter()
-            .map(|c| c.words)
+            .map(|(t, _)| t)
             .collect()
     }
 
+    fn word(text: &str) -> Token {
+        Token::Word(Word::lit(text))
+    }
+
     #[test]
-    fn semicolons_and_newlines_separate_commands() {
+    fn operators_need_no_spaces() {
         assert_eq!(
-            words("cat /a; ls\n\ndmesg"),
-            vec![vec!["cat", "/a"], vec!["ls"], vec!["dmesg"]]
+            kinds("a|b&&c||d>e>>f<g;h"),
+            vec![
+                word("a"),
+                Token::Pipe,
+                word("b"),
+                Token::And,
+                word("c"),
+                Token::Or,
+                word("d"),
+                Token::Redirect(RedirectKind::Out),
+                word("e"),
+                Token::Redirect(RedirectKind::Append),
+                word("f"),
+                Token::Redirect(RedirectKind::In),
+                word("g"),
+                Token::Semi,
+                word("h"),
+                Token::Newline,
+            ]
         );
     }
 
     #[test]
-    fn quotes_keep_spaces_and_semicolons() {
-        assert_eq!(
-            words(r#"echo 'a; b' "c  d" e\ f"#),
-            vec![vec!["echo", "a; b", "c  d", "e f"]]
-        );
-        assert_eq!(
-            words(r#"echo "say \"hi\"""#),
-            vec![vec!["echo", r#"say "hi""#]]
-        );
+    fn status_expands_outside_single_quotes_only() {
+        let tokens = kinds(r#"echo $? "x$?" '$?'"#);
+        let Token::Word(w) = &tokens[1] else { panic!() };
+        assert_eq!(w.expand(3), "3");
+        let Token::Word(w) = &tokens[2] else { panic!() };
+        assert_eq!(w.expand(0), "x0");
+        assert_eq!(tokens[3], word("$?"));
+        assert!(tokenize("echo $HOME").is_err());
+        assert_eq!(kinds("echo a$")[1], word("a$"));
     }
 
     #[test]
-    fn comments_run_to_end_of_line_but_not_inside_words() {
-        assert_eq!(
-            words("# setup\necho a#b # trailing"),
-            vec![vec!["echo", "a#b"]]
-        );
+    fn words_remember_their_line() {
+        let tokens = tokenize("a\nb 'c\nd' e").unwrap();
+        let lines: Vec<usize> = tokens.iter().map(|(_, l)| *l).collect();
+        assert_eq!(lines, vec![1, 1, 2, 2, 3, 3]);
     }
 
     #[test]
-    fn redirections_are_parsed_with_or_without_spaces() {
-        let cmds = parse("echo 1 > /sys/x; echo 2>>/tmp/y").unwrap();
-        assert_eq!(cmds[0].redirect, Some(("/sys/x".into(), false)));
-        assert_eq!(cmds[1].words, vec!["echo", "2"]);
-        assert_eq!(cmds[1].redirect, Some(("/tmp/y".into(), true)));
-    }
-
-    #[test]
-    fn unterminated_quote_is_a_syntax_error() {
-        assert!(parse("echo 'oops").is_err());
-        assert!(parse("echo >").is_err());
-        assert!(parse("dmesg | tail").is_err());
+    fn background_jobs_and_subshells_are_refused() {
+        assert!(tokenize("sleep 1 &").is_err());
+        assert!(tokenize("(ls)").is_err());
+        assert!(tokenize("echo `ls`").is_err());
     }
 }

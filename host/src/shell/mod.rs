@@ -1,11 +1,15 @@
-//! The `klp run` shell: a small sh whose every file access goes through the kernel.
+//! The `klp run` shell: a small sh whose every file access goes through the kernel's namespace.
 
 mod commands;
+mod exec;
+mod filters;
 pub mod lexer;
+pub mod parser;
 
 use crate::engine::Engine;
 
-/// What the shell needs from its surroundings: a terminal, a clock to sleep on, and module files.
+/// What the shell needs from its surroundings: a terminal and a clock to sleep on. Files,
+/// modules included, come from the kernel's namespace only.
 pub trait Host {
     /// Writes to standard output.
     fn out(&mut self, text: &str);
@@ -13,13 +17,6 @@ pub trait Host {
     fn err(&mut self, text: &str);
     /// Waits (the `sleep` command).
     fn sleep(&mut self, seconds: f64);
-    /// Finds a module by name (`livepatch-sample`, `livepatch_sample`) or path.
-    ///
-    /// # Errors
-    /// The strerror-style reason, e.g. `No such file or directory`.
-    fn module(&mut self, name_or_path: &str) -> Result<Vec<u8>, String>;
-    /// The names of the modules this host can load by name, for `help` and completion.
-    fn module_names(&self) -> Vec<String>;
 }
 
 /// Options of a shell run.
@@ -29,21 +26,47 @@ pub struct Options {
     pub errexit: bool,
 }
 
-/// Runs a script (commands separated by newlines or `;`) and returns the last command's status.
-pub fn run_script(e: &mut impl Engine, host: &mut dyn Host, script: &str, options: Options) -> i32 {
-    let commands = match lexer::parse(script) {
-        Ok(commands) => commands,
-        Err(err) => {
-            host.err(&format!("sh: Syntax error: {}\n", err.0));
-            return 2;
-        }
-    };
-    let mut status = 0;
-    for command in &commands {
-        status = commands::run(e, host, command);
-        if status != 0 && options.errexit {
-            break;
-        }
+/// A shell session: options and the status `$?` reads, kept from one script to the next (an
+/// interactive session runs each line as a script).
+#[derive(Debug, Clone, Default)]
+pub struct Shell {
+    options: Options,
+    status: i32,
+}
+
+impl Shell {
+    /// A session with these options; `$?` starts at 0.
+    pub fn new(options: Options) -> Shell {
+        Shell { options, status: 0 }
     }
-    status
+
+    /// The last status (`$?`).
+    pub fn status(&self) -> i32 {
+        self.status
+    }
+
+    /// Runs a script (and-or lists separated by newlines or `;`) and returns the last status.
+    /// With `errexit`, stops at the first list that fails.
+    pub fn run(&mut self, e: &mut impl Engine, host: &mut dyn Host, script: &str) -> i32 {
+        let lists = match parser::parse(script) {
+            Ok(lists) => lists,
+            Err(err) => {
+                host.err(&format!("sh: Syntax error: {}\n", err.0));
+                self.status = 2;
+                return 2;
+            }
+        };
+        for list in &lists {
+            let failed = exec::and_or(e, host, list, &mut self.status);
+            if failed && self.options.errexit {
+                break;
+            }
+        }
+        self.status
+    }
+}
+
+/// Runs a script in a new session (see [`Shell::run`]) and returns the last command's status.
+pub fn run_script(e: &mut impl Engine, host: &mut dyn Host, script: &str, options: Options) -> i32 {
+    Shell::new(options).run(e, host, script)
 }

@@ -19,7 +19,7 @@ sleep soon
 uname -x
 dmesg -z
 echo 'unterminated
-echo a | cat
+echo a | cat &
 insmod
 insmod nope
 rmmod
