@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 packages=""
-for manifest in guest-kernel/Cargo.toml guest-kernel/abi/Cargo.toml guest-kernel/klp-guest/Cargo.toml \
+for manifest in guest-kernel/Cargo.toml abi/Cargo.toml guest-kernel/klp-guest/Cargo.toml \
     guest-kernel/modules/*/Cargo.toml patches/*/Cargo.toml; do
     name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n 1)
     packages="$packages -p $name"

@@ -89,6 +89,7 @@ fn main() {
     let target_dir = root.join("target").join("guest");
 
     for path in [
+        "abi",
         "guest-kernel",
         "patches",
         "Cargo.toml",

@@ -1,6 +1,6 @@
 //! Boot: `kernel_boot`, the saved command line, early parameters and subsystem init.
 
-use guest_abi::errno::EBUSY;
+use klp_abi::errno::EBUSY;
 
 use crate::printk::CONSOLE_PRINTK;
 use crate::sync::Global;

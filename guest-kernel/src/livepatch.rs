@@ -3,11 +3,9 @@
 //! The livepatch core (func_stack, transitions, sysfs) lives in the host, which owns the
 //! ftrace table. These wrappers are notrace: patching them would break patching itself.
 
-use guest_abi::KlpPatch;
+use klp_abi::{HostOp, KlpPatch};
 
-use crate::host::{
-    KLP_DISABLE_PATCH, KLP_ENABLE_PATCH, KLP_REGISTER_PATCH, KLP_UNREGISTER_PATCH, hostcall,
-};
+use crate::host::hostcall;
 
 notrace!(
     klp_enable_patch,
@@ -21,7 +19,7 @@ notrace!(
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn klp_enable_patch(patch: *const KlpPatch) -> i32 {
-    hostcall(KLP_ENABLE_PATCH, patch as i32, 0, 0)
+    hostcall(HostOp::EnablePatch, patch as i32, 0, 0)
 }
 
 /// Registers a patch without enabling it (the 2016 API): `enabled` reads 0 until
@@ -29,19 +27,19 @@ pub extern "C" fn klp_enable_patch(patch: *const KlpPatch) -> i32 {
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn klp_register_patch(patch: *const KlpPatch) -> i32 {
-    hostcall(KLP_REGISTER_PATCH, patch as i32, 0, 0)
+    hostcall(HostOp::RegisterPatch, patch as i32, 0, 0)
 }
 
 /// Unregisters a disabled patch (the 2016 API). Returns 0 or -errno (`-EBUSY` if enabled).
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn klp_unregister_patch(patch: *const KlpPatch) -> i32 {
-    hostcall(KLP_UNREGISTER_PATCH, patch as i32, 0, 0)
+    hostcall(HostOp::UnregisterPatch, patch as i32, 0, 0)
 }
 
 /// Disables an enabled patch (the 2016 API). Returns 0 or -errno.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn klp_disable_patch(patch: *const KlpPatch) -> i32 {
-    hostcall(KLP_DISABLE_PATCH, patch as i32, 0, 0)
+    hostcall(HostOp::DisablePatch, patch as i32, 0, 0)
 }

@@ -6,16 +6,16 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use guest_abi::errno::{EEXIST, EINVAL, ENOENT};
+use klp_abi::errno::{EEXIST, EINVAL, ENOENT};
+use klp_abi::module::{
+    MODULE_FLAG_LIVEPATCH, MODULE_STATE_COMING, MODULE_STATE_GOING, MODULE_STATE_LIVE,
+};
 
 use crate::panic::{TAINT_LIVEPATCH, add_taint};
 use crate::sync::Global;
 use crate::uaccess::kernel_bytes;
 
 notrace!(do_one_initcall, do_exit_call);
-
-/// `module_add` flag: the module is a livepatch (`(K)` in /proc/modules).
-const MODULE_FLAG_LIVEPATCH: u32 = 1;
 
 /// `enum module_state`, in the ABI's numbering.
 #[derive(Clone, Copy)]
@@ -112,9 +112,9 @@ pub unsafe extern "C" fn module_add(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn module_set_state(name: *const u8, len: usize, state: u32) -> i32 {
     let state = match state {
-        0 => ModuleState::Live,
-        1 => ModuleState::Coming,
-        2 => ModuleState::Going,
+        MODULE_STATE_LIVE => ModuleState::Live,
+        MODULE_STATE_COMING => ModuleState::Coming,
+        MODULE_STATE_GOING => ModuleState::Going,
         _ => return -EINVAL,
     };
     // SAFETY: the caller's contract.

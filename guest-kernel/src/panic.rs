@@ -4,7 +4,7 @@
 use core::fmt::Write;
 use core::panic::PanicInfo;
 
-use guest_abi::CtlTable;
+use klp_abi::CtlTable;
 
 use crate::printk::LineBuf;
 use crate::proc::sysctl::{proc_dointvec, register_sysctl};

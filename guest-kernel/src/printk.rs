@@ -2,7 +2,11 @@
 
 use core::fmt::{self, Write};
 
-use guest_abi::errno::EINVAL;
+use klp_abi::errno::EINVAL;
+use klp_abi::syslog::{
+    SYSLOG_ACTION_CLEAR, SYSLOG_ACTION_READ_ALL, SYSLOG_ACTION_READ_CLEAR,
+    SYSLOG_ACTION_SIZE_BUFFER,
+};
 
 use crate::host;
 use crate::sync::Global;
@@ -47,12 +51,6 @@ pub const LOG_BUF_LEN: usize = 1 << 16;
 const LOG_LINE_MAX: usize = 1024 - 32;
 /// Record header: `ts_nsec: u64, len: u16, text_len: u16, level: u8`, padded to 16 bytes.
 const HDR: usize = 16;
-
-/// syslog(2) actions the kernel implements.
-const SYSLOG_ACTION_READ_ALL: i32 = 3;
-const SYSLOG_ACTION_READ_CLEAR: i32 = 4;
-const SYSLOG_ACTION_CLEAR: i32 = 5;
-const SYSLOG_ACTION_SIZE_BUFFER: i32 = 10;
 
 /// `/proc/sys/kernel/printk`: console_loglevel, default_message_loglevel,
 /// minimum_console_loglevel, default_console_loglevel.

@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use guest_abi::errno::{EFBIG, ENOSPC};
+use klp_abi::errno::{EFBIG, ENOSPC};
 
 /// Largest ramfs file.
 const MAX_FILE_SIZE: u64 = 1 << 30;

@@ -3,7 +3,7 @@
 use core::ffi::c_void;
 use core::fmt::Write;
 
-use guest_abi::CtlTable;
+use klp_abi::CtlTable;
 
 use crate::host;
 use crate::proc::proc_create;

@@ -7,12 +7,12 @@ use core::fmt;
 use crate::uaccess::kernel_bytes;
 
 /// A show callback, `int (*show)(struct seq_file *m, void *v)` (the kernel's view of
-/// [`guest_abi::ShowFn`]).
+/// [`klp_abi::ShowFn`]).
 pub type ShowFn = unsafe extern "C" fn(m: *mut SeqFile, v: *mut c_void) -> i32;
 
 /// An open seq_file: what a show callback has written so far.
 ///
-/// Modules see it as the opaque [`guest_abi::SeqFile`] and append with [`seq_write`].
+/// Modules see it as the opaque [`klp_abi::SeqFile`] and append with [`seq_write`].
 pub struct SeqFile {
     buf: Vec<u8>,
 }

@@ -3,21 +3,21 @@
 //! Pointers are addresses in the kernel's linear memory, usually inside [`klp_user_buffer`];
 //! results are values >= 0 or -errno, as in `docs/ABI.md`.
 
-use guest_abi::errno::EINVAL;
+use klp_abi::USER_BUFFER_SIZE;
+use klp_abi::errno::EINVAL;
+use klp_abi::new_utsname::SIZE as UTSNAME_SIZE;
 
 use crate::printk;
 use crate::sync::Global;
 use crate::uaccess::{user_bytes, user_bytes_mut};
-use crate::utsname::{self, UTSNAME_SIZE};
+use crate::utsname;
 use crate::vfs::{file, namei, stat};
 
-/// Size of the scratch area the host copies syscall arguments into.
-const USER_BUFFER_SIZE: usize = 64 << 10;
-
 /// The "user memory" of the kernel's one process.
-static USER_BUFFER: Global<[u8; USER_BUFFER_SIZE]> = Global::new([0; USER_BUFFER_SIZE]);
+static USER_BUFFER: Global<[u8; USER_BUFFER_SIZE as usize]> =
+    Global::new([0; USER_BUFFER_SIZE as usize]);
 
-/// The address of the 64 KiB scratch area the host copies arguments into.
+/// The address of the scratch area (`USER_BUFFER_SIZE` bytes) the host copies arguments into.
 #[unsafe(no_mangle)]
 pub extern "C" fn klp_user_buffer() -> *mut u8 {
     USER_BUFFER.as_ptr().cast()
@@ -34,10 +34,9 @@ fn ret0(result: Result<(), i32>) -> i32 {
     ret(result.map(|()| 0))
 }
 
-/// open(2): `flags` as in Linux (O_RDONLY 0, O_WRONLY 1, O_RDWR 2, O_CREAT 0o100,
-/// O_TRUNC 0o1000, O_APPEND 0o2000, O_DIRECTORY 0o200000). Returns the descriptor.
+/// open(2): `flags` as in Linux ([`klp_abi::fcntl`]). Returns the descriptor.
 #[unsafe(no_mangle)]
-pub extern "C" fn sys_open(path: *const u8, len: usize, flags: u32) -> i32 {
+pub extern "C" fn sys_open(path: *const u8, len: usize, flags: i32) -> i32 {
     ret(user_bytes(path, len)
         .and_then(|path| file::open(path, flags))
         .map(|fd| fd as usize))
@@ -86,17 +85,19 @@ pub extern "C" fn sys_getdents(fd: i32, buf: *mut u8, len: usize) -> i32 {
     ret(user_bytes_mut(buf, len).and_then(|buf| file::getdents(fd, buf)))
 }
 
-/// stat(2) into `statbuf`: `mode: u32, size: u32, nlink: u32, ino: u32`.
+/// stat(2) into `statbuf`: `mode: u32, size: u32, nlink: u32, ino: u32` ([`klp_abi::stat`]).
 #[unsafe(no_mangle)]
 pub extern "C" fn sys_stat(path: *const u8, len: usize, statbuf: *mut u8) -> i32 {
     ret0((|| {
-        let out = user_bytes_mut(statbuf, 16)?;
+        let out = user_bytes_mut(statbuf, klp_abi::stat::SIZE)?;
         let st = stat::stat(user_bytes(path, len)?)?;
-        for (dst, v) in out
-            .chunks_exact_mut(4)
-            .zip([st.mode, st.size, st.nlink, st.ino])
-        {
-            dst.copy_from_slice(&v.to_le_bytes());
+        for (at, v) in [
+            (klp_abi::stat::ST_MODE, st.mode),
+            (klp_abi::stat::ST_SIZE, st.size),
+            (klp_abi::stat::ST_NLINK, st.nlink),
+            (klp_abi::stat::ST_INO, st.ino),
+        ] {
+            out[at..at + 4].copy_from_slice(&v.to_le_bytes());
         }
         Ok(())
     })())

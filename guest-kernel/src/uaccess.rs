@@ -2,7 +2,7 @@
 
 use core::arch::wasm32;
 
-use guest_abi::errno::EFAULT;
+use klp_abi::errno::EFAULT;
 
 /// `access_ok`: the range lies inside linear memory and does not start at NULL.
 fn access_ok(ptr: usize, len: usize) -> Result<(), i32> {

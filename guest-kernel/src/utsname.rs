@@ -2,25 +2,20 @@
 
 use core::ops::Deref;
 
-use guest_abi::{CtlTable, NEW_UTS_LEN, NewUtsname};
+use klp_abi::new_utsname::{FIELD_LEN, SIZE as UTSNAME_SIZE};
+use klp_abi::{CtlTable, NEW_UTS_LEN, NewUtsname};
 
 use crate::proc::sysctl::{proc_dostring, register_sysctl};
 use crate::sync::Global;
 use crate::uaccess::kernel_bytes;
-
-/// Size of one field.
-const FIELD: usize = NEW_UTS_LEN + 1;
 
 /// The kernel release, `uname -r`.
 pub const UTS_RELEASE: &str = "6.12.0-klp";
 /// The build version, `uname -v`.
 pub const UTS_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC Tue Nov 24 00:00:00 UTC 2026";
 
-/// Size of `struct new_utsname`.
-pub const UTSNAME_SIZE: usize = size_of::<NewUtsname>();
-
-const fn field(s: &str) -> [u8; FIELD] {
-    let mut out = [0; FIELD];
+const fn field(s: &str) -> [u8; FIELD_LEN] {
+    let mut out = [0; FIELD_LEN];
     let mut i = 0;
     while i < s.len() && i < NEW_UTS_LEN {
         out[i] = s.as_bytes()[i];
@@ -52,7 +47,7 @@ pub enum Field {
 
 /// A copy of one field, up to its first NUL.
 pub struct UtsField {
-    buf: [u8; FIELD],
+    buf: [u8; FIELD_LEN],
     len: usize,
 }
 
@@ -73,7 +68,7 @@ pub fn utsname_field(which: Field) -> UtsField {
         Field::Release => uts.release,
         Field::Version => uts.version,
     };
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(FIELD);
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(FIELD_LEN);
     UtsField { buf, len }
 }
 
@@ -89,7 +84,7 @@ pub fn set_hostname(name: &[u8]) {
     // SAFETY: a short write of the namespace.
     let uts = unsafe { INIT_UTS_NS.get() };
     let len = name.len().min(NEW_UTS_LEN);
-    uts.nodename = [0; FIELD];
+    uts.nodename = [0; FIELD_LEN];
     uts.nodename[..len].copy_from_slice(&name[..len]);
 }
 
@@ -144,35 +139,35 @@ static UTS_KERN_TABLE: [CtlTable; 5] = {
             CtlTable::new(
                 c"ostype",
                 (&raw mut (*uts).sysname).cast(),
-                FIELD,
+                FIELD_LEN,
                 0o444,
                 proc_do_uts_string,
             ),
             CtlTable::new(
                 c"osrelease",
                 (&raw mut (*uts).release).cast(),
-                FIELD,
+                FIELD_LEN,
                 0o444,
                 proc_do_uts_string,
             ),
             CtlTable::new(
                 c"version",
                 (&raw mut (*uts).version).cast(),
-                FIELD,
+                FIELD_LEN,
                 0o444,
                 proc_do_uts_string,
             ),
             CtlTable::new(
                 c"hostname",
                 (&raw mut (*uts).nodename).cast(),
-                FIELD,
+                FIELD_LEN,
                 0o644,
                 proc_do_uts_string,
             ),
             CtlTable::new(
                 c"domainname",
                 (&raw mut (*uts).domainname).cast(),
-                FIELD,
+                FIELD_LEN,
                 0o644,
                 proc_do_uts_string,
             ),

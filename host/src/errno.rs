@@ -6,18 +6,19 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
 
+/// The errnos the host knows by name: numbers from `klp_abi::errno`, texts as glibc's.
 macro_rules! errnos {
-    ($($name:ident = $num:expr, $text:expr;)*) => {
+    ($($name:ident, $text:expr;)*) => {
         impl Errno {
             $(
                 #[doc = $text]
-                pub const $name: Errno = Errno($num);
+                pub const $name: Errno = Errno(klp_abi::errno::$name);
             )*
 
             /// The symbolic name (`ENOENT`), or `E<n>` for an unknown number.
             pub fn name(self) -> String {
                 match self.0 {
-                    $($num => stringify!($name).to_string(),)*
+                    $(klp_abi::errno::$name => stringify!($name).to_string(),)*
                     n => format!("E{n}"),
                 }
             }
@@ -25,7 +26,7 @@ macro_rules! errnos {
             /// The text `strerror(3)` gives for this error.
             pub fn strerror(self) -> String {
                 match self.0 {
-                    $($num => $text.to_string(),)*
+                    $(klp_abi::errno::$name => $text.to_string(),)*
                     n => format!("Unknown error {n}"),
                 }
             }
@@ -34,37 +35,37 @@ macro_rules! errnos {
 }
 
 errnos! {
-    EPERM = 1, "Operation not permitted";
-    ENOENT = 2, "No such file or directory";
-    ESRCH = 3, "No such process";
-    EINTR = 4, "Interrupted system call";
-    EIO = 5, "Input/output error";
-    ENXIO = 6, "No such device or address";
-    E2BIG = 7, "Argument list too long";
-    ENOEXEC = 8, "Exec format error";
-    EBADF = 9, "Bad file descriptor";
-    EAGAIN = 11, "Resource temporarily unavailable";
-    ENOMEM = 12, "Cannot allocate memory";
-    EACCES = 13, "Permission denied";
-    EFAULT = 14, "Bad address";
-    EBUSY = 16, "Device or resource busy";
-    EEXIST = 17, "File exists";
-    EXDEV = 18, "Invalid cross-device link";
-    ENODEV = 19, "No such device";
-    ENOTDIR = 20, "Not a directory";
-    EISDIR = 21, "Is a directory";
-    EINVAL = 22, "Invalid argument";
-    EMFILE = 24, "Too many open files";
-    EFBIG = 27, "File too large";
-    ENOSPC = 28, "No space left on device";
-    ESPIPE = 29, "Illegal seek";
-    EROFS = 30, "Read-only file system";
-    ERANGE = 34, "Numerical result out of range";
-    ENAMETOOLONG = 36, "File name too long";
-    ENOSYS = 38, "Function not implemented";
-    ENOTEMPTY = 39, "Directory not empty";
-    ELOOP = 40, "Too many levels of symbolic links";
-    ENOTSUP = 95, "Operation not supported";
+    EPERM, "Operation not permitted";
+    ENOENT, "No such file or directory";
+    ESRCH, "No such process";
+    EINTR, "Interrupted system call";
+    EIO, "Input/output error";
+    ENXIO, "No such device or address";
+    E2BIG, "Argument list too long";
+    ENOEXEC, "Exec format error";
+    EBADF, "Bad file descriptor";
+    EAGAIN, "Resource temporarily unavailable";
+    ENOMEM, "Cannot allocate memory";
+    EACCES, "Permission denied";
+    EFAULT, "Bad address";
+    EBUSY, "Device or resource busy";
+    EEXIST, "File exists";
+    EXDEV, "Invalid cross-device link";
+    ENODEV, "No such device";
+    ENOTDIR, "Not a directory";
+    EISDIR, "Is a directory";
+    EINVAL, "Invalid argument";
+    EMFILE, "Too many open files";
+    EFBIG, "File too large";
+    ENOSPC, "No space left on device";
+    ESPIPE, "Illegal seek";
+    EROFS, "Read-only file system";
+    ERANGE, "Numerical result out of range";
+    ENAMETOOLONG, "File name too long";
+    ENOSYS, "Function not implemented";
+    ENOTEMPTY, "Directory not empty";
+    ELOOP, "Too many levels of symbolic links";
+    ENOTSUP, "Operation not supported";
 }
 
 impl Errno {

@@ -2,44 +2,14 @@
 
 use crate::engine::{Engine, EngineError};
 use crate::errno::Errno;
-
-/// The operations of `klp.hostcall`, as docs/ABI.md numbers them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostOp {
-    /// `klp_enable_patch(patch)`.
-    EnablePatch = 1,
-    /// `klp_register_patch(patch)`.
-    RegisterPatch = 2,
-    /// `klp_unregister_patch(patch)`.
-    UnregisterPatch = 3,
-    /// `klp_disable_patch(patch)`.
-    DisablePatch = 4,
-    /// A trampoline's entry: `slot, arg1, arg2`.
-    TraceEntry = 5,
-    /// A trampoline's exit: `slot, retval`.
-    TraceExit = 6,
-}
-
-impl HostOp {
-    fn from_i32(op: i32) -> Option<Self> {
-        Some(match op {
-            1 => HostOp::EnablePatch,
-            2 => HostOp::RegisterPatch,
-            3 => HostOp::UnregisterPatch,
-            4 => HostOp::DisablePatch,
-            5 => HostOp::TraceEntry,
-            6 => HostOp::TraceExit,
-            _ => return None,
-        })
-    }
-}
+use klp_abi::HostOp;
 
 /// Runs one host call for the guest; returns what the guest sees (`>= 0` or `-errno`).
 ///
 /// # Errors
 /// Only a trap in a nested guest call; every other failure is an errno for the guest.
 pub fn dispatch(e: &mut impl Engine, op: i32, args: [i32; 3]) -> Result<i32, EngineError> {
-    let Some(op) = HostOp::from_i32(op) else {
+    let Ok(op) = HostOp::try_from(op) else {
         return Ok(-Errno::ENOSYS.0);
     };
     let patch = args[0] as u32;

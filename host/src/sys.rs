@@ -2,26 +2,17 @@
 
 use crate::engine::{Callee, Engine, EngineError};
 use crate::errno::Errno;
+use klp_abi::dirent::{D_INO, D_NAME, D_RECLEN, D_TYPE, MIN_RECLEN};
+use klp_abi::new_utsname;
+use klp_abi::syslog::{SYSLOG_ACTION_CLEAR, SYSLOG_ACTION_READ_ALL};
 use thiserror::Error;
 
 /// Size of the kernel's user buffer (`klp_user_buffer`).
-pub const USER_BUFFER_SIZE: u32 = 64 * 1024;
-
+pub use klp_abi::USER_BUFFER_SIZE;
 /// `open(2)` flags, as the kernel defines them.
-pub mod flags {
-    /// Open for reading.
-    pub const O_RDONLY: i32 = 0;
-    /// Open for writing.
-    pub const O_WRONLY: i32 = 1;
-    /// Create the file if missing.
-    pub const O_CREAT: i32 = 0o100;
-    /// Truncate to zero length.
-    pub const O_TRUNC: i32 = 0o1000;
-    /// Append on every write.
-    pub const O_APPEND: i32 = 0o2000;
-    /// Fail unless the path is a directory.
-    pub const O_DIRECTORY: i32 = 0o200000;
-}
+pub use klp_abi::fcntl as flags;
+/// Directory bit of `Stat::mode`.
+pub use klp_abi::stat::S_IFDIR;
 
 /// A failed syscall: the kernel returned an errno, or the guest trapped.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -42,7 +33,7 @@ pub type SysResult<T> = Result<T, SysError>;
 pub struct Dirent {
     /// Inode number.
     pub ino: u32,
-    /// `DT_DIR` (4) or `DT_REG` (8).
+    /// `DT_DIR` or `DT_REG` ([`klp_abi::dirent`]).
     pub kind: u8,
     /// The entry's name.
     pub name: String,
@@ -60,9 +51,6 @@ pub struct Stat {
     /// Inode number.
     pub ino: u32,
 }
-
-/// Directory bit of `Stat::mode`.
-pub const S_IFDIR: u32 = 0o040000;
 
 fn user_buffer(e: &mut impl Engine) -> u32 {
     e.with_state(|s| s.user_buffer)
@@ -184,16 +172,17 @@ pub fn rmdir(e: &mut impl Engine, path: &str) -> SysResult<()> {
 /// # Errors
 /// The kernel's errno or a trap.
 pub fn stat(e: &mut impl Engine, path: &str) -> SysResult<Stat> {
-    let statbuf = user_buffer(e) + USER_BUFFER_SIZE - 16;
+    use klp_abi::stat::{SIZE, ST_INO, ST_MODE, ST_NLINK, ST_SIZE};
+    let statbuf = user_buffer(e) + USER_BUFFER_SIZE - SIZE as u32;
     path_call(e, "sys_stat", path, &[statbuf as i32])?;
-    let mut raw = [0u8; 16];
+    let mut raw = [0u8; SIZE];
     e.read(statbuf, &mut raw)?;
     let word = |i: usize| u32::from_le_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
     Ok(Stat {
-        mode: word(0),
-        size: word(4),
-        nlink: word(8),
-        ino: word(12),
+        mode: word(ST_MODE),
+        size: word(ST_SIZE),
+        nlink: word(ST_NLINK),
+        ino: word(ST_INO),
     })
 }
 
@@ -225,14 +214,15 @@ fn getdents_all(e: &mut impl Engine, fd: i32) -> SysResult<Vec<Dirent>> {
 /// Decodes `getdents` records: `ino: u32, reclen: u16, type: u8, name, NUL`.
 fn parse_dirents(raw: &[u8], out: &mut Vec<Dirent>) -> SysResult<()> {
     let mut at = 0;
-    while at + 8 <= raw.len() {
-        let ino = u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
-        let reclen = usize::from(u16::from_le_bytes([raw[at + 4], raw[at + 5]]));
-        let kind = raw[at + 6];
-        if reclen < 8 || at + reclen > raw.len() {
+    while at + MIN_RECLEN <= raw.len() {
+        let rec = &raw[at..];
+        let ino = u32::from_le_bytes([rec[D_INO], rec[D_INO + 1], rec[D_INO + 2], rec[D_INO + 3]]);
+        let reclen = usize::from(u16::from_le_bytes([rec[D_RECLEN], rec[D_RECLEN + 1]]));
+        let kind = rec[D_TYPE];
+        if reclen < MIN_RECLEN || reclen > rec.len() {
             return Err(Errno::EIO.into());
         }
-        let name = &raw[at + 7..at + reclen];
+        let name = &rec[D_NAME..reclen];
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
         out.push(Dirent {
             ino,
@@ -258,11 +248,11 @@ pub struct Utsname {
 pub fn uname(e: &mut impl Engine) -> SysResult<Utsname> {
     let buf = user_buffer(e);
     call(e, "sys_uname", &[buf as i32])?;
-    let mut raw = vec![0u8; 6 * 65];
+    let mut raw = vec![0u8; new_utsname::SIZE];
     e.read(buf, &mut raw)?;
     let fields = std::array::from_fn(|i| {
-        let field = &raw[i * 65..(i + 1) * 65];
-        let end = field.iter().position(|&b| b == 0).unwrap_or(65);
+        let field = &raw[i * new_utsname::FIELD_LEN..(i + 1) * new_utsname::FIELD_LEN];
+        let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
         String::from_utf8_lossy(&field[..end]).into_owned()
     });
     Ok(Utsname { fields })
@@ -274,7 +264,11 @@ pub fn uname(e: &mut impl Engine) -> SysResult<Utsname> {
 /// A trap.
 pub fn syslog_read_all(e: &mut impl Engine) -> SysResult<String> {
     let buf = user_buffer(e);
-    let n = call(e, "sys_syslog", &[3, buf as i32, USER_BUFFER_SIZE as i32])? as usize;
+    let n = call(
+        e,
+        "sys_syslog",
+        &[SYSLOG_ACTION_READ_ALL, buf as i32, USER_BUFFER_SIZE as i32],
+    )? as usize;
     let mut raw = vec![0u8; n.min(USER_BUFFER_SIZE as usize)];
     e.read(buf, &mut raw)?;
     Ok(String::from_utf8_lossy(&raw).into_owned())
@@ -285,7 +279,7 @@ pub fn syslog_read_all(e: &mut impl Engine) -> SysResult<String> {
 /// # Errors
 /// A trap.
 pub fn syslog_clear(e: &mut impl Engine) -> SysResult<()> {
-    call(e, "sys_syslog", &[5, 0, 0]).map(drop)
+    call(e, "sys_syslog", &[SYSLOG_ACTION_CLEAR, 0, 0]).map(drop)
 }
 
 /// Logs one message through the kernel's `printk` (prefix `"\x01" + level` to set the level).
@@ -310,12 +304,13 @@ pub fn printk(e: &mut impl Engine, msg: &str) -> SysResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use klp_abi::dirent::{DT_DIR, DT_REG};
 
     #[test]
     fn dirent_records_decode_names_and_types() {
         let mut raw = Vec::new();
-        for (ino, kind, name) in [(1u32, 4u8, "proc"), (7, 8, "x")] {
-            let reclen = (7 + name.len() + 1).next_multiple_of(4);
+        for (ino, kind, name) in [(1u32, DT_DIR, "proc"), (7, DT_REG, "x")] {
+            let reclen = klp_abi::dirent::reclen(name.len());
             let start = raw.len();
             raw.extend_from_slice(&ino.to_le_bytes());
             raw.extend_from_slice(&(reclen as u16).to_le_bytes());
@@ -329,7 +324,7 @@ mod tests {
             out[0],
             Dirent {
                 ino: 1,
-                kind: 4,
+                kind: DT_DIR,
                 name: "proc".into()
             }
         );

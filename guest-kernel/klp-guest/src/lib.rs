@@ -34,7 +34,7 @@
 use core::cell::UnsafeCell;
 use core::panic::PanicInfo;
 
-pub use guest_abi::{
+pub use klp_abi::{
     CtlTable, KlpFunc, KlpObject, KlpPatch, NewUtsname, ProcHandler, SeqFile, ShowFn, errno,
 };
 

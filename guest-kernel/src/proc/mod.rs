@@ -7,11 +7,12 @@ pub mod sysctl;
 mod uptime;
 mod version;
 
-use guest_abi::errno::{EEXIST, EINVAL, ENOENT};
+use klp_abi::errno::{EEXIST, EINVAL, ENOENT};
+use klp_abi::stat::S_IFREG;
 
 use crate::seq_file::ShowFn;
 use crate::uaccess::kernel_bytes;
-use crate::vfs::{self, FsType, Ino, Node, ROOT_INO, S_IFREG};
+use crate::vfs::{self, FsType, Ino, Node, ROOT_INO};
 
 /// The `/proc` directory.
 pub fn proc_root() -> Ino {

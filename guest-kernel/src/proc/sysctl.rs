@@ -2,12 +2,13 @@
 
 use core::fmt::Write;
 
-use guest_abi::CtlTable;
-use guest_abi::errno::EINVAL;
+use klp_abi::CtlTable;
+use klp_abi::errno::EINVAL;
+use klp_abi::stat::S_IFREG;
 
 use crate::printk::{CONSOLE_PRINTK, LineBuf};
 use crate::uaccess::kernel_bytes;
-use crate::vfs::{self, FsType, Ino, Node, S_IFREG};
+use crate::vfs::{self, FsType, Ino, Node};
 
 /// `/proc/sys/kernel/printk`: the four console log levels.
 static KERN_TABLE: [CtlTable; 1] = [CtlTable::new(

@@ -2,36 +2,24 @@
 
 use alloc::vec::Vec;
 
-use guest_abi::errno::{EACCES, EBADF, EINVAL, EIO, EISDIR, EMFILE, ENOENT, ENOTDIR};
+use klp_abi::errno::{EACCES, EBADF, EINVAL, EIO, EISDIR, EMFILE, ENOENT, ENOTDIR};
+use klp_abi::fcntl::{O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY, O_RDONLY, O_TRUNC, O_WRONLY};
+use klp_abi::stat::S_IFREG;
 
 use super::namei::{self, Last};
-use super::{FsType, Ino, Node, S_IFREG, create, inode, put, readdir};
+use super::{FsType, Ino, Node, create, inode, put, readdir};
 use crate::proc::sysctl;
 use crate::ramfs;
 use crate::seq_file::seq_show;
 use crate::sync::Global;
 
-/// Access mode bits of the open flags.
-const O_ACCMODE: u32 = 0o3;
-/// Open for reading only.
-const O_RDONLY: u32 = 0;
-/// Open for writing only.
-const O_WRONLY: u32 = 0o1;
-/// Create the file if it does not exist.
-const O_CREAT: u32 = 0o100;
-/// Truncate a regular file opened for writing.
-const O_TRUNC: u32 = 0o1000;
-/// Every write goes to the end of the file.
-const O_APPEND: u32 = 0o2000;
-/// Fail unless the path is a directory.
-const O_DIRECTORY: u32 = 0o200000;
 /// `RLIMIT_NOFILE`: descriptors are 0..NR_OPEN.
 const NR_OPEN: usize = 1024;
 
 /// An open file description.
 struct File {
     ino: Ino,
-    flags: u32,
+    flags: i32,
     pos: u64,
     /// A seq_file's contents, produced by the show callback on the first read.
     seq: Option<Vec<u8>>,
@@ -88,7 +76,7 @@ fn create_file(path: &[u8]) -> Result<Ino, i32> {
 /// Lookup errors; `EISDIR` for a directory opened for writing; `ENOTDIR` with O_DIRECTORY;
 /// `EACCES` for a read-only sysctl opened for writing (root does not bypass sysctl
 /// permissions) or for O_CREAT outside the ramfs; `EMFILE`; `EINVAL` for a bad access mode.
-pub fn open(path: &[u8], flags: u32) -> Result<i32, i32> {
+pub fn open(path: &[u8], flags: i32) -> Result<i32, i32> {
     if flags & O_ACCMODE == O_ACCMODE {
         return Err(EINVAL);
     }

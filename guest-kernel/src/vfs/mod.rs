@@ -12,7 +12,8 @@ pub mod stat;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use guest_abi::CtlTable;
+use klp_abi::CtlTable;
+use klp_abi::stat::S_IFDIR;
 
 use crate::seq_file::ShowFn;
 use crate::sync::Global;
@@ -22,11 +23,6 @@ pub type Ino = u32;
 
 /// The root directory's inode.
 pub const ROOT_INO: Ino = 1;
-
-/// A directory.
-pub const S_IFDIR: u32 = 0o040000;
-/// A regular file.
-pub const S_IFREG: u32 = 0o100000;
 
 /// Which filesystem an inode belongs to.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Path lookup and the namespace operations built on it: mkdir, unlink, rmdir, as `namei.c`.
 
 use super::{FsType, Ino, Node, ROOT_INO, inode, is_mountpoint, lookup, mkdir_in, remove};
-use guest_abi::errno::{
+use klp_abi::errno::{
     EBUSY, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY, EPERM,
 };
 

@@ -1,13 +1,9 @@
 //! getdents records: `ino: u32, reclen: u16, type: u8, name, NUL`, padded to 4 bytes.
 
-use guest_abi::errno::{EINVAL, ENOTDIR};
+use klp_abi::dirent::{self, D_INO, D_NAME, D_RECLEN, D_TYPE, DT_DIR, DT_REG};
+use klp_abi::errno::{EINVAL, ENOTDIR};
 
 use super::{Ino, Node, inode};
-
-/// `DT_DIR`.
-const DT_DIR: u8 = 4;
-/// `DT_REG`.
-const DT_REG: u8 = 8;
 
 /// Writes the records of directory `dir` from position `pos` on (0 is `.`, 1 is `..`, then
 /// the entries in creation order), advancing `pos`; returns the bytes written.
@@ -32,15 +28,15 @@ pub fn fill(dir: Ino, pos: &mut u64, buf: &mut [u8]) -> Result<usize, i32> {
             },
         };
         let d_type = if is_dir { DT_DIR } else { DT_REG };
-        let reclen = (4 + 2 + 1 + name.len() + 1).next_multiple_of(4);
+        let reclen = dirent::reclen(name.len());
         let Some(rec) = buf.get_mut(len..len + reclen) else {
             return if len == 0 { Err(EINVAL) } else { Ok(len) };
         };
         rec.fill(0);
-        rec[..4].copy_from_slice(&ino.to_le_bytes());
-        rec[4..6].copy_from_slice(&(reclen as u16).to_le_bytes());
-        rec[6] = d_type;
-        rec[7..7 + name.len()].copy_from_slice(name);
+        rec[D_INO..D_INO + 4].copy_from_slice(&ino.to_le_bytes());
+        rec[D_RECLEN..D_RECLEN + 2].copy_from_slice(&(reclen as u16).to_le_bytes());
+        rec[D_TYPE] = d_type;
+        rec[D_NAME..D_NAME + name.len()].copy_from_slice(name);
         len += reclen;
         *pos += 1;
     }

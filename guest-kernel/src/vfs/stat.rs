@@ -1,10 +1,11 @@
 //! stat(2): an inode's type, permissions, size, link count and number.
 
-use guest_abi::errno::ENOENT;
+use klp_abi::errno::ENOENT;
+use klp_abi::stat::S_IFREG;
 
-use super::{Node, S_IFREG, inode, namei};
+use super::{Node, inode, namei};
 
-/// The fields of the ABI's `statbuf`.
+/// The fields of the ABI's `statbuf` ([`klp_abi::stat`]).
 pub struct Stat {
     /// Type and permission bits.
     pub mode: u32,

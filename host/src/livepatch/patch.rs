@@ -3,6 +3,7 @@
 use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::sys::{SysError, SysResult};
+use klp_abi::{klp_func, klp_object, klp_patch};
 
 /// Longest symbol or object name read from guest memory.
 const MAX_NAME: usize = 512;
@@ -99,15 +100,18 @@ fn read_cstr(e: &mut impl Engine, addr: u32) -> SysResult<String> {
 /// # Errors
 /// `EFAULT` for pointers outside memory, `EINVAL` for unterminated or oversized tables or names.
 pub fn read_patch(e: &mut impl Engine, addr: u32, name: &str) -> SysResult<KlpPatch> {
-    let objs_addr = read_u32(e, addr)?;
-    let replace = read_u32(e, addr + 4)? != 0;
+    let objs_addr = read_u32(e, addr + klp_patch::OBJS)?;
+    let replace = read_u32(e, addr + klp_patch::REPLACE)? != 0;
     let mut objs = Vec::new();
     for i in 0..=MAX_OBJECTS {
         if i == MAX_OBJECTS {
             return Err(Errno::EINVAL.into());
         }
-        let obj = objs_addr.checked_add(8 * i as u32).ok_or(Errno::EFAULT)?;
-        let (name_ptr, funcs_ptr) = (read_u32(e, obj)?, read_u32(e, obj + 4)?);
+        let obj = objs_addr
+            .checked_add(klp_object::SIZE * i as u32)
+            .ok_or(Errno::EFAULT)?;
+        let name_ptr = read_u32(e, obj + klp_object::NAME)?;
+        let funcs_ptr = read_u32(e, obj + klp_object::FUNCS)?;
         if funcs_ptr == 0 {
             break;
         }
@@ -140,15 +144,17 @@ fn read_funcs(e: &mut impl Engine, addr: u32) -> SysResult<Vec<KlpFunc>> {
         if i == MAX_FUNCS {
             return Err(Errno::EINVAL.into());
         }
-        let f = addr.checked_add(12 * i as u32).ok_or(Errno::EFAULT)?;
-        let name_ptr = read_u32(e, f)?;
+        let f = addr
+            .checked_add(klp_func::SIZE * i as u32)
+            .ok_or(Errno::EFAULT)?;
+        let name_ptr = read_u32(e, f + klp_func::OLD_NAME)?;
         if name_ptr == 0 {
             return Ok(funcs);
         }
         funcs.push(KlpFunc {
             old_name: read_cstr(e, name_ptr)?,
-            new_slot: read_u32(e, f + 4)?,
-            old_sympos: read_u32(e, f + 8)?,
+            new_slot: read_u32(e, f + klp_func::NEW_FUNC)?,
+            old_sympos: read_u32(e, f + klp_func::OLD_SYMPOS)?,
             old_slot: None,
         });
     }

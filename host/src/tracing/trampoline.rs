@@ -1,8 +1,8 @@
 //! Trampolines: a small wasm module per traced function that calls the tracing handlers and then
 //! the function's current target, built with wasm-encoder for the function's own signature.
 
-use crate::hostcall::HostOp;
 use crate::instrument::{FuncSig, ValType};
+use klp_abi::HostOp;
 use wasm_encoder::{
     CodeSection, ConstExpr, ElementSection, Elements, EntityType, Function, FunctionSection,
     ImportSection, Instruction, Module, NameMap, NameSection, RefType, TableType, TypeSection,
