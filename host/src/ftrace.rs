@@ -26,18 +26,23 @@ pub struct FtraceTable {
 
 impl FtraceTable {
     /// The kernel's slots, from the instrumentation pass.
+    ///
+    /// An entry whose orig entry `slot + nr_slots` would not be a table index is left out (its
+    /// slot is not a known function). A map the pass made or read back
+    /// ([`FtraceMap::from_instrumented`]) has none: its slots are below `nr_slots` and
+    /// `nr_slots` is at most 2^20.
     pub fn from_map(map: &FtraceMap) -> Self {
         let slots = map
             .entries
             .iter()
-            .map(|en| {
+            .filter_map(|en| {
                 let info = SlotInfo {
-                    orig: en.slot + map.nr_slots,
+                    orig: en.slot.checked_add(map.nr_slots)?,
                     sig: en.sig.clone(),
                     notrace: en.notrace,
                     owner: None,
                 };
-                (en.slot, info)
+                Some((en.slot, info))
             })
             .collect();
         FtraceTable {
@@ -118,6 +123,26 @@ impl FtraceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instrument::FtraceEntry;
+
+    #[test]
+    fn orig_entry_beyond_the_table_index_space_is_left_out() {
+        let entry = |func_index, slot| FtraceEntry {
+            func_index,
+            name: format!("f{func_index}"),
+            slot,
+            notrace: false,
+            sig: FuncSig::default(),
+        };
+        let map = FtraceMap {
+            nr_slots: u32::MAX - 1,
+            entries: vec![entry(0, 1), entry(1, 2)],
+        };
+        let t = FtraceTable::from_map(&map);
+        assert_eq!(t.info(1).map(|i| i.orig), Some(u32::MAX));
+        assert!(t.info(2).is_none());
+        assert_eq!(t.len(), 1);
+    }
 
     #[test]
     fn freed_module_range_is_reused_first_fit() {

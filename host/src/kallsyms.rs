@@ -110,14 +110,17 @@ impl Kallsyms {
     ///
     /// # Errors
     ///
-    /// [`KallsymsError::Kernel`] if the module is invalid or its metadata cannot be decoded.
+    /// [`KallsymsError::Kernel`] if the module is invalid or needs a feature the ftrace hook
+    /// does not handle, its metadata cannot be decoded, or (instrumented) a symbol disagrees with
+    /// the ftrace map (a function's address is not its slot, data ends beyond 4 GiB).
     pub fn from_kernel(wasm: &[u8]) -> Result<Self, KallsymsError> {
         let k = Kernel::parse(wasm)?;
-        let kernel = if k.instrumented {
+        let kernel = if k.is_instrumented() {
             let (data, offset) = k.kallsyms_section.ok_or_else(|| {
                 InstrumentError::Malformed(format!("no {KALLSYMS_SECTION} section"))
             })?;
             let mut syms = decode_symbols(data, offset)?;
+            check_symbols(&syms, &k.ftrace_map()?)?;
             finish(&mut syms, None);
             syms
         } else {
@@ -331,7 +334,12 @@ pub(crate) fn kernel_symbols(
         match sym.target {
             SymTarget::Func(f) => {
                 let Some(slot) = map.slot_of(f) else { continue };
-                covered[(f - nimp) as usize] = true;
+                if let Some(c) = f
+                    .checked_sub(nimp)
+                    .and_then(|i| covered.get_mut(i as usize))
+                {
+                    *c = true;
+                }
                 out.push(func(name, sym.global(), f, slot));
             }
             SymTarget::Data(Some((seg, offset, size))) => {
@@ -350,6 +358,15 @@ pub(crate) fn kernel_symbols(
                     .map(|s| s.name)
                     .or_else(|| k.data_names.get(&seg).copied())
                     .unwrap_or_default();
+                let addr = addr
+                    .checked_add(offset)
+                    .filter(|a| within_4gib(*a, size))
+                    .ok_or_else(|| {
+                        InstrumentError::Malformed(format!(
+                            "linking section: data symbol `{name}` (segment {seg} at {addr:#x}, \
+                             offset {offset}, size {size}) lies beyond 4 GiB"
+                        ))
+                    })?;
                 out.push(Symbol {
                     name,
                     kind: if is_bss(seg_name) {
@@ -358,7 +375,7 @@ pub(crate) fn kernel_symbols(
                         SymKind::Data
                     },
                     global: sym.global(),
-                    addr: addr.wrapping_add(offset),
+                    addr,
                     size,
                     sympos: 0,
                     module: None,
@@ -407,17 +424,20 @@ pub(crate) fn encode_symbols(syms: &[Symbol]) -> Vec<u8> {
 /// Decodes a `klp.kallsyms` payload starting at `offset` in the file.
 fn decode_symbols(data: &[u8], offset: usize) -> Result<Vec<Symbol>, InstrumentError> {
     let mut r = BinaryReader::new(data, offset);
-    let version = r.read_var_u32()?;
+    let bad = |e: wasmparser::BinaryReaderError| {
+        InstrumentError::Malformed(format!("{KALLSYMS_SECTION}: {e}"))
+    };
+    let version = r.read_var_u32().map_err(bad)?;
     if version != KALLSYMS_VERSION {
         return Err(InstrumentError::Malformed(format!(
             "{KALLSYMS_SECTION}: unsupported version {version}"
         )));
     }
-    let count = r.read_var_u32()?;
+    let count = r.read_var_u32().map_err(bad)?;
     let mut out = Vec::new();
     for _ in 0..count {
-        let name = r.read_unlimited_string()?.to_string();
-        let kind = match r.read_u8()? {
+        let name = r.read_unlimited_string().map_err(bad)?.to_string();
+        let kind = match r.read_u8().map_err(bad)? {
             0 => SymKind::Func,
             1 => SymKind::Data,
             2 => SymKind::Bss,
@@ -427,10 +447,18 @@ fn decode_symbols(data: &[u8], offset: usize) -> Result<Vec<Symbol>, InstrumentE
                 )));
             }
         };
-        let global = r.read_u8()? != 0;
-        let addr = r.read_var_u32()?;
-        let size = r.read_var_u32()?;
-        let func_index = r.read_var_u32()?.checked_sub(1);
+        let global = match r.read_u8().map_err(bad)? {
+            0 => false,
+            1 => true,
+            g => {
+                return Err(InstrumentError::Malformed(format!(
+                    "{KALLSYMS_SECTION}: binding {g} of `{name}` is neither local (0) nor global (1)"
+                )));
+            }
+        };
+        let addr = r.read_var_u32().map_err(bad)?;
+        let size = r.read_var_u32().map_err(bad)?;
+        let func_index = r.read_var_u32().map_err(bad)?.checked_sub(1);
         out.push(Symbol {
             name,
             kind,
@@ -448,6 +476,34 @@ fn decode_symbols(data: &[u8], offset: usize) -> Result<Vec<Symbol>, InstrumentE
         )));
     }
     Ok(out)
+}
+
+/// Whether `size` bytes from `addr` end within the 32-bit address space.
+fn within_4gib(addr: u32, size: u32) -> bool {
+    u64::from(addr) + u64::from(size) <= 1 << 32
+}
+
+/// Checks decoded `klp.kallsyms` symbols against the kernel's ftrace map: a function symbol is
+/// at its function's slot, a data symbol names no function and ends within 4 GiB.
+fn check_symbols(syms: &[Symbol], map: &FtraceMap) -> Result<(), InstrumentError> {
+    for s in syms {
+        let ok = match (s.kind, s.func_index) {
+            (SymKind::Func, Some(f)) => map.slot_of(f) == Some(s.addr),
+            (SymKind::Data | SymKind::Bss, None) => within_4gib(s.addr, s.size),
+            _ => false,
+        };
+        if !ok {
+            let what = s
+                .func_index
+                .map_or_else(|| "no function".to_string(), |f| format!("function {f}"));
+            return Err(InstrumentError::Malformed(format!(
+                "{KALLSYMS_SECTION}: symbol `{}` ({:?} at {:#x}, size {}, {what}) does not match \
+                 the kernel",
+                s.name, s.kind, s.addr, s.size
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -650,5 +706,109 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(decode_symbols(&bytes[..len], 0).is_err(), "len {len}");
         }
+    }
+
+    #[test]
+    fn corrupt_kallsyms_numbers_are_errors() {
+        // Version 1, one symbol "f": kind, binding, addr 1, size 2, function index + 1.
+        let section = |kind: u8, binding: u8| vec![1, 1, 1, b'f', kind, binding, 1, 2, 3];
+        assert!(decode_symbols(&section(0, 1), 0).is_ok());
+        let err = |bytes: &[u8]| decode_symbols(bytes, 0).unwrap_err().to_string();
+        assert_eq!(
+            err(&section(3, 1)),
+            "malformed kernel: klp.kallsyms: unknown symbol kind 3"
+        );
+        assert_eq!(
+            err(&section(0, 2)),
+            "malformed kernel: klp.kallsyms: binding 2 of `f` is neither local (0) nor global (1)"
+        );
+        assert_eq!(
+            err(&[2, 0]),
+            "malformed kernel: klp.kallsyms: unsupported version 2"
+        );
+        // A count far beyond the bytes that follow ends at the end of the section.
+        assert_eq!(
+            err(&[1, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+            "malformed kernel: klp.kallsyms: unexpected end-of-file (at offset 0x6)"
+        );
+    }
+
+    #[test]
+    fn kallsyms_that_disagree_with_the_ftrace_map_are_errors() {
+        let map = FtraceMap {
+            nr_slots: 3,
+            entries: vec![crate::instrument::FtraceEntry {
+                func_index: 1,
+                name: "f".into(),
+                slot: 2,
+                notrace: false,
+                sig: crate::instrument::FuncSig::default(),
+            }],
+        };
+        let func = |addr, func_index| Symbol {
+            func_index,
+            ..sym("f", SymKind::Func, true, addr)
+        };
+        assert!(check_symbols(&[func(2, Some(1))], &map).is_ok());
+        for bad in [func(1, Some(1)), func(2, Some(0)), func(2, None)] {
+            assert!(check_symbols(&[bad], &map).is_err());
+        }
+        let data = |addr, size, func_index| Symbol {
+            size,
+            func_index,
+            ..sym("d", SymKind::Data, true, addr)
+        };
+        assert!(check_symbols(&[data(0x1000, 4, None)], &map).is_ok());
+        assert!(check_symbols(&[data(u32::MAX - 3, 4, None)], &map).is_ok());
+        let err = check_symbols(&[data(u32::MAX - 1, 4, None)], &map).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed kernel: klp.kallsyms: symbol `d` (Data at 0xfffffffe, size 4, no \
+             function) does not match the kernel"
+        );
+        assert!(check_symbols(&[data(0x1000, 4, Some(1))], &map).is_err());
+    }
+
+    #[test]
+    fn data_symbol_beyond_4_gib_is_an_error() {
+        use wasm_encoder::{
+            ConstExpr, DataSection, DataSymbolDefinition, LinkingSection, MemorySection,
+            MemoryType, Module, SymbolTable,
+        };
+        let mut memory = MemorySection::new();
+        memory.memory(MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        let mut data = DataSection::new();
+        data.active(0, &ConstExpr::i32_const(-2), [0u8; 4]);
+        let mut syms = SymbolTable::new();
+        let def = |offset| DataSymbolDefinition {
+            index: 0,
+            offset,
+            size: 1,
+        };
+        syms.data(0, "top", Some(def(1)));
+        let mut linking = LinkingSection::new();
+        linking.symbol_table(&syms);
+        let build = |linking: &LinkingSection| {
+            let mut module = Module::new();
+            module.section(&memory).section(&data).section(linking);
+            module.finish()
+        };
+        let ks = Kallsyms::from_kernel(&build(&linking)).unwrap();
+        assert_eq!(ks.lookup(None, "top", 0).unwrap().addr, u32::MAX);
+        syms.data(0, "beyond", Some(def(2)));
+        let mut linking = LinkingSection::new();
+        linking.symbol_table(&syms);
+        let err = Kallsyms::from_kernel(&build(&linking)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed kernel: linking section: data symbol `beyond` (segment 0 at \
+             0xfffffffe, offset 2, size 1) lies beyond 4 GiB"
+        );
     }
 }

@@ -1,11 +1,14 @@
 //! The ftrace map: which slot of the ftrace table belongs to which kernel function (`klp.ftrace`).
 
+use std::collections::HashSet;
 use std::fmt;
+use std::ops::Range;
 
 use wasm_encoder::Encode;
-use wasmparser::{BinaryReader, Parser, Payload, TypeRef};
+use wasmparser::BinaryReader;
 
 use super::InstrumentError;
+use super::kernel::MAX_SLOTS;
 
 /// Name of the custom section the instrument pass writes.
 pub const FTRACE_SECTION: &str = "klp.ftrace";
@@ -138,52 +141,20 @@ pub struct FtraceMap {
 }
 
 impl FtraceMap {
-    /// Reads the map back from the `klp.ftrace` section of an instrumented kernel.
+    /// Reads the map back from the `klp.ftrace` section of an instrumented kernel, and checks it
+    /// against the kernel: see the errors.
     ///
     /// # Errors
     ///
-    /// [`InstrumentError::NotInstrumented`] if there is no `klp.ftrace` section, and
-    /// [`InstrumentError::Malformed`] or [`InstrumentError::Parse`] if the module or the section
-    /// cannot be decoded.
+    /// [`InstrumentError::NotInstrumented`] if there is no `klp.ftrace` section;
+    /// [`InstrumentError::Parse`] or [`InstrumentError::Feature`] if the module does not validate
+    /// with [`super::FEATURES`]; [`InstrumentError::Malformed`] if the section cannot be decoded
+    /// or disagrees with the module (an entry that is not a defined function, a slot that is 0,
+    /// not below `nr_slots` or taken twice, more than 2^20 slots, a table 0 that does not hold
+    /// each function at its slot and at its orig entry); and [`InstrumentError::Unsupported`] or
+    /// [`InstrumentError::Unhookable`] for what [`super::instrument`] refuses.
     pub fn from_instrumented(wasm: &[u8]) -> Result<Self, InstrumentError> {
-        let mut types: Vec<Option<wasmparser::FuncType>> = Vec::new();
-        let mut func_types: Vec<u32> = Vec::new();
-        let mut section = None;
-        for payload in Parser::new(0).parse_all(wasm) {
-            match payload? {
-                Payload::TypeSection(r) => {
-                    for ty in r.into_iter_err_on_gc_types() {
-                        types.push(Some(ty?));
-                    }
-                }
-                Payload::ImportSection(r) => {
-                    for imp in r.into_imports() {
-                        if let TypeRef::Func(t) = imp?.ty {
-                            func_types.push(t);
-                        }
-                    }
-                }
-                Payload::FunctionSection(r) => {
-                    for t in r {
-                        func_types.push(t?);
-                    }
-                }
-                Payload::CustomSection(c) if c.name() == FTRACE_SECTION => {
-                    section = Some((c.data(), c.data_offset()));
-                }
-                _ => {}
-            }
-        }
-        let (data, offset) = section.ok_or(InstrumentError::NotInstrumented)?;
-        let sig_of = |func_index: u32| -> Result<FuncSig, InstrumentError> {
-            let ty = func_types
-                .get(func_index as usize)
-                .and_then(|t| types.get(*t as usize))
-                .and_then(Option::as_ref)
-                .ok_or_else(|| malformed(format!("klp.ftrace: no function {func_index}")))?;
-            FuncSig::from_wasm(ty).map_err(InstrumentError::Malformed)
-        };
-        decode(data, offset, sig_of)
+        super::kernel::Kernel::parse(wasm)?.ftrace_map()
     }
 
     /// The slot of the function with index `func_index`, if it is a defined function.
@@ -227,36 +198,72 @@ fn malformed(msg: String) -> InstrumentError {
     InstrumentError::Malformed(msg)
 }
 
-/// Decodes a `klp.ftrace` payload; `sig_of` supplies each function's signature.
-fn decode(
+/// Decodes a `klp.ftrace` payload whose entries must be functions of `defined`; `sig_of`
+/// supplies each function's signature.
+///
+/// Every number is checked: `nr_slots` is at most [`MAX_SLOTS`] (so `slot + nr_slots` fits),
+/// the count at most the number of defined functions, function indices increase within
+/// `defined`, slots are distinct, not 0 (NULL) and below `nr_slots`, and flags are known.
+pub(super) fn decode(
     data: &[u8],
     offset: usize,
+    defined: Range<u32>,
     sig_of: impl Fn(u32) -> Result<FuncSig, InstrumentError>,
 ) -> Result<FtraceMap, InstrumentError> {
     let mut r = BinaryReader::new(data, offset);
-    let version = r.read_var_u32()?;
+    let bad = |e: wasmparser::BinaryReaderError| malformed(format!("{FTRACE_SECTION}: {e}"));
+    let version = r.read_var_u32().map_err(bad)?;
     if version != FTRACE_VERSION {
         return Err(malformed(format!(
-            "klp.ftrace: unsupported version {version}"
+            "{FTRACE_SECTION}: unsupported version {version}"
         )));
     }
-    let nr_slots = r.read_var_u32()?;
-    let count = r.read_var_u32()?;
-    let mut entries: Vec<FtraceEntry> = Vec::new();
+    let nr_slots = r.read_var_u32().map_err(bad)?;
+    if nr_slots > MAX_SLOTS {
+        return Err(malformed(format!(
+            "{FTRACE_SECTION}: {nr_slots} slots exceed the limit of {MAX_SLOTS}"
+        )));
+    }
+    let count = r.read_var_u32().map_err(bad)?;
+    let nr_defined = defined.end.saturating_sub(defined.start);
+    if count > nr_defined {
+        return Err(malformed(format!(
+            "{FTRACE_SECTION}: {count} entries, but the kernel defines {nr_defined} functions"
+        )));
+    }
+    let mut entries: Vec<FtraceEntry> = Vec::with_capacity(count as usize);
+    let mut taken = HashSet::with_capacity(count as usize);
     for _ in 0..count {
-        let func_index = r.read_var_u32()?;
-        let slot = r.read_var_u32()?;
-        let flags = r.read_u8()?;
-        let name = r.read_unlimited_string()?.to_string();
-        if slot >= nr_slots {
+        let func_index = r.read_var_u32().map_err(bad)?;
+        let slot = r.read_var_u32().map_err(bad)?;
+        let flags = r.read_u8().map_err(bad)?;
+        let name = r.read_unlimited_string().map_err(bad)?.to_string();
+        if !defined.contains(&func_index) {
             return Err(malformed(format!(
-                "klp.ftrace: slot {slot} of `{name}` is not below nr_slots {nr_slots}"
+                "{FTRACE_SECTION}: `{name}` is function {func_index}, not one of the defined \
+                 functions {}..{}",
+                defined.start, defined.end
             )));
         }
         if entries.last().is_some_and(|e| e.func_index >= func_index) {
-            return Err(malformed(
-                "klp.ftrace: entries not in function index order".into(),
-            ));
+            return Err(malformed(format!(
+                "{FTRACE_SECTION}: entries not in function index order"
+            )));
+        }
+        if slot == 0 || slot >= nr_slots {
+            return Err(malformed(format!(
+                "{FTRACE_SECTION}: slot {slot} of `{name}` is not in 1..{nr_slots}"
+            )));
+        }
+        if !taken.insert(slot) {
+            return Err(malformed(format!(
+                "{FTRACE_SECTION}: slot {slot} of `{name}` is taken twice"
+            )));
+        }
+        if flags & !FLAG_NOTRACE != 0 {
+            return Err(malformed(format!(
+                "{FTRACE_SECTION}: unknown flags {flags:#04x} for `{name}`"
+            )));
         }
         entries.push(FtraceEntry {
             func_index,
@@ -267,7 +274,7 @@ fn decode(
         });
     }
     if !r.eof() {
-        return Err(malformed("klp.ftrace: trailing bytes".into()));
+        return Err(malformed(format!("{FTRACE_SECTION}: trailing bytes")));
     }
     Ok(FtraceMap { nr_slots, entries })
 }
@@ -313,7 +320,7 @@ mod tests {
             ],
         };
         let bytes = map.encode();
-        let back = decode(&bytes, 0, |_| Ok(FuncSig::default())).unwrap();
+        let back = decode(&bytes, 0, 0..4, |_| Ok(FuncSig::default())).unwrap();
         assert_eq!(back, map);
         assert_eq!(back.slot_of(2), Some(1));
         assert_eq!(back.entry_by_slot(3).map(|e| e.name.as_str()), Some("a"));
@@ -334,7 +341,152 @@ mod tests {
         };
         let bytes = map.encode();
         for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len], 0, |_| Ok(FuncSig::default())).is_err());
+            assert!(decode(&bytes[..len], 0, 0..4, |_| Ok(FuncSig::default())).is_err());
         }
+    }
+
+    /// An instrumented-looking kernel: an import, `a` and `b` at slots 1 and 2 of 3, their orig
+    /// entries at 4 and 5, and `items` added.
+    fn kernel(table: u32, origs: &str, items: &str) -> String {
+        format!(
+            r#"(module (import "klp" "clock" (func $clock)) (table {table} funcref)
+                (func $a) (func $b) {items}
+                (elem (i32.const 1) func $a $b) (elem (i32.const 4) func {origs}))"#
+        )
+    }
+
+    fn entry(func_index: u32, name: &str, slot: u32) -> FtraceEntry {
+        FtraceEntry {
+            func_index,
+            name: name.into(),
+            slot,
+            notrace: false,
+            sig: FuncSig::default(),
+        }
+    }
+
+    fn good_map() -> FtraceMap {
+        FtraceMap {
+            nr_slots: 3,
+            entries: vec![entry(1, "a", 1), entry(2, "b", 2)],
+        }
+    }
+
+    /// `wat` with a `klp.ftrace` section holding `payload` appended, read back.
+    fn read_back(wat: &str, payload: &[u8]) -> Result<FtraceMap, InstrumentError> {
+        let mut wasm = wat::parse_str(wat).unwrap();
+        let mut section = Vec::new();
+        FTRACE_SECTION.encode(&mut section);
+        section.extend_from_slice(payload);
+        wasm.push(0); // custom section
+        section.len().encode(&mut wasm);
+        wasm.extend_from_slice(&section);
+        FtraceMap::from_instrumented(&wasm)
+    }
+
+    fn error(wat: &str, payload: &[u8]) -> String {
+        read_back(wat, payload).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn ftrace_map_is_checked_against_its_kernel() {
+        let good = kernel(6, "$a $b", "");
+        assert_eq!(read_back(&good, &good_map().encode()).unwrap(), good_map());
+        assert_eq!(
+            error(&kernel(5, "$a", ""), &good_map().encode()),
+            "malformed kernel: klp.ftrace: table 0 has 5 entries, fewer than 2 * nr_slots (6)"
+        );
+        assert_eq!(
+            error(&kernel(6, "$b $a", ""), &good_map().encode()),
+            "malformed kernel: klp.ftrace: table entry 4 does not hold `a` (function 1)"
+        );
+        let two_tables = kernel(6, "$a $b", "(table 1 funcref)");
+        assert!(
+            error(&two_tables, &good_map().encode()).contains("2 tables"),
+            "a second table is refused as when instrumenting"
+        );
+    }
+
+    #[test]
+    fn corrupt_ftrace_numbers_are_errors() {
+        let good = kernel(6, "$a $b", "");
+        let prefix = "malformed kernel: klp.ftrace: ";
+        type Corrupt = fn(&mut FtraceMap);
+        let cases: [(Corrupt, &str); 8] = [
+            (
+                |m| m.nr_slots = u32::MAX,
+                "4294967295 slots exceed the limit of 1048576",
+            ),
+            (
+                |m| m.entries[0].func_index = 0,
+                "`a` is function 0, not one of the defined functions 1..3",
+            ),
+            (
+                |m| m.entries[1].func_index = 7,
+                "`b` is function 7, not one of the defined functions 1..3",
+            ),
+            (
+                |m| m.entries.swap(0, 1),
+                "entries not in function index order",
+            ),
+            (|m| m.entries[0].slot = 0, "slot 0 of `a` is not in 1..3"),
+            (|m| m.entries[1].slot = 3, "slot 3 of `b` is not in 1..3"),
+            (|m| m.entries[1].slot = 1, "slot 1 of `b` is taken twice"),
+            (
+                |m| m.entries.push(entry(3, "c", 3)),
+                "3 entries, but the kernel defines 2 functions",
+            ),
+        ];
+        for (corrupt, msg) in cases {
+            let mut map = good_map();
+            corrupt(&mut map);
+            assert_eq!(error(&good, &map.encode()), format!("{prefix}{msg}"));
+        }
+        // Hand-made: version 1, 3 slots, 1 entry: function 1, slot 1, flags 0x80, name "a".
+        assert_eq!(
+            error(&good, &[1, 3, 1, 1, 1, 0x80, 1, b'a']),
+            format!("{prefix}unknown flags 0x80 for `a`")
+        );
+        assert_eq!(
+            error(&good, &[1, 3, 0, 0]),
+            format!("{prefix}trailing bytes")
+        );
+        // Decoding errors name the section too (offsets are in the file).
+        let overlong = error(&good, &[1, 3, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert!(
+            overlong.starts_with(&format!("{prefix}invalid var_u32: integer too large")),
+            "{overlong}"
+        );
+        let not_utf8 = error(&good, &[1, 3, 1, 1, 1, 0, 1, 0xc0]);
+        assert!(
+            not_utf8.starts_with(&format!("{prefix}malformed UTF-8 encoding")),
+            "{not_utf8}"
+        );
+    }
+
+    #[test]
+    fn code_of_an_instrumented_kernel_is_checked_like_the_pass_checks_it() {
+        let writer = kernel(
+            6,
+            "$a $b",
+            "(func $w i32.const 1 ref.null func table.set 0)",
+        );
+        assert_eq!(
+            error(&writer, &good_map().encode()),
+            "function `w` uses `table.set 0`, which writes the ftrace table behind the host's back"
+        );
+        let leak = kernel(
+            6,
+            "$a $b",
+            "(func $leak (result funcref) ref.func $b) (elem declare func $b)",
+        );
+        assert_eq!(
+            error(&leak, &good_map().encode()),
+            "function `leak` uses `ref.func 2`, which makes a reference to a traceable function \
+             that bypasses its ftrace slot"
+        );
+        let mut map = good_map();
+        map.entries[1].notrace = true;
+        assert_eq!(read_back(&leak, &map.encode()).unwrap(), map);
     }
 }

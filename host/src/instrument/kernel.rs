@@ -5,11 +5,12 @@ use std::ops::Range;
 
 use wasmparser::{
     BinaryReader, ConstExpr, DataKind, ElementItems, ElementKind, Export, FuncType, FunctionBody,
-    Name, Operator, Parser, Payload, TableType, TypeRef, Validator, WasmFeatures,
+    GlobalType, Name, Operator, Parser, Payload, TableType, TypeRef,
 };
 
 use super::InstrumentError;
 use super::ftrace::{FTRACE_SECTION, FtraceEntry, FtraceMap, FuncSig};
+use super::rewrite;
 use crate::object::linking::{LinkingInfo, SymTarget};
 
 /// Name of the custom section listing notrace functions, one raw name per line.
@@ -52,6 +53,8 @@ pub(crate) struct Kernel<'a> {
     pub num_imported_tables: u32,
     pub num_imported_memories: u32,
     pub num_imported_globals: u32,
+    /// Type of every global, imports first.
+    pub globals: Vec<GlobalType>,
     /// Raw names from the name section, by function index.
     pub func_names: HashMap<u32, &'a str>,
     /// Global names from the name section.
@@ -66,6 +69,8 @@ pub(crate) struct Kernel<'a> {
     pub start: Option<RawSection>,
     /// Active element segment of table 0.
     pub elem: Elem,
+    /// The further active segments of table 0 an instrumented kernel has, in order.
+    pub more_elems: Vec<Elem>,
     /// Other element segments, kept as they are.
     pub other_elems: Vec<wasmparser::Element<'a>>,
     pub data_count: Option<RawSection>,
@@ -81,11 +86,16 @@ pub(crate) struct Kernel<'a> {
     pub notrace: Vec<&'a str>,
     /// Payload and offset of the `klp.kallsyms` section of an instrumented kernel.
     pub kallsyms_section: Option<(&'a [u8], usize)>,
-    pub instrumented: bool,
+    /// Payload and offset of the `klp.ftrace` section of an instrumented kernel.
+    pub ftrace_section: Option<(&'a [u8], usize)>,
 }
 
 fn unsupported(msg: impl Into<String>) -> InstrumentError {
     InstrumentError::Unsupported(msg.into())
+}
+
+fn malformed(msg: String) -> InstrumentError {
+    InstrumentError::Malformed(msg)
 }
 
 /// A constant `i32.const N` expression's value.
@@ -100,9 +110,9 @@ pub(crate) fn const_i32(expr: &ConstExpr<'_>) -> Option<u32> {
 }
 
 impl<'a> Kernel<'a> {
-    /// Validates and reads `wasm`.
+    /// Validates (with [`super::FEATURES`]) and reads `wasm`.
     pub(crate) fn parse(wasm: &'a [u8]) -> Result<Self, InstrumentError> {
-        Validator::new_with_features(WasmFeatures::default()).validate_all(wasm)?;
+        super::validate(wasm)?;
         let mut k = Kernel {
             types: Vec::new(),
             func_types: Vec::new(),
@@ -110,6 +120,7 @@ impl<'a> Kernel<'a> {
             num_imported_tables: 0,
             num_imported_memories: 0,
             num_imported_globals: 0,
+            globals: Vec::new(),
             func_names: HashMap::new(),
             global_names: HashMap::new(),
             head: Vec::new(),
@@ -119,6 +130,7 @@ impl<'a> Kernel<'a> {
             exports: Vec::new(),
             start: None,
             elem: Elem::default(),
+            more_elems: Vec::new(),
             other_elems: Vec::new(),
             data_count: None,
             bodies: Vec::new(),
@@ -130,9 +142,9 @@ impl<'a> Kernel<'a> {
             linking: None,
             notrace: Vec::new(),
             kallsyms_section: None,
-            instrumented: false,
+            ftrace_section: None,
         };
-        let (mut saw_table0_elem, mut table0_elems_extra) = (false, false);
+        let mut saw_table0_elem = false;
         for payload in Parser::new(0).parse_all(wasm) {
             let payload = payload?;
             if let Some((id, range)) = payload.as_section() {
@@ -164,7 +176,10 @@ impl<'a> Kernel<'a> {
                             }
                             TypeRef::Table(_) => k.num_imported_tables += 1,
                             TypeRef::Memory(_) => k.num_imported_memories += 1,
-                            TypeRef::Global(_) => k.num_imported_globals += 1,
+                            TypeRef::Global(g) => {
+                                k.num_imported_globals += 1;
+                                k.globals.push(g);
+                            }
                             TypeRef::Tag(_) => {}
                         }
                     }
@@ -172,6 +187,11 @@ impl<'a> Kernel<'a> {
                 Payload::FunctionSection(r) => {
                     for t in r {
                         k.func_types.push(t?);
+                    }
+                }
+                Payload::GlobalSection(r) => {
+                    for g in r {
+                        k.globals.push(g?.ty);
                     }
                 }
                 Payload::TableSection(r) => {
@@ -197,15 +217,18 @@ impl<'a> Kernel<'a> {
                                 table_index,
                                 offset_expr,
                             } if table_index.unwrap_or(0) == 0 => {
+                                let elem = Elem {
+                                    offset: const_i32(offset_expr).ok_or_else(|| {
+                                        unsupported("element segment offset is not an i32.const")
+                                    })?,
+                                    items: elem_items(&e.items)?,
+                                };
                                 // An instrumented kernel has several; only a raw one is planned.
                                 if std::mem::replace(&mut saw_table0_elem, true) {
-                                    table0_elems_extra = true;
-                                    continue;
+                                    k.more_elems.push(elem);
+                                } else {
+                                    k.elem = elem;
                                 }
-                                k.elem.offset = const_i32(offset_expr).ok_or_else(|| {
-                                    unsupported("element segment offset is not an i32.const")
-                                })?;
-                                k.elem.items = elem_items(&e.items)?;
                             }
                             _ => k.other_elems.push(e),
                         }
@@ -235,7 +258,7 @@ impl<'a> Kernel<'a> {
                                 .map_err(InstrumentError::Malformed)?,
                         );
                     }
-                    FTRACE_SECTION => k.instrumented = true,
+                    FTRACE_SECTION => k.ftrace_section = Some((c.data(), c.data_offset())),
                     crate::kallsyms::KALLSYMS_SECTION => {
                         k.kallsyms_section = Some((c.data(), c.data_offset()));
                     }
@@ -253,7 +276,7 @@ impl<'a> Kernel<'a> {
                 _ => {}
             }
         }
-        if table0_elems_extra && !k.instrumented {
+        if !k.more_elems.is_empty() && !k.is_instrumented() {
             return Err(unsupported(
                 "more than one active element segment for table 0",
             ));
@@ -280,6 +303,11 @@ impl<'a> Kernel<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the kernel has a `klp.ftrace` section.
+    pub(crate) fn is_instrumented(&self) -> bool {
+        self.ftrace_section.is_some()
     }
 
     /// Number of functions, imports included.
@@ -314,9 +342,20 @@ impl<'a> Kernel<'a> {
             .ok_or_else(|| InstrumentError::Malformed(format!("no type for function {f}")))
     }
 
+    /// The demangled name of function `f`, for messages.
+    pub(crate) fn display_name(&self, f: u32) -> String {
+        format!("{:#}", rustc_demangle::demangle(&self.func_name(f)))
+    }
+
     /// The index of the `__stack_pointer` global, from the name section or the symbol table.
-    pub(crate) fn stack_pointer(&self) -> Option<u32> {
-        self.global_names
+    ///
+    /// # Errors
+    ///
+    /// [`InstrumentError::Unsupported`] when there is none, or it is not a mutable `i32` global
+    /// of the kernel (the name section and the symbol table may name any index).
+    pub(crate) fn stack_pointer(&self) -> Result<u32, InstrumentError> {
+        let sp = self
+            .global_names
             .iter()
             .find(|(_, n)| **n == "__stack_pointer")
             .map(|(i, _)| *i)
@@ -328,6 +367,100 @@ impl<'a> Kernel<'a> {
                     }
                 })
             })
+            .ok_or_else(|| unsupported("no `__stack_pointer` global"))?;
+        match self.globals.get(sp as usize) {
+            Some(g) if g.mutable && g.content_type == wasmparser::ValType::I32 => Ok(sp),
+            Some(_) => Err(unsupported(format!(
+                "`__stack_pointer` (global {sp}) is not a mutable i32"
+            ))),
+            None => Err(unsupported(format!(
+                "`__stack_pointer` is global {sp}, but the kernel has {} globals",
+                self.globals.len()
+            ))),
+        }
+    }
+
+    /// Refuses tables the ftrace table cannot be made of: an imported table 0, one that is not a
+    /// plain funcref table, or a second table (a function pointer into it would never pass a
+    /// slot).
+    pub(crate) fn check_tables(&self) -> Result<(), InstrumentError> {
+        if self.num_imported_tables > 0 {
+            return Err(unsupported("table 0 is imported"));
+        }
+        if self.tables.len() > 1 {
+            return Err(unsupported(format!(
+                "{} tables: calls through any table but table 0, the ftrace table, bypass the slots",
+                self.tables.len()
+            )));
+        }
+        if let Some((ty, init)) = self.tables.first() {
+            if ty.element_type != wasmparser::RefType::FUNCREF || ty.table64 || ty.shared {
+                return Err(unsupported("table 0 is not a plain funcref table"));
+            }
+            if init.is_some() {
+                return Err(unsupported("table 0 has an initializer expression"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ftrace map of an instrumented kernel, checked against the module it describes: every
+    /// entry is a defined function with a distinct slot below `nr_slots` (see
+    /// [`super::ftrace`]), table 0 is large enough and holds each function at its slot and at
+    /// its orig entry, and no code does what [`rewrite::bypass`] refuses.
+    ///
+    /// # Errors
+    ///
+    /// [`InstrumentError::NotInstrumented`] without a `klp.ftrace` section,
+    /// [`InstrumentError::Malformed`] when the section or the table disagrees with the module,
+    /// [`InstrumentError::Unsupported`] or [`InstrumentError::Unhookable`] for what the pass
+    /// would have refused.
+    pub(crate) fn ftrace_map(&self) -> Result<FtraceMap, InstrumentError> {
+        let (data, offset) = self
+            .ftrace_section
+            .ok_or(InstrumentError::NotInstrumented)?;
+        let defined = self.num_imported_funcs..self.num_funcs();
+        let map = super::ftrace::decode(data, offset, defined, |f| self.sig(f))?;
+        self.check_tables()?;
+        let nr = map.nr_slots;
+        // `decode` keeps nr_slots within MAX_SLOTS, so this cannot overflow.
+        let size = nr
+            .checked_mul(2)
+            .ok_or_else(|| malformed(format!("{FTRACE_SECTION}: nr_slots {nr} overflows")))?;
+        let initial = self.tables.first().map_or(0, |(ty, _)| ty.initial);
+        if initial < u64::from(size) {
+            return Err(malformed(format!(
+                "{FTRACE_SECTION}: table 0 has {initial} entries, fewer than 2 * nr_slots ({size})"
+            )));
+        }
+        let mut table: Vec<Option<u32>> = vec![None; size as usize];
+        for e in std::iter::once(&self.elem).chain(&self.more_elems) {
+            for (pos, item) in (u64::from(e.offset)..).zip(&e.items) {
+                if let Some(entry) = usize::try_from(pos).ok().and_then(|p| table.get_mut(p)) {
+                    *entry = *item;
+                }
+            }
+        }
+        for e in &map.entries {
+            // `decode` keeps slots below nr, so the orig entry is below size.
+            for at in [Some(e.slot), e.slot.checked_add(nr)] {
+                let held = at.and_then(|a| table.get(a as usize).copied().flatten());
+                if held != Some(e.func_index) {
+                    return Err(malformed(format!(
+                        "{FTRACE_SECTION}: table entry {} does not hold `{}` (function {})",
+                        at.map_or_else(|| "beyond 2^32".to_string(), |a| a.to_string()),
+                        e.name,
+                        e.func_index
+                    )));
+                }
+            }
+        }
+        let traceable = |f: u32| map.entry_of(f).is_some_and(|e| !e.notrace);
+        for (f, body) in (self.num_imported_funcs..).zip(&self.bodies) {
+            rewrite::check_body(body, traceable)
+                .map_err(|e| e.in_function(self.display_name(f)))?;
+        }
+        Ok(map)
     }
 
     /// Assigns slots: see ABI.md "The ftrace table".

@@ -18,6 +18,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod features;
 mod ftrace;
 pub(crate) mod kernel;
 pub(crate) mod rewrite;
@@ -31,6 +32,8 @@ use wasm_encoder::{
 };
 use wasmparser::{BinaryReader, ExternalKind, Name, NameSectionReader};
 
+pub use features::FEATURES;
+pub(crate) use features::validate;
 pub use ftrace::{FTRACE_SECTION, FtraceEntry, FtraceMap, FuncSig, ValType};
 use kernel::Kernel;
 pub use kernel::NOTRACE_SECTION;
@@ -60,12 +63,82 @@ pub enum InstrumentError {
     /// The input uses something the pass does not handle.
     #[error("unsupported kernel: {0}")]
     Unsupported(String),
+    /// The input needs a WebAssembly feature outside [`FEATURES`], the set the pass handles.
+    #[error(
+        "{}",
+        feature_message(.feature, .function.as_deref(), .instruction.as_deref(), .detail)
+    )]
+    Feature {
+        /// The feature as wasm-tools names it (`function-references`): alternatives joined by
+        /// `or`, features needed together by `and`; empty when they cannot be told.
+        feature: String,
+        /// The function (demangled) whose code needs it, when the validator points into code.
+        function: Option<String>,
+        /// The instruction that needs it (`call_ref`), when it decodes.
+        instruction: Option<String>,
+        /// The validator's message.
+        detail: String,
+    },
+    /// Code would reach a traceable function without passing its slot, or change the ftrace
+    /// table behind the host's back.
+    #[error("{} uses `{instruction}`, which {why}", code_of(.function.as_deref()))]
+    Unhookable {
+        /// The function (demangled) whose code it is; `None` where the caller does not know.
+        function: Option<String>,
+        /// The instruction and its immediates (`table.set 0`).
+        instruction: String,
+        /// What it would do.
+        why: &'static str,
+    },
     /// The input already has a `klp.ftrace` section.
     #[error("kernel is already instrumented (it has a klp.ftrace section)")]
     AlreadyInstrumented,
     /// The input has no `klp.ftrace` section.
     #[error("kernel is not instrumented (no klp.ftrace section)")]
     NotInstrumented,
+}
+
+impl InstrumentError {
+    /// Names the function an [`InstrumentError::Unhookable`] refusal was found in.
+    pub(crate) fn in_function(self, name: String) -> Self {
+        match self {
+            Self::Unhookable {
+                function: None,
+                instruction,
+                why,
+            } => Self::Unhookable {
+                function: Some(name),
+                instruction,
+                why,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The message of [`InstrumentError::Feature`].
+fn feature_message(
+    feature: &str,
+    function: Option<&str>,
+    instruction: Option<&str>,
+    detail: &str,
+) -> String {
+    let what = if feature.is_empty() {
+        "a WebAssembly feature".to_string()
+    } else {
+        format!("WebAssembly feature {feature}")
+    };
+    let at = match (function, instruction) {
+        (Some(f), Some(i)) => format!(" (`{i}` in function `{f}`)"),
+        (Some(f), None) => format!(" (in function `{f}`)"),
+        _ => String::new(),
+    };
+    format!("{what}{at} is not handled by the ftrace hook: {detail}")
+}
+
+/// The subject of [`InstrumentError::Unhookable`]'s message.
+fn code_of(function: Option<&str>) -> String {
+    function.map_or_else(|| "code".to_string(), |f| format!("function `{f}`"))
 }
 
 impl<E: std::fmt::Display> From<wasm_encoder::reencode::Error<E>> for InstrumentError {
@@ -81,24 +154,26 @@ impl<E: std::fmt::Display> From<wasm_encoder::reencode::Error<E>> for Instrument
 ///
 /// # Errors
 ///
-/// [`InstrumentError::Parse`] for invalid WebAssembly, [`InstrumentError::AlreadyInstrumented`]
-/// when run twice, and [`InstrumentError::Unsupported`] for kernels outside what the pass handles
-/// (an imported table 0, several active element segments for table 0, non-constant offsets, no
-/// `__stack_pointer` or memory, more than 2^20 slots, clashing export names).
+/// [`InstrumentError::Parse`] for invalid WebAssembly; [`InstrumentError::Feature`] for one that
+/// needs a feature outside [`FEATURES`] (`call_ref` and `return_call_ref` among them);
+/// [`InstrumentError::Unhookable`] for code that would bypass the slots (`ref.func` of a
+/// traceable function, any write to the table); [`InstrumentError::AlreadyInstrumented`] when
+/// run twice (or what [`FtraceMap::from_instrumented`] finds wrong with the input's map); and
+/// [`InstrumentError::Unsupported`] for kernels outside what the pass handles (an imported or a
+/// second table, several active element segments for table 0, non-constant offsets, no memory,
+/// no mutable i32 `__stack_pointer`, more than 2^20 slots, clashing export names).
 pub fn instrument(wasm: &[u8], extra_notrace: &[&str]) -> Result<Instrumented, InstrumentError> {
     let k = Kernel::parse(wasm)?;
-    if k.instrumented {
+    if k.is_instrumented() {
+        // A damaged map says more than "already instrumented".
+        k.ftrace_map()?;
         return Err(InstrumentError::AlreadyInstrumented);
     }
+    k.check_tables()?;
     let plan = k.plan(extra_notrace)?;
     let map = &plan.map;
     let symbols = crate::kallsyms::kernel_symbols(&k, map)?;
-    let sp = k
-        .stack_pointer()
-        .ok_or_else(|| unsupported("no `__stack_pointer` global"))?;
-    if k.num_imported_tables > 0 {
-        return Err(unsupported("table 0 is imported"));
-    }
+    let sp = k.stack_pointer()?;
     if k.num_imported_memories == 0 && k.middle.iter().all(|s| s.id != MEMORY_SECTION) {
         return Err(unsupported("no memory"));
     }
@@ -179,9 +254,11 @@ pub fn instrument(wasm: &[u8], extra_notrace: &[&str]) -> Result<Instrumented, I
     });
     let mut code = CodeSection::new();
     let mut body = Vec::with_capacity(256);
-    for b in &k.bodies {
+    for (f, b) in (nimp..).zip(&k.bodies) {
         body.clear();
-        rewriter.rewrite(b, &mut body)?;
+        rewriter
+            .rewrite(b, &mut body)
+            .map_err(|e| e.in_function(k.display_name(f)))?;
         code.raw(&body);
     }
     let mut functions = FunctionSection::new();
@@ -213,7 +290,7 @@ pub fn instrument(wasm: &[u8], extra_notrace: &[&str]) -> Result<Instrumented, I
         module.section(&raw(s));
     }
     module.section(&functions);
-    module.section(&tables(&k, 2 * nr)?);
+    module.section(&tables(2 * nr));
     for s in &k.middle {
         module.section(&raw(s));
     }
@@ -266,39 +343,18 @@ fn unsupported(msg: impl Into<String>) -> InstrumentError {
     InstrumentError::Unsupported(msg.into())
 }
 
-/// The table section with table 0 sized `size` and no maximum (the loader grows it).
-fn tables(k: &Kernel<'_>, size: u32) -> Result<TableSection, InstrumentError> {
+/// The table section: table 0, the only one ([`Kernel::check_tables`]), sized `size` with no
+/// maximum (the loader grows it).
+fn tables(size: u32) -> TableSection {
     let mut out = TableSection::new();
-    let funcref = TableType {
+    out.table(TableType {
         element_type: RefType::FUNCREF,
         table64: false,
         minimum: u64::from(size),
         maximum: None,
         shared: false,
-    };
-    let mut re = RoundtripReencoder;
-    match k.tables.first() {
-        None => {
-            out.table(funcref);
-        }
-        Some((ty, init)) => {
-            if ty.element_type != wasmparser::RefType::FUNCREF || ty.table64 || ty.shared {
-                return Err(unsupported("table 0 is not a plain funcref table"));
-            }
-            if init.is_some() {
-                return Err(unsupported("table 0 has an initializer expression"));
-            }
-            out.table(funcref);
-        }
-    }
-    for (ty, init) in k.tables.iter().skip(1) {
-        let ty = re.table_type(*ty)?;
-        match init {
-            None => out.table(ty),
-            Some(e) => out.table_with_init(ty, &re.const_expr(e.clone())?),
-        };
-    }
-    Ok(out)
+    });
+    out
 }
 
 /// Element segments: contiguous runs of table 0, then the kernel's other segments as they were.
@@ -632,5 +688,157 @@ mod tests {
         .unwrap();
         let err = instrument(&wasm, &[]).unwrap_err();
         assert!(err.to_string().contains("`memory`"), "{err}");
+    }
+
+    /// A kernel with memory and a stack pointer around `items`.
+    fn kernel(items: &str) -> Vec<u8> {
+        wat::parse_str(format!(
+            "(module (memory 1) (global $__stack_pointer (mut i32) (i32.const 65536)) {items})"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn call_ref_and_return_call_ref_are_refused_naming_the_feature() {
+        for instruction in ["call_ref", "return_call_ref"] {
+            let wasm = kernel(&format!(
+                r#"(type $t (func)) (func $target (type $t)) (elem declare func $target)
+                   (func $sneaky (export "sneaky") ref.func $target {instruction} $t)"#
+            ));
+            let err = instrument(&wasm, &[]).unwrap_err();
+            let InstrumentError::Feature {
+                feature,
+                function,
+                instruction: op,
+                ..
+            } = &err
+            else {
+                panic!("{err:?}");
+            };
+            assert_eq!(feature, "function-references");
+            assert_eq!(function.as_deref(), Some("sneaky"));
+            assert_eq!(op.as_deref(), Some(instruction));
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!(
+                    "WebAssembly feature function-references (`{instruction}` in function \
+                     `sneaky`) is not handled by the ftrace hook: function references support is \
+                     not enabled (at offset 0x"
+                )),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn ref_func_of_a_traceable_function_in_code_is_refused() {
+        let wasm = kernel(
+            r#"(table 1 funcref) (func $target) (elem declare func $target)
+               (func $leak (export "leak") (result funcref) ref.func $target)"#,
+        );
+        let err = instrument(&wasm, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "function `leak` uses `ref.func 0`, which makes a reference to a traceable function \
+             that bypasses its ftrace slot"
+        );
+        // A notrace function keeps its direct calls, so a reference to it bypasses nothing.
+        validate(&instrument(&wasm, &["target"]).unwrap().wasm);
+    }
+
+    #[test]
+    fn writes_to_the_ftrace_table_are_refused() {
+        for (code, instruction) in [
+            ("i32.const 1 ref.null func table.set 0", "table.set 0"),
+            (
+                "ref.null func i32.const 1 table.grow 0 drop",
+                "table.grow 0",
+            ),
+            (
+                "i32.const 0 ref.null func i32.const 1 table.fill 0",
+                "table.fill 0",
+            ),
+            (
+                "i32.const 0 i32.const 1 i32.const 1 table.copy 0 0",
+                "table.copy 0 0",
+            ),
+            (
+                "i32.const 0 i32.const 0 i32.const 1 table.init 0 0",
+                "table.init 0 0",
+            ),
+        ] {
+            let wasm = kernel(&format!(
+                "(table 2 funcref) (func $f) (elem func $f) (func $writer {code})"
+            ));
+            let err = instrument(&wasm, &[]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "function `writer` uses `{instruction}`, which writes the ftrace table \
+                     behind the host's back"
+                )
+            );
+        }
+        // Reading the table bypasses nothing: the funcref cannot be called or stored.
+        let wasm = kernel("(table 2 funcref) (func (result funcref) i32.const 1 table.get 0)");
+        validate(&instrument(&wasm, &[]).unwrap().wasm);
+    }
+
+    #[test]
+    fn a_second_table_is_refused() {
+        let wasm = kernel(
+            r#"(table 1 funcref) (table $t2 1 funcref) (func $f)
+               (elem (table $t2) (i32.const 0) func $f)
+               (func $call i32.const 0 call_indirect $t2)"#,
+        );
+        let err = instrument(&wasm, &[]).unwrap_err();
+        assert!(matches!(err, InstrumentError::Unsupported(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "unsupported kernel: 2 tables: calls through any table but table 0, the ftrace \
+             table, bypass the slots"
+        );
+    }
+
+    #[test]
+    fn stack_pointer_must_be_a_mutable_i32_global_of_the_kernel() {
+        let wasm = wat::parse_str(
+            "(module (memory 1) (global $__stack_pointer i32 (i32.const 0)) (func))",
+        )
+        .unwrap();
+        let err = instrument(&wasm, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported kernel: `__stack_pointer` (global 0) is not a mutable i32"
+        );
+        // A name section naming global 5 of a kernel with one: subsection 7 (globals).
+        let wasm = wat::parse_str(
+            r#"(module (memory 1) (global (mut i32) (i32.const 0)) (func)
+                (@custom "name" "\07\12\01\05\0f__stack_pointer"))"#,
+        )
+        .unwrap();
+        let err = instrument(&wasm, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported kernel: `__stack_pointer` is global 5, but the kernel has 1 globals"
+        );
+    }
+
+    #[test]
+    fn instrumenting_a_damaged_instrumented_kernel_reports_the_damage() {
+        let mut out = instrument(RUSTC_KERNEL, &[]).unwrap().wasm;
+        let ftrace = Parser::new(0)
+            .parse_all(&out)
+            .find_map(|p| match p.unwrap() {
+                Payload::CustomSection(c) if c.name() == FTRACE_SECTION => Some(c.data_offset()),
+                _ => None,
+            })
+            .unwrap();
+        out[ftrace] = 2; // the version
+        let err = instrument(&out, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed kernel: klp.ftrace: unsupported version 2"
+        );
     }
 }

@@ -59,11 +59,22 @@ impl<'m> Rewriter<'m> {
         }
     }
 
+    /// Whether a `ref.func` of `f` must be refused: in a kernel (whose references the map does
+    /// not renumber) when calls to `f` go through its slot.
+    fn slotted_ref(&self, f: u32) -> bool {
+        self.map.ref_funcs.is_none()
+            && matches!(
+                self.map.calls.get(f as usize),
+                Some(CallTarget::ViaSlot { .. })
+            )
+    }
+
     /// Appends the rewritten `body` (locals and code, without the size prefix) to `out`.
     ///
     /// # Errors
     ///
-    /// A decoding error, an index outside the maps, or an instruction the map cannot express.
+    /// A decoding error, an index outside the maps, an instruction the map cannot express, or
+    /// one [`bypass`] refuses.
     pub(crate) fn rewrite(
         &mut self,
         body: &FunctionBody<'_>,
@@ -79,6 +90,9 @@ impl<'m> Rewriter<'m> {
         let result = (|| {
             while !ops.eof() {
                 let (op, at) = ops.read_with_offset()?;
+                if let Some(err) = bypass(&op, |f| self.slotted_ref(f)) {
+                    return Err(err);
+                }
                 let at = at - base;
                 let flush = |out: &mut Vec<u8>, copied: &mut usize| {
                     out.extend_from_slice(raw.get(*copied..at).unwrap_or_default());
@@ -151,6 +165,62 @@ impl<'m> Rewriter<'m> {
         self.allocs = ops.into_allocations();
         result
     }
+}
+
+/// The refusal for an instruction that cannot be hooked, if `op` is one: a `ref.func` of a
+/// function `traceable` says must be reached through its slot (the reference would call the
+/// function itself), or any write to a table, which can only be the ftrace table (it would
+/// change slots behind the host's back, or copy entries that then miss later patches).
+///
+/// Function references cannot be called without a table (`call_ref` needs the
+/// function-references feature, outside [`super::FEATURES`]), so with table writes refused what
+/// `table.get` reads can neither be called nor stored where a call would find it. A notrace
+/// function's `ref.func` may stay: calls to it are direct anyway.
+pub(crate) fn bypass(
+    op: &Operator<'_>,
+    traceable: impl Fn(u32) -> bool,
+) -> Option<InstrumentError> {
+    const WRITES: &str = "writes the ftrace table behind the host's back";
+    let (instruction, why) = match *op {
+        Operator::RefFunc { function_index } if traceable(function_index) => (
+            format!("ref.func {function_index}"),
+            "makes a reference to a traceable function that bypasses its ftrace slot",
+        ),
+        Operator::TableSet { table } => (format!("table.set {table}"), WRITES),
+        Operator::TableGrow { table } => (format!("table.grow {table}"), WRITES),
+        Operator::TableFill { table } => (format!("table.fill {table}"), WRITES),
+        Operator::TableCopy {
+            dst_table,
+            src_table,
+        } => (format!("table.copy {dst_table} {src_table}"), WRITES),
+        Operator::TableInit { elem_index, table } => {
+            (format!("table.init {table} {elem_index}"), WRITES)
+        }
+        _ => return None,
+    };
+    Some(InstrumentError::Unhookable {
+        function: None,
+        instruction,
+        why,
+    })
+}
+
+/// Checks that no instruction of `body` is one [`bypass`] refuses.
+///
+/// # Errors
+///
+/// The refusal, or a decoding error.
+pub(crate) fn check_body(
+    body: &FunctionBody<'_>,
+    traceable: impl Fn(u32) -> bool,
+) -> Result<(), InstrumentError> {
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        if let Some(err) = bypass(&ops.read()?, &traceable) {
+            return Err(err);
+        }
+    }
+    Ok(())
 }
 
 fn bad_index(what: &str, index: u32) -> InstrumentError {

@@ -288,11 +288,18 @@ impl Context<'_> {
             keep_segments: false,
         });
         let mut body = Vec::new();
-        for b in CodeSectionReader::new(BinaryReader::new(buf, 0))? {
+        for (i, b) in CodeSectionReader::new(BinaryReader::new(buf, 0))?
+            .into_iter()
+            .enumerate()
+        {
             body.clear();
-            rewriter
-                .rewrite(&b?, &mut body)
-                .map_err(|e| malformed(e.to_string()))?;
+            rewriter.rewrite(&b?, &mut body).map_err(|e| {
+                let name = o.functions.get(i).map_or_else(
+                    || format!("func{}", nimp as usize + i),
+                    |f| format!("{:#}", rustc_demangle::demangle(&f.name)),
+                );
+                malformed(e.in_function(name).to_string())
+            })?;
             code.raw(&body);
         }
         Ok(())

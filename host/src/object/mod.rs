@@ -16,7 +16,7 @@ use std::ops::Range;
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasmparser::{
     BinaryReader, DataKind, ExternalKind, FuncType, GlobalType, Name, NameSectionReader, Operator,
-    Parser, Payload, RelocSectionReader, RelocationEntry, TypeRef, Validator, WasmFeatures,
+    Parser, Payload, RelocSectionReader, RelocationEntry, TypeRef,
 };
 
 use crate::instrument::FuncSig;
@@ -190,9 +190,11 @@ impl ObjectFile {
     ///
     /// # Errors
     ///
-    /// [`ObjectError::Malformed`] for invalid WebAssembly, a missing `linking` section, a module that defines its own memory, has a start function, several tables,
-    /// passive or non-constant data segments, imports other than functions, memory, table and
-    /// `__stack_pointer`, unsupported signatures, or data over 64 MiB.
+    /// [`ObjectError::Malformed`] for invalid WebAssembly or WebAssembly that needs a feature
+    /// outside [`crate::instrument::FEATURES`], a missing `linking` section, a module that
+    /// defines its own memory, has a start function, several tables, passive or non-constant
+    /// data segments, imports other than functions, memory, table and `__stack_pointer`,
+    /// unsupported signatures, or data over 64 MiB.
     pub fn parse(bytes: &[u8]) -> Result<Self, ObjectError> {
         if bytes.len() > MAX_FILE {
             return Err(malformed(format!(
@@ -200,7 +202,10 @@ impl ObjectFile {
                 bytes.len()
             )));
         }
-        Validator::new_with_features(WasmFeatures::default()).validate_all(bytes)?;
+        crate::instrument::validate(bytes).map_err(|e| match e {
+            crate::instrument::InstrumentError::Parse(e) => e.into(),
+            other => malformed(other.to_string()),
+        })?;
         Reader::default().read(bytes)
     }
 
@@ -300,8 +305,9 @@ impl ObjectFile {
     /// # Errors
     ///
     /// Whatever `resolve` returns, and [`ObjectError::Malformed`] for relocations that do not
-    /// fit (unknown type, out of range, wrong symbol kind), code the rewrite cannot express,
-    /// a `__param_` symbol that is not 4 bytes, or an output that does not validate.
+    /// fit (unknown type, out of range, wrong symbol kind), code the rewrite cannot express or
+    /// that writes the ftrace table (`table.set` and the like), a `__param_` symbol that is not
+    /// 4 bytes, or an output that does not validate.
     pub fn link(
         &self,
         plan: &LinkPlan,

@@ -727,3 +727,40 @@ fn module_defining_its_own_memory_is_refused() {
     let err = ObjectFile::parse(&wasm).unwrap_err();
     assert!(err.to_string().contains("--import-memory"), "{err}");
 }
+
+#[test]
+fn module_with_call_ref_is_refused_naming_the_feature() {
+    let wasm = wat::parse_str(
+        r#"(module (import "env" "memory" (memory 1)) (type $t (func))
+            (func $f (type $t)) (elem declare func $f)
+            (func $caller ref.func $f call_ref $t))"#,
+    )
+    .unwrap();
+    let err = ObjectFile::parse(&wasm).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "WebAssembly feature function-references (`call_ref` in function `caller`) is not \
+             handled by the ftrace hook"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn module_writing_the_ftrace_table_is_refused_at_link() {
+    let mut wasm = wat::parse_str(
+        r#"(module (import "env" "memory" (memory 1)) (table 1 funcref)
+            (func $writer i32.const 0 ref.null func table.set 0))"#,
+    )
+    .unwrap();
+    let mut linking = wasm_encoder::LinkingSection::new();
+    linking.symbol_table(&wasm_encoder::SymbolTable::new());
+    wasm_encoder::Section::append_to(&linking, &mut wasm);
+    let o = ObjectFile::parse(&wasm).unwrap();
+    let err = o.link(&HAND_PLAN, &mut hand_resolver).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "function `writer` uses `table.set 0`, which writes the ftrace table behind the host's \
+         back"
+    );
+}
