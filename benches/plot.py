@@ -235,6 +235,25 @@ def main():
             + table(["mode", "iteration", "time/iteration", "checked calls/s", "flips/s"], rows)
         )
 
+    # 8. engine calls on a fresh kernel and after many insmod/rmmod cycles
+    eh = {key.split("/", 1)[1]: v for key, v in m.items() if key.startswith("engine_history/")}
+    rows = []
+    for op, label in [
+        ("cat_proc_cmdline", "`cat /proc/cmdline` (`fs::read_file`)"),
+        ("call_sys_close", "one export call (`sys_close(-1)`)"),
+        ("read_4_bytes", "`Engine::read` of 4 bytes"),
+    ]:
+        fresh = eh.get(f"{op}/fresh")
+        after = [(k.split("/")[1], v) for k, v in eh.items() if k.startswith(f"{op}/after_")]
+        if fresh is not None and after:
+            when, v = after[0]
+            rows.append((label, fmt_ns(fresh), f"{fmt_ns(v)} ({when})", f"{v / fresh:.2f}×"))
+    if rows:
+        sections.append(
+            "### 8. Engine calls after a long module history\n\n"
+            + table(["operation", "fresh kernel", "after the cycles", "after / fresh"], rows)
+        )
+
     print("\n\n".join(sections))
 
     # The plot: per-call ns by dispatch kind, and by func_stack depth.

@@ -3,29 +3,150 @@
 use crate::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
 use crate::hostcall;
 use crate::state::KernelState;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::{
     AsContext, AsContextMut, Caller, Config, Extern, Func, Global, Inlining, Instance, Linker,
-    Memory, Module, Ref, Store, Table, Val, WasmBacktrace,
+    Memory, Module, Ref, Store, Table, TypedFunc, Val, WasmBacktrace,
 };
 
 /// The data of the wasmtime `Store`: the core state and the handles of the running kernel.
 pub struct HostData {
     state: KernelState,
     handles: Option<Handles>,
+    /// How many module instances [`Engine::instantiate`] made: the next one's id.
+    instances: InstanceId,
     boot: Instant,
 }
 
-#[derive(Clone)]
+/// What every engine call may need of the kernel instance. Nothing here grows: module
+/// instances are not listed (the store keeps them), and the exports are resolved once.
 struct Handles {
-    kernel: Instance,
     memory: Memory,
     table: Table,
     /// `None` for a kernel run without instrumentation (it exports no stack pointer).
     stack_pointer: Option<Global>,
     hostcall: Func,
     clock: Func,
-    instances: Vec<Option<Instance>>,
+    /// The kernel's function exports by name, shared so a call holds them across re-entry.
+    exports: Arc<HashMap<Box<str>, GuestFunc, BuildHasherDefault<Fnv1a>>>,
+}
+
+/// FNV-1a: export names are short and come from the core, so a simple hash beats SipHash on
+/// the lookup every export call makes.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A guest function (a kernel export or a slot's function), typed for the signatures the core
+/// calls (up to three `i32`s, returning one or nothing): calling it checks no types and
+/// allocates nothing.
+enum GuestFunc {
+    Void0(TypedFunc<(), ()>),
+    Int0(TypedFunc<(), i32>),
+    Void1(TypedFunc<i32, ()>),
+    Int1(TypedFunc<i32, i32>),
+    Void2(TypedFunc<(i32, i32), ()>),
+    Int2(TypedFunc<(i32, i32), i32>),
+    Void3(TypedFunc<(i32, i32, i32), ()>),
+    Int3(TypedFunc<(i32, i32, i32), i32>),
+    /// Any other signature (more arguments, other types): checked and called per call.
+    Other(Func),
+}
+
+impl GuestFunc {
+    /// Types `func` by its signature.
+    fn new(store: impl AsContext, func: Func) -> GuestFunc {
+        let store = store.as_context();
+        let ty = func.ty(&store);
+        if !ty.params().all(|p| p.is_i32()) || ty.results().len() > 1 {
+            return GuestFunc::Other(func);
+        }
+        let returns = match ty.results().next() {
+            None => false,
+            Some(r) if r.is_i32() => true,
+            Some(_) => return GuestFunc::Other(func),
+        };
+        let typed = match (ty.params().len(), returns) {
+            (0, false) => func.typed(&store).map(GuestFunc::Void0),
+            (0, true) => func.typed(&store).map(GuestFunc::Int0),
+            (1, false) => func.typed(&store).map(GuestFunc::Void1),
+            (1, true) => func.typed(&store).map(GuestFunc::Int1),
+            (2, false) => func.typed(&store).map(GuestFunc::Void2),
+            (2, true) => func.typed(&store).map(GuestFunc::Int2),
+            (3, false) => func.typed(&store).map(GuestFunc::Void3),
+            (3, true) => func.typed(&store).map(GuestFunc::Int3),
+            _ => return GuestFunc::Other(func),
+        };
+        typed.unwrap_or(GuestFunc::Other(func))
+    }
+
+    /// The untyped function.
+    fn func(&self) -> Func {
+        match self {
+            GuestFunc::Void0(f) => *f.func(),
+            GuestFunc::Int0(f) => *f.func(),
+            GuestFunc::Void1(f) => *f.func(),
+            GuestFunc::Int1(f) => *f.func(),
+            GuestFunc::Void2(f) => *f.func(),
+            GuestFunc::Int2(f) => *f.func(),
+            GuestFunc::Void3(f) => *f.func(),
+            GuestFunc::Int3(f) => *f.func(),
+            GuestFunc::Other(f) => *f,
+        }
+    }
+
+    /// Calls the function; `None` when `args` do not fit its signature.
+    fn call(
+        &self,
+        mut store: impl AsContextMut,
+        args: &[i32],
+    ) -> Option<wasmtime::Result<Option<i32>>> {
+        let none = |()| None;
+        Some(match (self, args) {
+            (GuestFunc::Void0(f), []) => f.call(store, ()).map(none),
+            (GuestFunc::Int0(f), []) => f.call(store, ()).map(Some),
+            (GuestFunc::Void1(f), &[a]) => f.call(store, a).map(none),
+            (GuestFunc::Int1(f), &[a]) => f.call(store, a).map(Some),
+            (GuestFunc::Void2(f), &[a, b]) => f.call(store, (a, b)).map(none),
+            (GuestFunc::Int2(f), &[a, b]) => f.call(store, (a, b)).map(Some),
+            (GuestFunc::Void3(f), &[a, b, c]) => f.call(store, (a, b, c)).map(none),
+            (GuestFunc::Int3(f), &[a, b, c]) => f.call(store, (a, b, c)).map(Some),
+            (GuestFunc::Other(f), args) => {
+                let ty = f.ty(&store);
+                if ty.params().len() != args.len()
+                    || ty.results().len() > 1
+                    || !ty.params().chain(ty.results()).all(|t| t.is_i32())
+                {
+                    return None;
+                }
+                let params: Vec<Val> = args.iter().map(|&a| Val::I32(a)).collect();
+                let mut results = [Val::I32(0)];
+                let results = &mut results[..ty.results().len()];
+                f.call(&mut store, &params, results)
+                    .map(|()| results.first().and_then(Val::i32))
+            }
+            _ => return None,
+        })
+    }
 }
 
 /// The wasmtime engine: a `Store` holding the kernel instance, its modules and the core state.
@@ -60,6 +181,7 @@ pub fn instantiate_kernel(
         HostData {
             state,
             handles: None,
+            instances: 0,
             boot: Instant::now(),
         },
     );
@@ -74,6 +196,7 @@ pub fn instantiate_kernel(
          b: i32,
          c: i32|
          -> wasmtime::Result<i32> {
+            // A nested call's error stays an EngineError inside: `engine_error` unwraps it.
             hostcall::dispatch(&mut caller, op, [a, b, c]).map_err(wasmtime::Error::new)
         },
     );
@@ -92,34 +215,57 @@ pub fn instantiate_kernel(
         .get_table(&mut store, "__indirect_function_table")
         .ok_or_else(|| EngineError::NoExport("__indirect_function_table".into()))?;
     let stack_pointer = kernel.get_global(&mut store, "__stack_pointer");
+    let funcs: Vec<(Box<str>, Func)> = kernel
+        .exports(&mut store)
+        .filter_map(|export| {
+            let name = export.name().into();
+            export.into_func().map(|func| (name, func))
+        })
+        .collect();
+    let exports = funcs
+        .into_iter()
+        .map(|(name, func)| (name, GuestFunc::new(&store, func)))
+        .collect();
     store.data_mut().handles = Some(Handles {
-        kernel,
         memory,
         table,
         stack_pointer,
         hostcall,
         clock,
-        instances: Vec::new(),
+        exports: Arc::new(exports),
     });
     Ok(store)
 }
 
-fn handles(ctx: &impl AsContext<Data = HostData>) -> Handles {
+fn handles<T: AsContext<Data = HostData>>(ctx: &T) -> &Handles {
     ctx.as_context()
         .data()
         .handles
-        .clone()
+        .as_ref()
         .expect("kernel instantiated before use")
+}
+
+fn memory<T: AsContext<Data = HostData>>(ctx: &T) -> Memory {
+    handles(ctx).memory
+}
+
+fn table<T: AsContext<Data = HostData>>(ctx: &T) -> Table {
+    handles(ctx).table
 }
 
 /// Turns a wasmtime error into an [`EngineError`], keeping the trap's call trace.
 fn engine_error(err: wasmtime::Error) -> EngineError {
-    if let Some(inner) = err.downcast_ref::<GuestTrap>() {
+    // An error of a guest call nested in a host call crosses `klp.hostcall` as the EngineError
+    // `hostcall::dispatch` returned, under the host call's backtrace: a trap there already has
+    // the innermost message and frames.
+    let nested = err.downcast_ref::<EngineError>();
+    if let Some(EngineError::Trap(inner)) = nested {
         return EngineError::Trap(inner.clone());
     }
-    let message = match err.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => trap.to_string(),
-        None => format!("{err:#}")
+    let message = match (nested, err.downcast_ref::<wasmtime::Trap>()) {
+        (Some(nested), _) => nested.to_string(),
+        (None, Some(trap)) => trap.to_string(),
+        (None, None) => format!("{err:#}")
             .lines()
             .next()
             .unwrap_or_default()
@@ -147,56 +293,60 @@ impl<T: AsContextMut<Data = HostData>> Engine for T {
     }
 
     fn call(&mut self, callee: Callee<'_>, args: &[i32]) -> Result<Option<i32>, EngineError> {
-        let h = handles(self);
+        // The exports are shared, not cloned: one reference count per call, whatever the
+        // kernel's history.
+        let exports;
+        let slot_func;
         let func = match callee {
-            Callee::Export(name) => h
-                .kernel
-                .get_func(&mut *self, name)
-                .ok_or_else(|| EngineError::NoExport(name.to_string()))?,
-            Callee::Slot(slot) => match h.table.get(&mut *self, u64::from(slot)) {
-                Some(Ref::Func(Some(f))) => f,
-                _ => return Err(EngineError::Table(format!("slot {slot} holds no function"))),
-            },
+            Callee::Export(name) => {
+                exports = Arc::clone(&handles(self).exports);
+                exports
+                    .get(name)
+                    .ok_or_else(|| EngineError::NoExport(name.to_string()))?
+            }
+            Callee::Slot(slot) => {
+                let table = table(self);
+                match table.get(&mut *self, u64::from(slot)) {
+                    Some(Ref::Func(Some(f))) => slot_func = GuestFunc::new(&*self, f),
+                    _ => return Err(EngineError::Table(format!("slot {slot} holds no function"))),
+                }
+                &slot_func
+            }
         };
-        let ty = func.ty(&*self);
-        if ty.params().len() != args.len() || ty.results().len() > 1 {
-            return Err(EngineError::NoExport(format!("{callee:?} has type {ty:?}")));
+        match func.call(&mut *self, args) {
+            Some(result) => result.map_err(engine_error),
+            None => {
+                let ty = func.func().ty(&*self);
+                Err(EngineError::NoExport(format!("{callee:?} has type {ty:?}")))
+            }
         }
-        let params: Vec<Val> = args.iter().map(|&a| Val::I32(a)).collect();
-        let mut results = vec![Val::I32(0); ty.results().len()];
-        func.call(&mut *self, &params, &mut results)
-            .map_err(engine_error)?;
-        Ok(results.first().and_then(Val::i32))
     }
 
     fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), EngineError> {
-        handles(self)
-            .memory
+        memory(self)
             .read(&*self, addr as usize, buf)
             .map_err(|_| EngineError::Fault(addr))
     }
 
     fn write(&mut self, addr: u32, data: &[u8]) -> Result<(), EngineError> {
-        handles(self)
-            .memory
+        memory(self)
             .write(&mut *self, addr as usize, data)
             .map_err(|_| EngineError::Fault(addr))
     }
 
     fn table_len(&mut self) -> u32 {
-        u32::try_from(handles(self).table.size(&*self)).unwrap_or(u32::MAX)
+        u32::try_from(table(self).size(&*self)).unwrap_or(u32::MAX)
     }
 
     fn table_grow(&mut self, delta: u32) -> Result<u32, EngineError> {
-        let old = handles(self)
-            .table
+        let old = table(self)
             .grow(&mut *self, u64::from(delta), Ref::Func(None))
             .map_err(table_err)?;
         u32::try_from(old).map_err(|_| EngineError::Table("table too large".into()))
     }
 
     fn table_copy(&mut self, dst: u32, src: u32) -> Result<(), EngineError> {
-        let table = handles(self).table;
+        let table = table(self);
         Table::copy(
             &mut *self,
             &table,
@@ -209,8 +359,7 @@ impl<T: AsContextMut<Data = HostData>> Engine for T {
     }
 
     fn table_clear(&mut self, start: u32, len: u32) -> Result<(), EngineError> {
-        handles(self)
-            .table
+        table(self)
             .fill(
                 &mut *self,
                 u64::from(start),
@@ -236,14 +385,16 @@ impl<T: AsContextMut<Data = HostData>> Engine for T {
 
     fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError> {
         let h = handles(self);
+        let (memory, table, stack_pointer, hostcall, clock) =
+            (h.memory, h.table, h.stack_pointer, h.hostcall, h.clock);
         let module = Module::new(self.as_context().engine(), wasm)
             .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         let mut imports = Vec::new();
         for import in module.imports() {
             let ext: Extern = match (import.module(), import.name()) {
-                ("env", "memory") => h.memory.into(),
-                ("env", "__indirect_function_table") => h.table.into(),
-                ("env", "__stack_pointer") => match h.stack_pointer {
+                ("env", "memory") => memory.into(),
+                ("env", "__indirect_function_table") => table.into(),
+                ("env", "__stack_pointer") => match stack_pointer {
                     Some(global) => global.into(),
                     None => {
                         return Err(EngineError::Instantiate(
@@ -251,26 +402,25 @@ impl<T: AsContextMut<Data = HostData>> Engine for T {
                         ));
                     }
                 },
-                ("klp", "hostcall") => h.hostcall.into(),
-                ("klp", "clock_ns") => h.clock.into(),
+                ("klp", "hostcall") => hostcall.into(),
+                ("klp", "clock_ns") => clock.into(),
                 (m, n) => return Err(EngineError::Instantiate(format!("unknown import {m}.{n}"))),
             };
             imports.push(ext);
         }
-        let instance =
-            Instance::new(&mut *self, &module, &imports).map_err(|e| match engine_error(e) {
-                EngineError::Trap(t) => EngineError::Instantiate(t.message),
-                other => other,
-            })?;
+        // The store keeps the instance as long as the kernel runs; its functions are in the
+        // table, so nothing needs the handle.
+        Instance::new(&mut *self, &module, &imports).map_err(|e| match engine_error(e) {
+            EngineError::Trap(t) => EngineError::Instantiate(t.message),
+            other => other,
+        })?;
         let mut ctx = self.as_context_mut();
-        let handles = ctx
-            .data_mut()
-            .handles
-            .as_mut()
-            .expect("kernel instantiated before use");
-        handles.instances.push(Some(instance));
-        u32::try_from(handles.instances.len() - 1)
-            .map_err(|_| EngineError::Instantiate("too many instances".into()))
+        let data = ctx.data_mut();
+        let id = data.instances;
+        data.instances = id
+            .checked_add(1)
+            .ok_or_else(|| EngineError::Instantiate("too many instances".into()))?;
+        Ok(id)
     }
 
     fn now_ns(&mut self) -> u64 {
@@ -285,13 +435,9 @@ impl<T: AsContextMut<Data = HostData>> Engine for T {
             .collect()
     }
 
-    fn release(&mut self, id: InstanceId) {
-        if let Some(h) = self.as_context_mut().data_mut().handles.as_mut()
-            && let Some(slot) = h.instances.get_mut(id as usize)
-        {
-            *slot = None;
-        }
-    }
+    /// Nothing to do: wasmtime frees instances only with their store, and nothing here refers
+    /// to an instance by id.
+    fn release(&mut self, _id: InstanceId) {}
 }
 
 /// Prepares, instantiates and boots a kernel on wasmtime.
