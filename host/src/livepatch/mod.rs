@@ -26,7 +26,7 @@ pub struct StackEntry {
 }
 
 /// Every registered patch and every func_stack.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Livepatch {
     /// Registered patches in stack order: a patch moves to the end when it is enabled.
     pub patches: Vec<KlpPatch>,
@@ -98,8 +98,10 @@ pub fn klp_enable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
         None => {
             klp_register_patch(e, addr)?;
             let result = enable(e, &name);
+            // A patch that failed to enable is unregistered again; one that was enabled and then
+            // failed to report it stays.
             if result.is_err() {
-                e.with_state(|s| s.livepatch.patches.retain(|p| p.name != name));
+                e.with_state(|s| s.livepatch.patches.retain(|p| p.name != name || p.enabled));
             }
             result
         }
@@ -194,6 +196,15 @@ fn patch_at(e: &mut impl Engine, addr: u32) -> SysResult<String> {
 /// `EINVAL` when a patch's function cannot be found in the module; nothing stays applied then.
 pub fn module_coming(e: &mut impl Engine, module: &str) -> SysResult<()> {
     transition::module_coming(e, module)
+}
+
+/// Restores the livepatch state saved before a failed operation: patches, func_stacks, the slots
+/// and the reference counts that follow from them.
+///
+/// # Errors
+/// The first error (a trap before any other); every step runs regardless.
+pub(crate) fn restore(e: &mut impl Engine, before: Livepatch) -> SysResult<()> {
+    transition::restore(e, before)
 }
 
 /// A module is going away: revert every patch applied to it.

@@ -4,8 +4,8 @@ use super::{KlpObject, StackEntry, log, lookup_message};
 use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::kallsyms::SymKind;
-use crate::loader;
-use crate::sys::SysResult;
+use crate::loader::{self, FirstError, first_or_trap};
+use crate::sys::{SysError, SysResult};
 use crate::tracing;
 use std::collections::BTreeSet;
 
@@ -208,6 +208,7 @@ pub(super) fn enable_registered(e: &mut impl Engine, name: &str) -> SysResult<()
     }
     log(e, 6, &format!("'{name}': starting patching transition"))?;
     let loaded: Vec<bool> = patch.objs.iter().map(|o| is_loaded(e, o)).collect();
+    let before = e.with_state(|s| s.livepatch.clone());
     let (slots, replaced) = e.with_state(|s| {
         let lp = &mut s.livepatch;
         let mut slots = BTreeSet::new();
@@ -240,15 +241,66 @@ pub(super) fn enable_registered(e: &mut impl Engine, name: &str) -> SysResult<()
         }
         (slots, replaced)
     });
-    sync_slots(e, &slots)?;
-    tracing::tracefs::warn_redirected(e, name, &slots)?;
-    loader::set_refcnt(e, name, 1)?;
-    for other in &replaced {
-        loader::set_refcnt(e, other, 0)?;
+    let switched = sync_slots(e, &slots)
+        .and_then(|()| loader::set_refcnt(e, name, 1))
+        .and_then(|()| {
+            replaced
+                .iter()
+                .try_for_each(|other| loader::set_refcnt(e, other, 0))
+        });
+    if let Err(err) = switched {
+        return Err(undo(e, before, err));
     }
+    // The patch is enabled: what follows only reports it.
+    tracing::tracefs::warn_redirected(e, name, &slots)?;
     log(e, 6, &format!("'{name}': completing patching transition"))?;
     log(e, 5, &format!("'{name}': patching complete"))?;
     Ok(())
+}
+
+/// Puts the livepatch state back to `before` after a failed switch; returns the error to
+/// report.
+fn undo(e: &mut impl Engine, before: super::Livepatch, err: SysError) -> SysError {
+    first_or_trap(err, restore(e, before))
+}
+
+/// Restores the livepatch state (patches and func_stacks) to `before`, then what follows from
+/// it: every slot whose func_stack differs is pointed at its top again, and every module whose
+/// patch changed between enabled and disabled gets its reference count back. Every step runs
+/// even when one fails.
+///
+/// # Errors
+/// The first error (a trap before any other).
+pub(super) fn restore(e: &mut impl Engine, before: super::Livepatch) -> SysResult<()> {
+    let (slots, changed) = e.with_state(|s| {
+        let now = std::mem::replace(&mut s.livepatch, before);
+        let was = &s.livepatch;
+        let slots: BTreeSet<u32> = now
+            .func_stacks
+            .iter()
+            .chain(&was.func_stacks)
+            .filter(|(slot, _)| now.func_stacks.get(slot) != was.func_stacks.get(slot))
+            .map(|(slot, _)| *slot)
+            .collect();
+        let enabled = |lp: &super::Livepatch, p: &str| lp.get(p).is_some_and(|p| p.enabled);
+        let mut changed: Vec<String> = now
+            .patches
+            .iter()
+            .chain(&was.patches)
+            .map(|p| p.name.clone())
+            .filter(|p| enabled(&now, p) != enabled(was, p))
+            .collect();
+        changed.sort();
+        changed.dedup();
+        (slots, changed)
+    });
+    let mut errors = FirstError::default();
+    errors.note(sync_slots(e, &slots));
+    for module in &changed {
+        let own = e.with_state(|s| u32::from(s.livepatch.get(module).is_some_and(|p| p.enabled)));
+        errors.note(loader::retried(e, |e| loader::set_refcnt(e, module, own)));
+    }
+    errors.finish()
 }
 
 /// The unpatching transition of an enabled patch.
@@ -262,6 +314,7 @@ pub(super) fn disable_enabled(e: &mut impl Engine, name: &str) -> SysResult<()> 
         &format!("'{name}': initializing unpatching transition"),
     )?;
     log(e, 6, &format!("'{name}': starting unpatching transition"))?;
+    let before = e.with_state(|s| s.livepatch.clone());
     let slots = e.with_state(|s| {
         let lp = &mut s.livepatch;
         let n = lp.get(name).map_or(0, |p| p.objs.len());
@@ -274,8 +327,11 @@ pub(super) fn disable_enabled(e: &mut impl Engine, name: &str) -> SysResult<()> 
         }
         slots
     });
-    sync_slots(e, &slots)?;
-    loader::set_refcnt(e, name, 0)?;
+    let switched = sync_slots(e, &slots).and_then(|()| loader::set_refcnt(e, name, 0));
+    if let Err(err) = switched {
+        return Err(undo(e, before, err));
+    }
+    // The patch is disabled: what follows only reports it.
     log(e, 6, &format!("'{name}': completing unpatching transition"))?;
     log(e, 5, &format!("'{name}': unpatching complete"))?;
     Ok(())
@@ -302,9 +358,17 @@ fn objects_for(e: &mut impl Engine, module: &str, enabled_only: bool) -> Vec<(St
 /// Applies enabled patches to a loading module (`klp_module_coming`).
 ///
 /// # Errors
-/// `EINVAL` when a function cannot be found or patched; what was applied is reverted.
+/// `EINVAL` when a function cannot be found or patched, or a trap; what was applied is reverted.
 pub(super) fn module_coming(e: &mut impl Engine, module: &str) -> SysResult<()> {
-    let mut applied: Vec<(String, usize)> = Vec::new();
+    let before = e.with_state(|s| s.livepatch.clone());
+    match apply_to_coming(e, module) {
+        Ok(()) => Ok(()),
+        Err(err) => Err(undo(e, before, err)),
+    }
+}
+
+/// Applies each enabled patch's object for `module` in turn; stops at the first failure.
+fn apply_to_coming(e: &mut impl Engine, module: &str) -> SysResult<()> {
     for (patch, i) in objects_for(e, module, true) {
         log(
             e,
@@ -320,16 +384,12 @@ pub(super) fn module_coming(e: &mut impl Engine, module: &str) -> SysResult<()> 
             err => err,
         };
         if let Err(err) = result {
-            log(
+            let logged = log(
                 e,
                 4,
                 &format!("failed to apply patch '{patch}' to module '{module}' (-22)"),
-            )?;
-            for (done, j) in applied.into_iter().rev() {
-                let slots = e.with_state(|s| pop_object(&mut s.livepatch, &done, j));
-                sync_slots(e, &slots)?;
-            }
-            return Err(err);
+            );
+            return Err(first_or_trap(err, logged));
         }
         let slots = e.with_state(|s| {
             if let Some(p) = s.livepatch.get_mut(&patch) {
@@ -338,24 +398,25 @@ pub(super) fn module_coming(e: &mut impl Engine, module: &str) -> SysResult<()> 
             push_object(&mut s.livepatch, &patch, i)
         });
         sync_slots(e, &slots)?;
-        applied.push((patch, i));
     }
     Ok(())
 }
 
-/// Reverts patches applied to an unloading module (`klp_module_going`).
+/// Reverts patches applied to an unloading module (`klp_module_going`). Every patch's entries
+/// go even when logging fails.
 ///
 /// # Errors
-/// Only a trap while logging or a table error.
+/// Only a trap while logging.
 pub(super) fn module_going(e: &mut impl Engine, module: &str) -> SysResult<()> {
+    let mut errors = FirstError::default();
     for (patch, i) in objects_for(e, module, false) {
         let patched = e.with_state(|s| s.livepatch.get(&patch).is_some_and(|p| p.objs[i].patched));
         if patched {
-            log(
+            errors.note(log(
                 e,
                 6,
                 &format!("reverting patch '{patch}' on unloading module '{module}'"),
-            )?;
+            ));
         }
         // The module's slots are about to be freed: the stacks go, no slot is switched back.
         e.with_state(|s| {
@@ -365,5 +426,5 @@ pub(super) fn module_going(e: &mut impl Engine, module: &str) -> SysResult<()> {
             }
         });
     }
-    Ok(())
+    errors.finish()
 }

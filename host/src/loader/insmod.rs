@@ -1,0 +1,375 @@
+//! insmod: place, relocate, resolve, instantiate, record, init — each step with its undo.
+
+use super::resolve::resolve;
+use super::undo::{Transaction, Undo};
+use super::{LoadedModule, ModuleState, log, module_call, own_ref, set_refcnt, set_state};
+use crate::engine::{Callee, Engine};
+use crate::errno::Errno;
+use crate::instrument::FuncSig;
+use crate::livepatch;
+use crate::object::{LinkPlan, Linked, ObjectError, ObjectFile};
+use crate::sys::{self, SysError, SysResult};
+use crate::tracing;
+
+/// The alignment every kmalloc block has.
+const KMALLOC_ALIGN: u32 = 8;
+
+/// Logs why a module is malformed and gives insmod's "Invalid module format" (ENOEXEC).
+fn invalid_format(e: &mut impl Engine, name: &str, err: &ObjectError) -> SysError {
+    let message = format!(
+        "{name}: invalid module format: {}",
+        one_line(&err.to_string())
+    );
+    match log(e, &message) {
+        Ok(()) => Errno::ENOEXEC.into(),
+        Err(trap) => trap,
+    }
+}
+
+/// Folds a multi-line error message (wasmparser's) into one log line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Parses `name=value` module parameters (`y`/`n`/`true`/`false` mean 1/0).
+fn parse_param(value: &str) -> Option<i32> {
+    match value {
+        "y" | "Y" | "true" => Some(1),
+        "n" | "N" | "false" => Some(0),
+        v => v.parse().ok(),
+    }
+}
+
+/// The `key=value` strings of a module's `.modinfo` section (`livepatch=Y` marks a live patch).
+fn modinfo(bytes: &[u8]) -> Vec<(String, String)> {
+    let mut info = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        if section.name() != ".modinfo" {
+            continue;
+        }
+        for entry in section.data().split(|&b| b == 0) {
+            if let Some((k, v)) = std::str::from_utf8(entry)
+                .ok()
+                .and_then(|s| s.split_once('='))
+            {
+                info.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    info
+}
+
+/// Loads a module: `insmod NAME [param=value...]`.
+///
+/// # Errors
+/// `EEXIST` when loaded already, `ENOEXEC` for a malformed module, `ENOENT` for an unknown
+/// symbol, `EINVAL` for a symbol of the wrong type or a bad parameter, `ENOMEM`, the errno its
+/// init returned, or a trap. The kernel is left as it was: every step taken is undone.
+pub fn load_module(
+    e: &mut impl Engine,
+    name: &str,
+    bytes: &[u8],
+    params: &[&str],
+) -> SysResult<()> {
+    if e.with_state(|s| s.module(name).is_some()) {
+        return Err(Errno::EEXIST.into());
+    }
+    if e.with_state(|s| s.ftrace.is_empty()) {
+        log(
+            e,
+            &format!("{name}: the kernel runs without its ftrace table; modules cannot be linked"),
+        )?;
+        return Err(Errno::ENOSYS.into());
+    }
+    let object = match ObjectFile::parse(bytes) {
+        Ok(object) => object,
+        Err(err) => return Err(invalid_format(e, name, &err)),
+    };
+    let mut tx = Transaction::new(name);
+    match load(e, name, bytes, &object, params, &mut tx) {
+        Ok(()) => Ok(()),
+        Err(err) => Err(tx.abort(e, err)),
+    }
+}
+
+/// Parses the parameters, resolves every undefined symbol; nothing is allocated yet.
+fn prepare(
+    e: &mut impl Engine,
+    name: &str,
+    object: &ObjectFile,
+    params: &[&str],
+) -> SysResult<Prepared> {
+    let mut values = Vec::new();
+    for param in params {
+        let (key, value) = param.split_once('=').unwrap_or((param, "1"));
+        match parse_param(value) {
+            Some(v) => values.push((key.to_string(), v)),
+            None => {
+                log(
+                    e,
+                    &format!("{name}: '{value}' invalid for parameter '{key}'"),
+                )?;
+                return Err(Errno::EINVAL.into());
+            }
+        }
+    }
+    let mut resolved = std::collections::HashMap::new();
+    let mut uses = Vec::new();
+    for undef in object.undefined() {
+        match resolve(e, name, undef) {
+            Ok(r) => {
+                if let Some(p) = r.provider
+                    && !uses.contains(&p)
+                {
+                    uses.push(p);
+                }
+                resolved.insert(undef.name.clone(), r.value);
+            }
+            Err(Errno::ENOENT) => {
+                log(
+                    e,
+                    &format!("{name}: Unknown symbol {} (err -2)", undef.name),
+                )?;
+                return Err(Errno::ENOENT.into());
+            }
+            Err(errno) => {
+                log(
+                    e,
+                    &format!("{name}: disagrees about version of symbol {}", undef.name),
+                )?;
+                return Err(errno.into());
+            }
+        }
+    }
+    Ok(Prepared {
+        values,
+        resolved,
+        uses,
+    })
+}
+
+/// What [`prepare`] found.
+struct Prepared {
+    /// Parameter values by name.
+    values: Vec<(String, i32)>,
+    /// The value of every undefined symbol.
+    resolved: std::collections::HashMap<String, u32>,
+    /// Modules providing some of them.
+    uses: Vec<String>,
+}
+
+/// Allocates `size` bytes of module data aligned to `align`: kmalloc's blocks are 8-aligned, so a
+/// larger alignment is over-allocated and the data placed at the first aligned address in the
+/// block. Returns the block and the data address.
+///
+/// # Errors
+/// `ENOMEM`, or a trap in kmalloc.
+fn alloc_data(e: &mut impl Engine, size: u32, align: u32) -> SysResult<(u32, u32)> {
+    let pad = align.saturating_sub(KMALLOC_ALIGN);
+    let total = size
+        .checked_add(pad)
+        .and_then(|t| i32::try_from(t).ok())
+        .ok_or(Errno::ENOMEM)?;
+    // A pointer, not an errno: addresses above 2 GiB are negative as i32.
+    let block = e.call(Callee::Export("kmalloc"), &[total, 0])?.unwrap_or(0) as u32;
+    if block == 0 {
+        return Err(Errno::ENOMEM.into());
+    }
+    Ok((block, block.next_multiple_of(align.max(1))))
+}
+
+/// Every step of insmod, each pushing its undo onto `tx`.
+fn load(
+    e: &mut impl Engine,
+    name: &str,
+    bytes: &[u8],
+    object: &ObjectFile,
+    params: &[&str],
+    tx: &mut Transaction<'_>,
+) -> SysResult<()> {
+    let prepared = prepare(e, name, object, params)?;
+    let placed = place(e, name, object, &prepared, tx)?;
+    let (init, exit) = (placed.linked.init, placed.linked.exit);
+    let is_livepatch = modinfo(bytes)
+        .iter()
+        .any(|(k, v)| k == "livepatch" && v == "Y");
+    record(e, name, object, placed, prepared.uses, is_livepatch, tx)?;
+    initialize(e, name, init, exit, tx)
+}
+
+/// Where a module's data and functions were placed, and the module linked for that place.
+struct Placed {
+    data_alloc: u32,
+    data_base: u32,
+    data_size: u32,
+    slot_base: u32,
+    sigs: Vec<FuncSig>,
+    linked: Linked,
+}
+
+/// Allocates the module's data and table range, links it there, and writes its data and
+/// parameters.
+fn place(
+    e: &mut impl Engine,
+    name: &str,
+    object: &ObjectFile,
+    prepared: &Prepared,
+    tx: &mut Transaction<'_>,
+) -> SysResult<Placed> {
+    let (data_size, align) = object.data_size();
+    let (data_alloc, data_base) = if data_size == 0 {
+        (0, 0)
+    } else {
+        let (block, base) = alloc_data(e, data_size, align)?;
+        tx.push(Undo::Kfree(block));
+        (block, base)
+    };
+    let sigs: Vec<FuncSig> = object.functions().iter().map(|f| f.sig.clone()).collect();
+    let n = sigs.len() as u32;
+    let slot_base = match e.with_state(|s| s.ftrace.take_free(2 * n)) {
+        Some(base) => base,
+        None => e.table_grow(2 * n)?,
+    };
+    tx.push(Undo::Slots { base: slot_base, n });
+    let plan = LinkPlan {
+        data_base,
+        slot_base,
+    };
+    let linked = match object.link(&plan, &mut |u| {
+        prepared
+            .resolved
+            .get(&u.name)
+            .copied()
+            .ok_or_else(|| ObjectError::Unresolved(u.name.clone()))
+    }) {
+        Ok(linked) => linked,
+        Err(err) => return Err(invalid_format(e, name, &err)),
+    };
+    e.write(data_base, &linked.data)?;
+    for (key, value) in &prepared.values {
+        match linked.params.iter().find(|(k, _)| k == key) {
+            Some((_, addr)) => e.write(*addr, &value.to_le_bytes())?,
+            None => sys::printk(
+                e,
+                &format!("\x014{name}: unknown parameter '{key}' ignored"),
+            )?,
+        }
+    }
+    Ok(Placed {
+        data_alloc,
+        data_base,
+        data_size,
+        slot_base,
+        sigs,
+        linked,
+    })
+}
+
+/// Instantiates the module and records it: ftrace slots, symbols, tracers, the kernel's module
+/// list, the host's record, and the references on the modules it uses (taken before its init
+/// runs, as Linux's resolve_symbol takes them).
+fn record(
+    e: &mut impl Engine,
+    name: &str,
+    object: &ObjectFile,
+    placed: Placed,
+    uses: Vec<String>,
+    is_livepatch: bool,
+    tx: &mut Transaction<'_>,
+) -> SysResult<()> {
+    let Placed {
+        data_alloc,
+        data_base,
+        data_size,
+        slot_base,
+        sigs,
+        linked,
+    } = placed;
+    let n = sigs.len() as u32;
+    let instance = match e.instantiate(&linked.wasm) {
+        Ok(instance) => instance,
+        Err(err) => {
+            log(e, &format!("{name}: {err}"))?;
+            return Err(Errno::ENOEXEC.into());
+        }
+    };
+    tx.push(Undo::Instance(instance));
+    e.with_state(|s| s.ftrace.add_module(name, slot_base, &sigs));
+    let symbols = object.symbols(data_base, slot_base);
+    e.with_state(|s| s.kallsyms.add_module(name, symbols));
+    tx.push(Undo::Symbols);
+    tx.push(Undo::Traced { base: slot_base, n });
+    tracing::module_coming(e, slot_base, n)?;
+    module_call(
+        e,
+        "module_add",
+        name,
+        &[data_base as i32, data_size as i32, i32::from(is_livepatch)],
+    )?;
+    tx.push(Undo::Listed);
+    let record = LoadedModule {
+        name: name.to_string(),
+        data_base,
+        data_size,
+        data_alloc,
+        slot_base,
+        nr_funcs: n,
+        instance,
+        exit: linked.exit,
+        uses: uses.clone(),
+        refcnt: 0,
+        livepatch: is_livepatch,
+    };
+    e.with_state(|s| s.modules.push(record));
+    tx.push(Undo::Recorded);
+    for used in &uses {
+        let count = e.with_state(|s| s.module(used).map_or(0, |m| m.refcnt));
+        let own = own_ref(e, used);
+        set_refcnt(e, used, own)?;
+        tx.push(Undo::Refcnt {
+            module: used.clone(),
+            count,
+        });
+    }
+    Ok(())
+}
+
+/// Applies the patches waiting for the module, runs its init with `name` as the calling module,
+/// and marks it live. The undo of a successful init is the module's exit.
+fn initialize(
+    e: &mut impl Engine,
+    name: &str,
+    init: Option<u32>,
+    exit: Option<u32>,
+    tx: &mut Transaction<'_>,
+) -> SysResult<()> {
+    let before = e.with_state(|s| s.livepatch.clone());
+    tx.push(Undo::Livepatch(Box::new(before)));
+    tx.push(Undo::Coming);
+    livepatch::module_coming(e, name)?;
+    tx.push(Undo::OwnPatch);
+    if let Some(init) = init {
+        e.with_state(|s| s.loading = Some(name.to_string()));
+        let ret = sys::call(e, "do_one_initcall", &[init as i32]);
+        e.with_state(|s| s.loading = None);
+        ret?;
+    }
+    tx.push(Undo::Init { exit });
+    set_state(e, name, ModuleState::Live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_accept_numbers_and_booleans() {
+        assert_eq!(parse_param("1"), Some(1));
+        assert_eq!(parse_param("N"), Some(0));
+        assert_eq!(parse_param("-7"), Some(-7));
+        assert_eq!(parse_param("maybe"), None);
+    }
+}

@@ -1,0 +1,142 @@
+//! The module loader for kernel and livepatch modules: insmod and rmmod, complete or undone.
+//!
+//! `insmod` ([`load_module`]) records an undo for every step as it takes it (memory, table range,
+//! instance, symbols, module list entry, references, the livepatch state, init) and, when a later
+//! step fails, runs every undo in reverse order, even when one of them fails. `rmmod`
+//! ([`unload_module`]) checks every refusal before the module's exit runs; once the exit has run
+//! the module cannot come back, and every remaining step is taken.
+
+mod insmod;
+mod resolve;
+mod rmmod;
+mod undo;
+
+use crate::engine::Engine;
+use crate::sys::{self, SysResult};
+pub use insmod::load_module;
+pub use rmmod::unload_module;
+pub(crate) use undo::{FirstError, first_or_trap, retried};
+
+/// What the host keeps of a loaded module.
+#[derive(Debug, Clone)]
+pub struct LoadedModule {
+    /// The module's name.
+    pub name: String,
+    /// Where its data lives in kernel memory (aligned as the module asks).
+    pub data_base: u32,
+    /// Size of its data.
+    pub data_size: u32,
+    /// The kmalloc block holding its data (`data_base` is inside it); 0 when it has no data.
+    pub data_alloc: u32,
+    /// First table entry of its range (`2 * nr_funcs` entries: slots then originals).
+    pub slot_base: u32,
+    /// Number of defined functions.
+    pub nr_funcs: u32,
+    /// The engine's instance.
+    pub instance: u32,
+    /// Slot of `cleanup_module`, if any.
+    pub exit: Option<u32>,
+    /// Modules whose symbols it uses.
+    pub uses: Vec<String>,
+    /// References held on it: by modules using it, and by its own enabled patch.
+    pub refcnt: u32,
+    /// It registered a live patch.
+    pub livepatch: bool,
+}
+
+/// `enum module_state` as `module_set_state` numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModuleState {
+    Live = 0,
+    Going = 2,
+}
+
+/// The module name for a file name or path: the stem, `-` turned into `_`.
+pub fn module_name(name_or_path: &str) -> String {
+    let file = name_or_path.rsplit('/').next().unwrap_or(name_or_path);
+    let stem = file
+        .strip_suffix(".wasm")
+        .or_else(|| file.strip_suffix(".ko"))
+        .unwrap_or(file);
+    stem.replace('-', "_")
+}
+
+/// Copies a module name into the end of the user buffer for a kernel call.
+fn kname(e: &mut impl Engine, name: &str) -> SysResult<(i32, i32)> {
+    let bytes = name.as_bytes();
+    let at = e.with_state(|s| s.user_buffer) + sys::USER_BUFFER_SIZE - 1024;
+    let bytes = &bytes[..bytes.len().min(512)];
+    e.write(at, bytes)?;
+    Ok((at as i32, bytes.len() as i32))
+}
+
+/// Calls a kernel `module_*` function whose first arguments are the module's name.
+fn module_call(e: &mut impl Engine, func: &str, name: &str, rest: &[i32]) -> SysResult<()> {
+    let (ptr, len) = kname(e, name)?;
+    let mut args = vec![ptr, len];
+    args.extend_from_slice(rest);
+    sys::call(e, func, &args).map(drop)
+}
+
+/// Sets a module's state in the kernel's module list.
+fn set_state(e: &mut impl Engine, name: &str, state: ModuleState) -> SysResult<()> {
+    module_call(e, "module_set_state", name, &[state as i32])
+}
+
+/// The modules other than `except` that use `name`.
+fn users(s: &crate::state::KernelState, name: &str, except: Option<&str>) -> u32 {
+    s.modules
+        .iter()
+        .filter(|m| Some(m.name.as_str()) != except && m.uses.iter().any(|u| u == name))
+        .count() as u32
+}
+
+/// Sets the reference count the kernel shows in /proc/modules for a module's own patch.
+///
+/// The kernel's count changes first and the host's only once it has: a trap leaves both as they
+/// were.
+///
+/// # Errors
+/// A trap in the kernel.
+pub fn set_refcnt(e: &mut impl Engine, name: &str, own: u32) -> SysResult<()> {
+    let count = e.with_state(|s| s.module(name).is_some().then(|| users(s, name, None) + own));
+    match count {
+        Some(count) => write_refcnt(e, name, count),
+        None => Ok(()),
+    }
+}
+
+/// Writes a module's reference count: the kernel's, then the host's.
+fn write_refcnt(e: &mut impl Engine, name: &str, count: u32) -> SysResult<()> {
+    module_call(e, "module_set_refcnt", name, &[count as i32])?;
+    e.with_state(|s| {
+        if let Some(m) = s.modules.iter_mut().find(|m| m.name == name) {
+            m.refcnt = count;
+        }
+    });
+    Ok(())
+}
+
+/// The reference a module's own enabled patch holds on it (1 or 0).
+fn own_ref(e: &mut impl Engine, name: &str) -> u32 {
+    e.with_state(|s| u32::from(s.livepatch.get(name).is_some_and(|p| p.enabled)))
+}
+
+/// Logs an error line.
+fn log(e: &mut impl Engine, msg: &str) -> SysResult<()> {
+    sys::printk(e, &format!("\x013{msg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_name_is_the_stem_with_underscores() {
+        assert_eq!(module_name("livepatch-sample"), "livepatch_sample");
+        assert_eq!(
+            module_name("/tmp/mods/test_klp_livepatch.wasm"),
+            "test_klp_livepatch"
+        );
+    }
+}

@@ -1,0 +1,609 @@
+//! Fault injection: insmod, rmmod, enable and disable leave the kernel as before or complete.
+//!
+//! Every kernel call such an operation makes is failed in turn with a trap (an oops); each time
+//! the kernel is left exactly as it was before the operation, or with the operation complete.
+//! [`Faulty`] wraps the wasmtime engine and traps the Nth call the core makes through it. Calls
+//! the guest makes back into the core (`klp.hostcall`: `klp_enable_patch` from a module's init, a
+//! trampoline's handler) run with the runtime's own engine handle, not with the wrapper, so only
+//! the core's top-level calls are failed: a patch enabled from a module's init is covered through
+//! the init call as a whole, and through the sysfs enable and disable sweeps.
+
+use std::collections::BTreeMap;
+
+use klp::artifacts;
+use klp::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
+use klp::fs;
+use klp::kernel::{self, TaskError};
+use klp::livepatch::StackEntry;
+use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
+use klp::shell;
+use klp::state::KernelState;
+use klp::sys::SysResult;
+
+mod common;
+use common::Recorder;
+
+/// An engine that traps the `fail_at`th call made through it and forwards everything else to the
+/// real engine. It also records the blocks `kmalloc` handed out through it and those `kfree`
+/// took back.
+struct Faulty<'a> {
+    inner: &'a mut WasmtimeEngine,
+    calls: u32,
+    fail_at: Option<u32>,
+    allocated: Vec<u32>,
+    freed: Vec<u32>,
+}
+
+impl<'a> Faulty<'a> {
+    fn new(inner: &'a mut WasmtimeEngine, fail_at: Option<u32>) -> Self {
+        Faulty {
+            inner,
+            calls: 0,
+            fail_at,
+            allocated: Vec::new(),
+            freed: Vec::new(),
+        }
+    }
+}
+
+impl Engine for Faulty<'_> {
+    fn with_state<R>(&mut self, f: impl FnOnce(&mut KernelState) -> R) -> R {
+        self.inner.with_state(f)
+    }
+
+    fn call(&mut self, callee: Callee<'_>, args: &[i32]) -> Result<Option<i32>, EngineError> {
+        self.calls += 1;
+        if Some(self.calls) == self.fail_at {
+            // A real trap leaves the stack pointer where the trapping frames moved it.
+            let sp = self.inner.stack_pointer();
+            self.inner.set_stack_pointer(sp - 256);
+            return Err(EngineError::Trap(GuestTrap {
+                message: format!("injected fault at call {} ({callee:?})", self.calls),
+                frames: vec![Some("injected_fault".into())],
+            }));
+        }
+        let ret = self.inner.call(callee, args)?;
+        match callee {
+            Callee::Export("kmalloc") => self.allocated.extend(ret.map(|r| r as u32)),
+            Callee::Export("kfree") => self.freed.push(args[0] as u32),
+            _ => {}
+        }
+        Ok(ret)
+    }
+
+    fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), EngineError> {
+        self.inner.read(addr, buf)
+    }
+
+    fn write(&mut self, addr: u32, data: &[u8]) -> Result<(), EngineError> {
+        self.inner.write(addr, data)
+    }
+
+    fn table_len(&mut self) -> u32 {
+        self.inner.table_len()
+    }
+
+    fn table_grow(&mut self, delta: u32) -> Result<u32, EngineError> {
+        self.inner.table_grow(delta)
+    }
+
+    fn table_copy(&mut self, dst: u32, src: u32) -> Result<(), EngineError> {
+        self.inner.table_copy(dst, src)
+    }
+
+    fn table_clear(&mut self, start: u32, len: u32) -> Result<(), EngineError> {
+        self.inner.table_clear(start, len)
+    }
+
+    fn stack_pointer(&mut self) -> u32 {
+        self.inner.stack_pointer()
+    }
+
+    fn set_stack_pointer(&mut self, sp: u32) {
+        self.inner.set_stack_pointer(sp);
+    }
+
+    fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError> {
+        self.inner.instantiate(wasm)
+    }
+
+    fn now_ns(&mut self) -> u64 {
+        self.inner.now_ns()
+    }
+
+    fn backtrace(&mut self) -> Vec<Option<String>> {
+        self.inner.backtrace()
+    }
+
+    fn release(&mut self, id: InstanceId) {
+        self.inner.release(id);
+    }
+}
+
+/// Everything of the kernel an operation may change, read with the real engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Footprint {
+    /// MemFree from /proc/meminfo; `None` while a patch replaces /proc/meminfo.
+    mem_free_kb: Option<u64>,
+    /// Free kernel memory to the byte: free heap bytes less linear memory's size (MemFree less
+    /// the constant MemTotal).
+    free_bytes: i64,
+    /// Table entries in use: the table's length less the free ranges (a wasm table cannot
+    /// shrink, so a failed load may leave it longer, with the range it took on the free list).
+    table_in_use: u32,
+    ftrace_slots: usize,
+    symbols: usize,
+    trampolines: usize,
+    proc_modules: String,
+    /// The host's records: name, reference count.
+    host_modules: Vec<(String, u32)>,
+    /// Every path under /sys/kernel/livepatch, with the contents of the readable attributes.
+    sysfs: Vec<String>,
+    func_stacks: BTreeMap<u32, Vec<StackEntry>>,
+    /// The names in /proc (modules add entries there).
+    proc_entries: Vec<String>,
+    /// What the patched functions print.
+    cmdline: String,
+    stack_pointer: u32,
+    loading: Option<String>,
+    task_fds: Vec<i32>,
+}
+
+fn read(e: &mut WasmtimeEngine, path: &str) -> String {
+    String::from_utf8(fs::read_file(e, path).expect("readable")).unwrap()
+}
+
+/// The size of linear memory: the first address that cannot be read.
+fn memory_size(e: &mut WasmtimeEngine) -> u64 {
+    let (mut lo, mut hi) = (0u64, 1u64 << 32);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if e.read(mid as u32, &mut [0]).is_ok() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// Address of the kernel's count of free heap bytes: the word among the kernel's `HEAP`
+/// symbols that falls by exactly a block's size when kmalloc hands the block out.
+fn free_bytes_counter(e: &mut WasmtimeEngine) -> u32 {
+    let words: Vec<u32> = e.with_state(|s| {
+        s.kallsyms
+            .iter()
+            .filter(|sym| sym.name == "HEAP" && sym.module.is_none())
+            .flat_map(|sym| (0..sym.size.max(4) / 4).map(move |i| sym.addr + 4 * i))
+            .collect()
+    });
+    let peek = |e: &mut WasmtimeEngine| -> Vec<u32> {
+        words
+            .iter()
+            .map(|&at| {
+                let mut b = [0; 4];
+                e.read(at, &mut b).expect("kernel data");
+                u32::from_le_bytes(b)
+            })
+            .collect()
+    };
+    let was = peek(e);
+    let block = e
+        .call(Callee::Export("kmalloc"), &[1000, 0])
+        .unwrap()
+        .unwrap();
+    let now = peek(e);
+    e.call(Callee::Export("kfree"), &[block]).unwrap();
+    let i = (0..words.len())
+        .find(|&i| was[i].wrapping_sub(now[i]) == 1008)
+        .expect("a HEAP word counts free bytes");
+    words[i]
+}
+
+fn footprint(e: &mut WasmtimeEngine) -> Footprint {
+    let meminfo = read(e, "/proc/meminfo");
+    let mem_free_kb = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemFree:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap());
+    let counter = free_bytes_counter(e);
+    let mut word = [0; 4];
+    e.read(counter, &mut word).unwrap();
+    let free_bytes = i64::from(u32::from_le_bytes(word)) - memory_size(e) as i64;
+    let table_len = e.table_len();
+    let (free, ftrace_slots, symbols, trampolines, host_modules, func_stacks) = e.with_state(|s| {
+        (
+            s.ftrace.free_entries(),
+            s.ftrace.len(),
+            s.kallsyms.iter().count(),
+            s.tracing.trampolines.len(),
+            s.modules
+                .iter()
+                .map(|m| (m.name.clone(), m.refcnt))
+                .collect(),
+            s.livepatch.func_stacks.clone(),
+        )
+    });
+    let mut sysfs = Vec::new();
+    sysfs_tree(e, "/sys/kernel/livepatch", &mut sysfs);
+    let proc_entries = fs::list_dir(e, "/proc")
+        .unwrap()
+        .into_iter()
+        .map(|en| en.name)
+        .collect();
+    let (loading, task_fds) = e.with_state(|s| (s.loading.clone(), s.task_fds.clone()));
+    Footprint {
+        mem_free_kb,
+        free_bytes,
+        table_in_use: table_len - free,
+        ftrace_slots,
+        symbols,
+        trampolines,
+        proc_modules: read(e, "/proc/modules"),
+        host_modules,
+        sysfs,
+        func_stacks,
+        proc_entries,
+        cmdline: read(e, "/proc/cmdline"),
+        stack_pointer: e.stack_pointer(),
+        loading,
+        task_fds,
+    }
+}
+
+fn sysfs_tree(e: &mut WasmtimeEngine, dir: &str, out: &mut Vec<String>) {
+    for en in fs::list_dir(e, dir).unwrap() {
+        let path = format!("{dir}/{}", en.name);
+        if fs::is_dir(&en.stat) {
+            out.push(format!("{path}/"));
+            sysfs_tree(e, &path, out);
+        } else {
+            match fs::read_file(e, &path) {
+                Ok(bytes) => out.push(format!("{path} = {}", String::from_utf8_lossy(&bytes))),
+                Err(_) => out.push(path),
+            }
+        }
+    }
+}
+
+/// The lines of `b`'s description that differ from `a`'s.
+fn diff(a: &Footprint, b: &Footprint) -> String {
+    let (a, b) = (format!("{a:#?}"), format!("{b:#?}"));
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let mut out = String::new();
+    for line in &a {
+        if !b.contains(line) {
+            out.push_str(&format!("- {line}\n"));
+        }
+    }
+    for line in &b {
+        if !a.contains(line) {
+            out.push_str(&format!("+ {line}\n"));
+        }
+    }
+    out
+}
+
+/// One operation to sweep.
+#[derive(Clone, Copy)]
+enum Op {
+    /// `insmod NAME PARAMS...` through the loader.
+    Insmod(&'static str, &'static [&'static str]),
+    /// `rmmod NAME` through the loader.
+    Rmmod(&'static str),
+    /// Writes a value to `/sys/kernel/livepatch/PATCH/enabled`.
+    Sysfs(&'static str, &'static str),
+    /// `klp::livepatch::enable`.
+    Enable(&'static str),
+    /// `klp::livepatch::disable`.
+    Disable(&'static str),
+}
+
+/// What one run of an operation did.
+struct Outcome {
+    result: Result<(), TaskError>,
+    /// Kernel calls the operation made.
+    calls: u32,
+    /// kmalloc blocks it took and did not free.
+    outstanding: Vec<u32>,
+}
+
+/// Runs `op` as a task whose `fail_at`th kernel call traps. The task itself (the oops report,
+/// closing its files) runs on the real engine: only the operation is failed.
+fn run(e: &mut WasmtimeEngine, op: Op, fail_at: Option<u32>) -> Outcome {
+    let comm = match op {
+        Op::Insmod(..) => "insmod",
+        Op::Rmmod(_) => "rmmod",
+        Op::Sysfs(..) | Op::Enable(_) | Op::Disable(_) => "sh",
+    };
+    let (mut calls, mut outstanding) = (0, Vec::new());
+    let result = kernel::run_task(e, comm, |e| {
+        let mut faulty = Faulty::new(e, fail_at);
+        let result = operate(&mut faulty, op);
+        calls = faulty.calls;
+        outstanding = faulty.allocated.clone();
+        outstanding.retain(|b| !faulty.freed.contains(b));
+        result
+    });
+    Outcome {
+        result,
+        calls,
+        outstanding,
+    }
+}
+
+fn operate(e: &mut impl Engine, op: Op) -> SysResult<()> {
+    match op {
+        Op::Insmod(file, params) => {
+            let bytes = artifacts::module(file).expect("a built module");
+            klp::loader::load_module(e, &klp::loader::module_name(file), bytes, params)
+        }
+        Op::Rmmod(name) => klp::loader::unload_module(e, name),
+        Op::Sysfs(patch, value) => {
+            let path = format!("/sys/kernel/livepatch/{patch}/enabled");
+            fs::write_file(e, &path, value.as_bytes(), false).map_err(|err| match err {
+                fs::WriteError::Open(err) | fs::WriteError::Write(err) => err,
+            })
+        }
+        Op::Enable(patch) => klp::livepatch::enable(e, patch),
+        Op::Disable(patch) => klp::livepatch::disable(e, patch),
+    }
+}
+
+/// Boots a kernel and runs `setup` in its shell. Every setup first loads and removes `hello`,
+/// so that the kernel's module list has grown its storage once: a failed load need not give
+/// that back, as Linux's slab caches keep theirs.
+fn prepared(setup: &str) -> WasmtimeEngine {
+    let mut e = rt::boot(artifacts::KERNEL, "console=hvc0", true, Options::default())
+        .expect("kernel boots");
+    let mut host = Recorder::default();
+    let script = format!("insmod hello; rmmod hello; dmesg -C; {setup}");
+    let status = shell::run_script(&mut e, &mut host, &script, shell::Options { errexit: true });
+    assert_eq!(status, 0, "setup `{setup}`: {}", host.text);
+    e
+}
+
+/// Fails each call of `op` in turn, N = 1, 2, ... until `op` completes without reaching the Nth
+/// call. After every failure the kernel is as before `op`, or as after it; the loader's own
+/// kmalloc blocks are all freed again, or only the completed operation's remain; and `op` then
+/// succeeds on that same kernel.
+fn sweep(setup: &str, op: Op) {
+    sweep_with(setup, op, true);
+}
+
+/// [`sweep`] for an operation that fails by design (its init fails, a check refuses it): the
+/// faults land in its rollback too, and every time the kernel is left as before.
+fn sweep_failing(setup: &str, op: Op) {
+    sweep_with(setup, op, false);
+}
+
+fn sweep_with(setup: &str, op: Op, succeeds: bool) {
+    let mut e = prepared(setup);
+    let before = footprint(&mut e);
+    let clean = run(&mut e, op, None);
+    assert_eq!(
+        clean.result.is_ok(),
+        succeeds,
+        "{}: {:?}",
+        op_name(op),
+        clean.result
+    );
+    let (total, kept) = (clean.calls, clean.outstanding);
+    let done = footprint(&mut e);
+    let done_table_len = e.table_len();
+    assert_eq!(
+        before == done,
+        !succeeds,
+        "{}: only a successful operation changes the kernel:\n{}",
+        op_name(op),
+        diff(&before, &done)
+    );
+    for n in 1..=total {
+        let mut e = prepared(setup);
+        assert_eq!(footprint(&mut e), before, "setup is deterministic");
+        let Outcome {
+            result,
+            calls,
+            outstanding: left,
+        } = run(&mut e, op, Some(n));
+        assert!(calls >= n, "call {n} is reached");
+        let after = footprint(&mut e);
+        let what = format!("{} with call {n} of {total} failing", op_name(op));
+        if succeeds && after == done {
+            assert_eq!(left, kept, "{what}: completed, with its kmalloc blocks");
+            continue;
+        }
+        assert!(result.is_err(), "{what}: an error is reported");
+        assert!(
+            after == before,
+            "{what}: neither as before nor complete ({result:?}):\n{}",
+            diff(&before, &after)
+        );
+        assert_eq!(left, Vec::<u32>::new(), "{what}: every kmalloc block freed");
+        let retry = run(&mut e, op, None).result;
+        assert_eq!(retry.is_ok(), succeeds, "{what}: the retry: {retry:?}");
+        assert_eq!(footprint(&mut e), done, "{what}: the retry's outcome");
+        assert_eq!(
+            e.table_len(),
+            done_table_len,
+            "{what}: the retry reuses the table range the failure gave back"
+        );
+    }
+    eprintln!("{}: {total} faults injected", op_name(op));
+}
+
+fn op_name(op: Op) -> String {
+    match op {
+        Op::Insmod(file, params) => format!("insmod {file} {}", params.join(" ")),
+        Op::Rmmod(name) => format!("rmmod {name}"),
+        Op::Sysfs(patch, value) => format!("echo {value} > {patch}/enabled"),
+        Op::Enable(patch) => format!("enable {patch}"),
+        Op::Disable(patch) => format!("disable {patch}"),
+    }
+}
+
+const SAMPLE_ENABLED: &str = "/sys/kernel/livepatch/livepatch_sample/enabled";
+
+#[test]
+fn insmod_of_a_kernel_module_is_complete_or_undone_under_every_fault() {
+    sweep("", Op::Insmod("hello", &[]));
+}
+
+#[test]
+fn insmod_of_a_livepatch_module_is_complete_or_undone_under_every_fault() {
+    sweep("", Op::Insmod("livepatch-sample", &[]));
+}
+
+#[test]
+fn insmod_of_a_patch_stacking_on_another_is_complete_or_undone_under_every_fault() {
+    sweep(
+        "insmod livepatch-sample",
+        Op::Insmod("test_klp_livepatch", &[]),
+    );
+}
+
+#[test]
+fn insmod_of_an_atomic_replace_patch_is_complete_or_undone_under_every_fault() {
+    sweep(
+        "insmod livepatch-sample",
+        Op::Insmod("test_klp_atomic_replace", &["replace=1"]),
+    );
+}
+
+#[test]
+fn insmod_of_a_module_a_patch_waits_for_is_complete_or_undone_under_every_fault() {
+    sweep(
+        "insmod test_klp_mod_patch",
+        Op::Insmod("test_klp_mod_target", &[]),
+    );
+}
+
+#[test]
+fn insmod_of_a_patch_for_a_loaded_module_is_complete_or_undone_under_every_fault() {
+    sweep(
+        "insmod test_klp_mod_target",
+        Op::Insmod("test_klp_mod_patch", &[]),
+    );
+}
+
+#[test]
+fn insmod_while_every_function_is_traced_is_complete_or_undone_under_every_fault() {
+    sweep(
+        "echo function > /sys/kernel/tracing/current_tracer",
+        Op::Insmod("hello", &[]),
+    );
+}
+
+#[test]
+fn rmmod_of_a_kernel_module_is_complete_or_undone_under_every_fault() {
+    sweep("insmod hello", Op::Rmmod("hello"));
+}
+
+#[test]
+fn rmmod_of_a_disabled_livepatch_module_is_complete_or_undone_under_every_fault() {
+    sweep(
+        &format!("insmod livepatch-sample; echo 0 > {SAMPLE_ENABLED}"),
+        Op::Rmmod("livepatch_sample"),
+    );
+}
+
+#[test]
+fn rmmod_of_a_patched_module_is_complete_or_undone_under_every_fault() {
+    sweep(
+        "insmod test_klp_mod_target; insmod test_klp_mod_patch",
+        Op::Rmmod("test_klp_mod_target"),
+    );
+}
+
+#[test]
+fn enabling_through_sysfs_is_complete_or_undone_under_every_fault() {
+    sweep(
+        &format!("insmod livepatch-sample; echo 0 > {SAMPLE_ENABLED}"),
+        Op::Sysfs("livepatch_sample", "1"),
+    );
+}
+
+#[test]
+fn disabling_through_sysfs_is_complete_or_undone_under_every_fault() {
+    sweep(
+        "insmod livepatch-sample",
+        Op::Sysfs("livepatch_sample", "0"),
+    );
+}
+
+#[test]
+fn enabling_an_atomic_replace_patch_is_complete_or_undone_under_every_fault() {
+    sweep(
+        &format!(
+            "insmod livepatch-sample; insmod test_klp_atomic_replace replace=1; \
+             echo 0 > /sys/kernel/livepatch/test_klp_atomic_replace/enabled; \
+             echo 1 > {SAMPLE_ENABLED}"
+        ),
+        Op::Enable("test_klp_atomic_replace"),
+    );
+}
+
+#[test]
+fn disabling_the_top_of_a_func_stack_is_complete_or_undone_under_every_fault() {
+    sweep(
+        "insmod livepatch-sample; insmod test_klp_livepatch",
+        Op::Disable("test_klp_livepatch"),
+    );
+}
+
+#[test]
+fn enabling_a_patch_for_a_loaded_module_is_complete_or_undone_under_every_fault() {
+    sweep(
+        "insmod test_klp_mod_target; insmod test_klp_mod_patch; \
+         echo 0 > /sys/kernel/livepatch/test_klp_mod_patch/enabled",
+        Op::Enable("test_klp_mod_patch"),
+    );
+}
+
+#[test]
+fn a_failing_init_is_undone_under_every_fault() {
+    sweep_failing("", Op::Insmod("test_klp_init_fail", &[]));
+}
+
+#[test]
+fn a_trapping_init_is_undone_under_every_fault() {
+    sweep_failing(
+        "insmod livepatch-sample",
+        Op::Insmod("test_klp_init_oops", &[]),
+    );
+}
+
+#[test]
+fn a_patch_refused_in_its_init_is_undone_under_every_fault() {
+    sweep_failing(
+        "insmod livepatch-sample",
+        Op::Insmod("test_klp_notrace", &[]),
+    );
+}
+
+#[test]
+fn a_patch_naming_a_missing_function_is_undone_under_every_fault() {
+    sweep_failing("", Op::Insmod("test_klp_bad_symbol", &[]));
+}
+
+#[test]
+fn rmmod_refusals_come_before_any_kernel_call() {
+    for (setup, name) in [
+        ("insmod livepatch-sample", "livepatch_sample"),
+        (
+            "insmod hello; echo 'p:probe hello:init_module' > /sys/kernel/tracing/kprobe_events; \
+             echo 1 > /sys/kernel/tracing/events/kprobes/probe/enable",
+            "hello",
+        ),
+    ] {
+        let mut e = prepared(setup);
+        let before = footprint(&mut e);
+        let refused = run(&mut e, Op::Rmmod(name), None);
+        assert!(refused.result.is_err(), "{setup}: rmmod {name} is refused");
+        assert_eq!(
+            refused.calls, 0,
+            "{setup}: refused before calling the kernel"
+        );
+        assert_eq!(footprint(&mut e), before);
+    }
+}
