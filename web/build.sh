@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the browser demo into web/dist/: klp-web for wasm32 through wasm-bindgen (--target web),
-# the page (web/www/), the very guest kernel the klp command embeds (as host/build.rs leaves it in
-# target/guest), and a modules.json that names it and describes every module. The modules
-# themselves are not copied: klp-web embeds them, as klp does, at /lib/modules/<release>.
+# the page (web/www/), the very guest kernel the klp command embeds (as
+# crates/klp-artifacts/build.rs leaves it in target/guest), and a modules.json that names it and
+# describes every module. The modules themselves are not copied: klp-web embeds them
+# (klp-artifacts), as klp does, at /lib/modules/<release>.
 # Installs wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,11 +46,12 @@ mkdir -p "$dist/wasm"
 
 cp web/www/* "$dist/"
 
-# The guest kernel, and each module's description: every crate under guest-kernel/modules and
-# patches, as host/build.rs finds them (the stem is the package name, the module file's stem).
+# The guest kernel, and each module's description: every crate of the guest workspace under
+# guest-kernel/modules and patches, as crates/klp-artifacts/build.rs finds them (the stem is the
+# package name, the module file's stem).
 guest=target/guest/$target/release
 cp "$guest/guest_kernel.wasm" "$dist/wasm/"
-cargo metadata --no-deps --format-version 1 | python3 -c '
+cargo metadata --no-deps --format-version 1 --manifest-path guest-kernel/Cargo.toml | python3 -c '
 import json, sys
 dist = sys.argv[1]
 mods = []

@@ -27,7 +27,7 @@ step "web/build.sh"
 web/build.sh
 
 # The CLI the test compares with. ./test.sh passes the one `cargo test --release` just built
-# (KLP_BIN), so the host is not built a second time with another feature set.
+# (KLP_BIN), so the host is not built a second time.
 if [ -z "${KLP_BIN:-}" ] || [ ! -x "$KLP_BIN" ]; then
   step "cargo build --release (the klp command the test compares with)"
   cargo build --release

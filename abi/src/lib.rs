@@ -270,6 +270,7 @@ pub struct CtlTable {
 }
 
 // SAFETY: the guest is single-threaded; tables are immutable after construction.
+#[allow(unsafe_code)]
 unsafe impl Sync for CtlTable {}
 
 impl CtlTable {
@@ -407,10 +408,13 @@ const _: () = {
 };
 
 // SAFETY: the guest is single-threaded and these descriptors are only read after init.
+#[allow(unsafe_code)]
 unsafe impl Sync for KlpFunc {}
 // SAFETY: as above.
+#[allow(unsafe_code)]
 unsafe impl Sync for KlpObject {}
 // SAFETY: as above.
+#[allow(unsafe_code)]
 unsafe impl Sync for KlpPatch {}
 
 impl KlpFunc {

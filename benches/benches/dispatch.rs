@@ -4,11 +4,11 @@
 //! (`bench_dispatch`); one criterion iteration is one call.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use klp::engine::Callee;
-use klp::runtime::wasmtime::{Options, WasmtimeEngine};
 use klp_benches::{
     TARGET_DELTA, TARGET_PATCHED_DELTA, boot, boot_with, call, chained, guest_loop, insmod, kind,
 };
+use klp_core::engine::Callee;
+use klp_wasmtime::{Options, WasmtimeEngine};
 
 /// Times `iters` calls of `bench_dispatch(kind)`; every chunk's result is checked.
 fn calls(e: &mut WasmtimeEngine, kind: i32, delta: i32, iters: u64) -> std::time::Duration {

@@ -4,9 +4,9 @@
 //! call into the guest is what is measured.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use klp::engine::{Callee, Engine};
-use klp::runtime::wasmtime::WasmtimeEngine;
 use klp_benches::{boot, test_mode};
+use klp_core::engine::{Callee, Engine};
+use klp_wasmtime::WasmtimeEngine;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -21,12 +21,12 @@ fn cycles() -> u32 {
 /// Measures both operations on the kernel as it is now, under the parameter `when`.
 fn measure(c: &mut Criterion, e: &mut WasmtimeEngine, when: &str) {
     let mut g = c.benchmark_group("engine_history");
-    let expected = klp::fs::read_file(e, "/proc/cmdline").expect("/proc/cmdline");
+    let expected = klp_core::fs::read_file(e, "/proc/cmdline").expect("/proc/cmdline");
     g.bench_function(BenchmarkId::new("cat_proc_cmdline", when), |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let text = klp::fs::read_file(e, black_box("/proc/cmdline"));
+                let text = klp_core::fs::read_file(e, black_box("/proc/cmdline"));
                 assert_eq!(text.as_deref().ok(), Some(expected.as_slice()));
             }
             start.elapsed()
@@ -59,12 +59,12 @@ fn measure(c: &mut Criterion, e: &mut WasmtimeEngine, when: &str) {
 
 /// Loads and unloads `hello` `n` times; returns the time it took.
 fn insmod_rmmod_cycles(e: &mut WasmtimeEngine, n: u32) -> Duration {
-    let hello = klp::artifacts::module("hello").expect("hello built");
+    let hello = klp_artifacts::module("hello").expect("hello built");
     let start = Instant::now();
     for cycle in 0..n {
-        klp::loader::load_module(e, "hello", hello, &[])
+        klp_core::loader::load_module(e, "hello", hello, &[])
             .unwrap_or_else(|err| panic!("insmod hello, cycle {cycle}: {err}"));
-        klp::loader::unload_module(e, "hello")
+        klp_core::loader::unload_module(e, "hello")
             .unwrap_or_else(|err| panic!("rmmod hello, cycle {cycle}: {err}"));
     }
     start.elapsed()

@@ -3,10 +3,10 @@
 //! a loop (`klp_bench_check`) that checks every result against what the slot should hold now.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use klp::engine::Callee;
 use klp_benches::{
     FN0_DELTA, FN0_PATCHED_DELTA, boot, call, guest_loop, insmod, module_slot, set_enabled,
 };
+use klp_core::engine::Callee;
 use std::time::Instant;
 
 /// Checked calls between two flips.

@@ -4,10 +4,10 @@
 //! unpatched function, in the module's own instance) is shown for reference.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use klp::engine::{Callee, Engine};
 use klp_benches::{
     FN0_DELTA, FN0_PATCHED_DELTA, boot, call, chained, guest_loop, insmod, module_slot,
 };
+use klp_core::engine::{Callee, Engine};
 
 fn func_stack(c: &mut Criterion) {
     let mut g = c.benchmark_group("func_stack");

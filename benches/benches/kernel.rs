@@ -4,16 +4,16 @@
 //! replaces `cmdline_proc_show`, on the path of every round). One iteration is one round.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use klp::engine::Callee;
-use klp::runtime::wasmtime::WasmtimeEngine;
 use klp_benches::{boot, call, guest_loop_chunked, insmod};
+use klp_core::engine::Callee;
+use klp_wasmtime::WasmtimeEngine;
 
 /// The ramfs file's contents (`RAMFS_DATA` in guest-kernel/src/bench.rs).
 const RAMFS_LEN: i32 = 53;
 
 /// Bytes one round reads: `/proc/cmdline` as this kernel shows it, and the ramfs file.
 fn round_bytes(e: &mut WasmtimeEngine) -> i32 {
-    let cmdline = klp::fs::read_file(e, "/proc/cmdline").expect("/proc/cmdline");
+    let cmdline = klp_core::fs::read_file(e, "/proc/cmdline").expect("/proc/cmdline");
     cmdline.len() as i32 + RAMFS_LEN
 }
 

@@ -6,12 +6,12 @@
 //! drops).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use klp::engine::{Callee, Engine};
-use klp::kallsyms::Kallsyms;
-use klp::runtime::wasmtime::WasmtimeEngine;
 use klp_benches::{
     FN0_PATCHED_DELTA, boot, call, insmod, module_slot, rmmod, rss_bytes, set_enabled, test_mode,
 };
+use klp_core::engine::{Callee, Engine};
+use klp_passes::kallsyms::Kallsyms;
+use klp_wasmtime::WasmtimeEngine;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ const MODULES: [(&str, &[&str]); 5] = [
 ];
 
 fn module_bytes(name: &str) -> &'static [u8] {
-    klp::artifacts::module(name).expect("built module")
+    klp_artifacts::module(name).expect("built module")
 }
 
 fn insmod_latency(c: &mut Criterion) {
@@ -99,7 +99,7 @@ fn insmod_latency(c: &mut Criterion) {
                     let start = Instant::now();
                     insmod(&mut e, name, name, params);
                     total += start.elapsed();
-                    rmmod(&mut e, &klp::loader::module_name(name));
+                    rmmod(&mut e, &klp_core::loader::module_name(name));
                 }
                 total
             });
@@ -109,12 +109,12 @@ fn insmod_latency(c: &mut Criterion) {
 }
 
 fn kernel_passes(c: &mut Criterion) {
-    let kernel = klp::artifacts::KERNEL;
-    let instrumented = klp::instrument::instrument(kernel, &[]).expect("instrument");
+    let kernel = klp_artifacts::KERNEL;
+    let instrumented = klp_passes::instrument::instrument(kernel, &[]).expect("instrument");
     let mut g = c.benchmark_group("kernel_passes");
     g.throughput(Throughput::Bytes(kernel.len() as u64));
     g.bench_function("instrument", |b| {
-        b.iter(|| klp::instrument::instrument(black_box(kernel), &[]).expect("instrument"));
+        b.iter(|| klp_passes::instrument::instrument(black_box(kernel), &[]).expect("instrument"));
     });
     g.bench_function("kallsyms_raw", |b| {
         b.iter(|| Kallsyms::from_kernel(black_box(kernel)).expect("kallsyms"));
@@ -138,7 +138,9 @@ fn kernel_passes(c: &mut Criterion) {
             BenchmarkId::new("synth_instrument", size),
             &kernel,
             |b, k| {
-                b.iter(|| klp::instrument::instrument(black_box(k), &[]).expect("instrument"));
+                b.iter(|| {
+                    klp_passes::instrument::instrument(black_box(k), &[]).expect("instrument")
+                });
             },
         );
         g.bench_with_input(
@@ -164,11 +166,11 @@ fn kernel_passes(c: &mut Criterion) {
 /// quarter, the real kernel, 5× and 20× it.
 const SYNTHETIC_SIZES: [usize; 4] = [50_000, 200_000, 1_000_000, 4_000_000];
 
-/// Synthetic kernels for the kernel_passes size sweep: what `klp::instrument` requires (a
+/// Synthetic kernels for the kernel_passes size sweep: what `klp_passes::instrument` requires (a
 /// `__stack_pointer` global named in the name section, memory, a funcref table 0 with one
 /// active element segment, function names), with code shaped like compiled kernel code.
 mod synthetic {
-    use klp::kallsyms::{Kallsyms, SymKind};
+    use klp_passes::kallsyms::{Kallsyms, SymKind};
     use wasm_encoder::{
         BlockType, CodeSection, ConstExpr, DataSection, ElementSection, Elements, EntityType,
         ExportKind, ExportSection, Function, FunctionSection, GlobalSection, GlobalType,
@@ -419,7 +421,7 @@ mod synthetic {
                 .expect("valid wasm");
         };
         validate(wasm);
-        let out = klp::instrument::instrument(wasm, &[]).expect("instrument");
+        let out = klp_passes::instrument::instrument(wasm, &[]).expect("instrument");
         validate(&out.wasm);
         assert_eq!(out.ftrace.entries.len(), n as usize);
         assert!(out.ftrace.entries.iter().all(|e| !e.notrace));
@@ -460,11 +462,11 @@ fn memory_growth() {
         }
         // One cycle first, so one-time allocations are not counted.
         insmod(&mut e, name, name, params);
-        rmmod(&mut e, &klp::loader::module_name(name));
+        rmmod(&mut e, &klp_core::loader::module_name(name));
         let before = rss_bytes();
         for _ in 0..cycles {
             insmod(&mut e, name, name, params);
-            rmmod(&mut e, &klp::loader::module_name(name));
+            rmmod(&mut e, &klp_core::loader::module_name(name));
         }
         let grown = rss_bytes().saturating_sub(before);
         let per_cycle = grown / u64::from(cycles);

@@ -5,12 +5,12 @@
 //! nanoseconds. The loop runs in the kernel (`bench_dispatch`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use klp::engine::Callee;
-use klp::fs;
-use klp::runtime::wasmtime::WasmtimeEngine;
 use klp_benches::{
     TARGET_DELTA, TARGET_PATCHED_DELTA, boot, call, chained, guest_loop, insmod, kind,
 };
+use klp_core::engine::Callee;
+use klp_core::fs;
+use klp_wasmtime::WasmtimeEngine;
 
 const TRACING: &str = "/sys/kernel/tracing";
 

@@ -9,12 +9,12 @@
 //! let mut e = klp_benches::boot(true);
 //! klp_benches::insmod(&mut e, "klp_bench_target", "klp_bench_target", &[]);
 //! let chain = klp_benches::module_slot(&mut e, "klp_bench_target", "klp_bench_chain");
-//! assert_eq!(klp_benches::call(&mut e, klp::engine::Callee::Slot(chain), &[10, 0]), 10);
+//! assert_eq!(klp_benches::call(&mut e, klp_core::engine::Callee::Slot(chain), &[10, 0]), 10);
 //! ```
 
 use criterion::Criterion;
-use klp::engine::{Callee, Engine};
-use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
+use klp_core::engine::{Callee, Engine};
+use klp_wasmtime::{self as rt, Options, WasmtimeEngine};
 use std::time::{Duration, Instant};
 
 /// The command line every benchmark kernel boots with.
@@ -62,7 +62,7 @@ pub fn boot(hook: bool) -> WasmtimeEngine {
 /// # Panics
 /// When the kernel does not boot.
 pub fn boot_with(hook: bool, options: Options) -> WasmtimeEngine {
-    rt::boot(klp::artifacts::KERNEL, CMDLINE, hook, options).expect("kernel boots")
+    rt::boot(klp_artifacts::KERNEL, CMDLINE, hook, options).expect("kernel boots")
 }
 
 /// Loads the built module `artifact` under the module name `name` (`-` becomes `_`).
@@ -70,9 +70,9 @@ pub fn boot_with(hook: bool, options: Options) -> WasmtimeEngine {
 /// # Panics
 /// When there is no such module or it fails to load.
 pub fn insmod(e: &mut WasmtimeEngine, name: &str, artifact: &str, params: &[&str]) {
-    let bytes = klp::artifacts::module(artifact).unwrap_or_else(|| panic!("{artifact} built"));
-    let name = klp::loader::module_name(name);
-    klp::loader::load_module(e, &name, bytes, params)
+    let bytes = klp_artifacts::module(artifact).unwrap_or_else(|| panic!("{artifact} built"));
+    let name = klp_core::loader::module_name(name);
+    klp_core::loader::load_module(e, &name, bytes, params)
         .unwrap_or_else(|err| panic!("insmod {name}: {err}"));
 }
 
@@ -84,7 +84,7 @@ pub fn rmmod(e: &mut WasmtimeEngine, name: &str) {
     if e.with_state(|s| s.livepatch.get(name).is_some_and(|p| p.enabled)) {
         set_enabled(e, name, false);
     }
-    klp::loader::unload_module(e, name).unwrap_or_else(|err| panic!("rmmod {name}: {err}"));
+    klp_core::loader::unload_module(e, name).unwrap_or_else(|err| panic!("rmmod {name}: {err}"));
 }
 
 /// `echo 1|0 > /sys/kernel/livepatch/NAME/enabled`.
@@ -93,7 +93,7 @@ pub fn rmmod(e: &mut WasmtimeEngine, name: &str) {
 /// When the write fails.
 pub fn set_enabled(e: &mut WasmtimeEngine, patch: &str, on: bool) {
     let path = format!("/sys/kernel/livepatch/{patch}/enabled");
-    klp::fs::write_file(e, &path, if on { b"1\n" } else { b"0\n" }, false)
+    klp_core::fs::write_file(e, &path, if on { b"1\n" } else { b"0\n" }, false)
         .unwrap_or_else(|err| panic!("write {path}: {err:?}"));
 }
 

@@ -1,11 +1,13 @@
 //! The `klp` command: boot the kernel, run its shell, instrument and inspect kernels.
 
+mod demo;
+
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use klp::artifacts;
-use klp::fs::hostdir::StdDir;
-use klp::runtime::wasmtime::{self as rt, Options};
-use klp::shell::{self, Host, Shell};
+use klp_artifacts as artifacts;
+use klp_core::fs::hostdir::StdDir;
+use klp_shell::{self as shell, Host, Shell};
+use klp_wasmtime::{self as rt, Options};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -124,7 +126,7 @@ fn mount(engine: &mut rt::WasmtimeEngine, option: &str, spec: &MountSpec) -> Res
     let dir = StdDir::open(&spec.host)
         .map_err(|reason| anyhow!("{option}: {}: {reason}", spec.host.display()))?;
     let source = dir.root().display().to_string();
-    klp::fs::mount_host(engine, Box::new(dir), &source, &spec.guest, spec.readonly)
+    klp_core::fs::mount_host(engine, Box::new(dir), &source, &spec.guest, spec.readonly)
         .map_err(|err| anyhow!("{option}: {}: {err}", spec.guest))
 }
 
@@ -149,7 +151,7 @@ fn run(args: RunArgs) -> Result<i32> {
     if let Some(dir) = &args.modules {
         let extra = MountSpec {
             host: dir.clone(),
-            guest: klp::fs::modules_dir(&mut engine) + "/extra",
+            guest: klp_core::fs::modules_dir(&mut engine) + "/extra",
             readonly: true,
         };
         mount(&mut engine, "--modules", &extra)?;
@@ -193,10 +195,10 @@ fn demo() -> Result<i32> {
     let mut engine = rt::boot(artifacts::KERNEL, DEFAULT_CMDLINE, true, Options::default())?;
     let mut host = Terminal;
     let mut status = 0;
-    for step in klp::demo::steps() {
+    for step in demo::steps() {
         match step {
-            klp::demo::Step::Say(text) => println!("\n{text}"),
-            klp::demo::Step::Run(command) => {
+            demo::Step::Say(text) => println!("\n{text}"),
+            demo::Step::Run(command) => {
                 println!("# {command}");
                 status =
                     shell::run_script(&mut engine, &mut host, command, shell::Options::default());
@@ -225,7 +227,7 @@ fn try_main() -> Result<i32> {
         Command::Instrument { input, output } => {
             let wasm =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
-            let out = klp::instrument::instrument(&wasm, &[])?;
+            let out = klp_passes::instrument::instrument(&wasm, &[])?;
             std::fs::write(&output, &out.wasm)
                 .with_context(|| format!("writing {}", output.display()))?;
             eprintln!(
@@ -244,7 +246,7 @@ fn try_main() -> Result<i32> {
                 }
                 None => artifacts::KERNEL.to_vec(),
             };
-            let image = klp::kernel::prepare(&wasm, "", true)?;
+            let image = klp_core::kernel::prepare(&wasm, "", true)?;
             print!("{}", image.state.kallsyms.format());
             0
         }

@@ -101,7 +101,7 @@ fn instrument_writes_a_valid_kernel_and_kallsyms_reads_it() {
     let dir = std::env::temp_dir().join(format!("klp-cli-i-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let raw = dir.join("vmlinux.wasm");
-    std::fs::write(&raw, klp::artifacts::KERNEL).unwrap();
+    std::fs::write(&raw, klp_artifacts::KERNEL).unwrap();
     let out = dir.join("vmlinux.instrumented.wasm");
     let (status, _, err) = klp(&[
         "instrument",

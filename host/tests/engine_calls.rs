@@ -2,11 +2,11 @@
 //! slots and wrong calls behave, and a trap in a guest call nested in a host call keeps its call
 //! trace up to the top-level error.
 
-use klp::artifacts;
-use klp::engine::{Callee, Engine, EngineError};
-use klp::fs;
-use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
-use klp::sys::SysError;
+use klp_artifacts as artifacts;
+use klp_core::engine::{Callee, Engine, EngineError};
+use klp_core::fs;
+use klp_core::sys::SysError;
+use klp_wasmtime::{self as rt, Options, WasmtimeEngine};
 
 const ENOENT: i32 = 2;
 const EBADF: i32 = 9;
@@ -107,7 +107,7 @@ fn a_trap_in_a_guest_call_nested_in_a_host_call_keeps_its_message_and_frames() {
     });
     e.table_clear(printk, 1).unwrap();
     let sample = artifacts::module("livepatch-sample").unwrap();
-    let err = klp::loader::load_module(&mut e, "livepatch_sample", sample, &[])
+    let err = klp_core::loader::load_module(&mut e, "livepatch_sample", sample, &[])
         .expect_err("the nested printk traps");
     let SysError::Engine(EngineError::Trap(trap)) = err else {
         panic!("not a trap: {err:?}");
@@ -149,7 +149,7 @@ fn a_trap_in_a_guest_call_nested_in_a_host_call_keeps_its_message_and_frames() {
         0,
         "the failed load was undone"
     );
-    klp::loader::load_module(&mut e, "livepatch_sample", sample, &[]).expect("loads again");
+    klp_core::loader::load_module(&mut e, "livepatch_sample", sample, &[]).expect("loads again");
     assert_eq!(
         fs::read_file(&mut e, "/proc/cmdline").unwrap(),
         b"this has been live patched\n"

@@ -10,15 +10,15 @@
 
 use std::collections::BTreeMap;
 
-use klp::artifacts;
-use klp::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
-use klp::fs;
-use klp::kernel::{self, TaskError};
-use klp::livepatch::StackEntry;
-use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
-use klp::shell;
-use klp::state::KernelState;
-use klp::sys::SysResult;
+use klp_artifacts as artifacts;
+use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
+use klp_core::fs;
+use klp_core::kernel::{self, TaskError};
+use klp_core::livepatch::StackEntry;
+use klp_core::state::KernelState;
+use klp_core::sys::SysResult;
+use klp_shell as shell;
+use klp_wasmtime::{self as rt, Options, WasmtimeEngine};
 
 mod common;
 use common::Recorder;
@@ -293,9 +293,9 @@ enum Op {
     Rmmod(&'static str),
     /// Writes a value to `/sys/kernel/livepatch/PATCH/enabled`.
     Sysfs(&'static str, &'static str),
-    /// `klp::livepatch::enable`.
+    /// `klp_core::livepatch::enable`.
     Enable(&'static str),
-    /// `klp::livepatch::disable`.
+    /// `klp_core::livepatch::disable`.
     Disable(&'static str),
 }
 
@@ -336,17 +336,17 @@ fn operate(e: &mut impl Engine, op: Op) -> SysResult<()> {
     match op {
         Op::Insmod(file, params) => {
             let bytes = artifacts::module(file).expect("a built module");
-            klp::loader::load_module(e, &klp::loader::module_name(file), bytes, params)
+            klp_core::loader::load_module(e, &klp_core::loader::module_name(file), bytes, params)
         }
-        Op::Rmmod(name) => klp::loader::unload_module(e, name),
+        Op::Rmmod(name) => klp_core::loader::unload_module(e, name),
         Op::Sysfs(patch, value) => {
             let path = format!("/sys/kernel/livepatch/{patch}/enabled");
             fs::write_file(e, &path, value.as_bytes(), false).map_err(|err| match err {
                 fs::WriteError::Open(err) | fs::WriteError::Write(err) => err,
             })
         }
-        Op::Enable(patch) => klp::livepatch::enable(e, patch),
-        Op::Disable(patch) => klp::livepatch::disable(e, patch),
+        Op::Enable(patch) => klp_core::livepatch::enable(e, patch),
+        Op::Disable(patch) => klp_core::livepatch::disable(e, patch),
     }
 }
 

@@ -1,8 +1,8 @@
 //! What the ftrace hook refuses: features outside its set, and damaged `klp.*` sections.
 
-use klp::artifacts;
-use klp::instrument::{self, FEATURES, FtraceMap};
-use klp::kernel::prepare;
+use klp_artifacts as artifacts;
+use klp_core::kernel::prepare;
+use klp_passes::instrument::{self, FEATURES, FtraceMap};
 use wasmparser::{Parser, Payload, Validator};
 
 #[test]

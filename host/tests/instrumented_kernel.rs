@@ -2,9 +2,9 @@
 //! its slot, function pointers are slots, notrace functions keep their direct calls, the output
 //! validates, and kallsyms tells duplicate local names apart.
 
-use klp::artifacts;
-use klp::instrument::{self, FtraceMap};
-use klp::kallsyms::{Kallsyms, SymKind};
+use klp_artifacts as artifacts;
+use klp_passes::instrument::{self, FtraceMap};
+use klp_passes::kallsyms::{Kallsyms, SymKind};
 use std::collections::HashSet;
 use wasmparser::{Operator, Parser, Payload, Validator, WasmFeatures};
 

@@ -2,11 +2,11 @@
 //! leak nothing, flipping a patch between calls never shows a torn state, refused modules leave
 //! no trace, and repeated oopses do not wear the kernel down.
 
-use klp::artifacts;
-use klp::engine::Engine;
-use klp::fs;
-use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
-use klp::shell;
+use klp_artifacts as artifacts;
+use klp_core::engine::Engine;
+use klp_core::fs;
+use klp_shell as shell;
+use klp_wasmtime::{self as rt, Options, WasmtimeEngine};
 
 mod common;
 use common::Recorder;
@@ -160,8 +160,8 @@ fn refused_modules_leave_no_trace() {
     }
     let mut garbage = artifacts::module("livepatch-sample").unwrap().to_vec();
     garbage.truncate(garbage.len() / 2);
-    let err = klp::kernel::run_task(&mut e, "insmod", |e| {
-        klp::loader::load_module(e, "truncated", &garbage, &[])
+    let err = klp_core::kernel::run_task(&mut e, "insmod", |e| {
+        klp_core::loader::load_module(e, "truncated", &garbage, &[])
     });
     assert!(err.is_err());
     assert_eq!(
@@ -205,8 +205,8 @@ fn a_hundred_oopses_do_not_wear_the_kernel_down() {
 
 #[test]
 fn bad_file_descriptors_are_ebadf_and_change_nothing() {
-    use klp::errno::Errno;
-    use klp::sys::{self, SysError};
+    use klp_core::errno::Errno;
+    use klp_core::sys::{self, SysError};
     let mut e = boot();
     let before = footprint(&mut e);
     for fd in [-1, 3, 99, 1 << 20] {
@@ -287,8 +287,8 @@ fn corrupted_modules_never_crash_the_host_and_failed_loads_leave_no_trace() {
             let at = (next() % bytes.len() as u64) as usize;
             bytes[at] ^= 1 << (next() % 8);
         }
-        let result = klp::kernel::run_task(&mut e, "insmod", |e| {
-            klp::loader::load_module(e, "fuzzed", &bytes, &[])
+        let result = klp_core::kernel::run_task(&mut e, "insmod", |e| {
+            klp_core::loader::load_module(e, "fuzzed", &bytes, &[])
         });
         if result.is_ok() {
             loaded += 1;
@@ -299,8 +299,9 @@ fn corrupted_modules_never_crash_the_host_and_failed_loads_leave_no_trace() {
                 b"0\n",
                 false,
             );
-            let removed =
-                klp::kernel::run_task(&mut e, "rmmod", |e| klp::loader::unload_module(e, "fuzzed"));
+            let removed = klp_core::kernel::run_task(&mut e, "rmmod", |e| {
+                klp_core::loader::unload_module(e, "fuzzed")
+            });
             if removed.is_ok() {
                 assert_eq!(
                     footprint(&mut e),

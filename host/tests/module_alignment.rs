@@ -1,10 +1,10 @@
 //! Module data asking for more than kmalloc's 8-byte alignment gets it, and is freed whole.
 
-use klp::artifacts;
-use klp::engine::Engine;
-use klp::fs;
-use klp::kernel;
-use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
+use klp_artifacts as artifacts;
+use klp_core::engine::Engine;
+use klp_core::fs;
+use klp_core::kernel;
+use klp_wasmtime::{self as rt, Options, WasmtimeEngine};
 
 /// Reads an unsigned LEB128 number at `*at`, moving past it.
 fn leb(bytes: &[u8], at: &mut usize) -> u32 {
@@ -76,7 +76,7 @@ fn data_asking_for_page_alignment_is_placed_on_a_page_and_freed_whole() {
     let aligned = with_segment_alignment(artifacts::module("hello").unwrap(), 12);
     for round in 0..20 {
         kernel::run_task(&mut e, "insmod", |e| {
-            klp::loader::load_module(e, "hello", &aligned, &[])
+            klp_core::loader::load_module(e, "hello", &aligned, &[])
         })
         .expect("the aligned module loads");
         let base = e.with_state(|s| s.module("hello").map(|m| m.data_base).unwrap());
@@ -86,10 +86,12 @@ fn data_asking_for_page_alignment_is_placed_on_a_page_and_freed_whole() {
             modules.contains(&format!("{base:#010x}")),
             "/proc/modules shows the aligned address: {modules}"
         );
-        kernel::run_task(&mut e, "rmmod", |e| klp::loader::unload_module(e, "hello"))
-            .expect("it unloads");
+        kernel::run_task(&mut e, "rmmod", |e| {
+            klp_core::loader::unload_module(e, "hello")
+        })
+        .expect("it unloads");
     }
-    let log = klp::sys::syslog_read_all(&mut e).unwrap();
+    let log = klp_core::sys::syslog_read_all(&mut e).unwrap();
     assert_eq!(
         log.matches("hello: module loaded").count(),
         20,

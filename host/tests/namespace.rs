@@ -50,7 +50,7 @@ impl Drop for Scratch {
 }
 
 fn module(name: &str) -> &'static [u8] {
-    klp::artifacts::module(name).expect("built by build.rs")
+    klp_artifacts::module(name).expect("built by build.rs")
 }
 
 /// A file in the host's own `/tmp` that this test creates under a name nobody else uses, and
@@ -101,7 +101,7 @@ fn the_modules_directory_lists_and_serves_the_built_modules() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("6.12.0-klp"));
     let listed: Vec<&str> = lines.collect();
-    let mut built: Vec<String> = klp::artifacts::names()
+    let mut built: Vec<String> = klp_artifacts::names()
         .into_iter()
         .map(|n| format!("{n}.wasm"))
         .collect();

@@ -1,10 +1,10 @@
 //! Tracing users on the ftrace table: tracing every function and switching it off again leaves
 //! every slot direct, with nothing allocated; a live patch under the tracer still works.
 
-use klp::artifacts;
-use klp::engine::Engine;
-use klp::fs;
-use klp::runtime::wasmtime::{self as rt, Options, WasmtimeEngine};
+use klp_artifacts as artifacts;
+use klp_core::engine::Engine;
+use klp_core::fs;
+use klp_wasmtime::{self as rt, Options, WasmtimeEngine};
 
 fn boot() -> WasmtimeEngine {
     rt::boot(artifacts::KERNEL, "console=hvc0", true, Options::default()).expect("kernel boots")
@@ -66,8 +66,8 @@ fn a_patch_enabled_and_disabled_under_the_tracer_switches_cleanly() {
     let mut e = boot();
     write(&mut e, "/sys/kernel/tracing/current_tracer", "function\n");
     let module = artifacts::module("livepatch-sample").unwrap();
-    klp::kernel::run_task(&mut e, "insmod", |e| {
-        klp::loader::load_module(e, "livepatch_sample", module, &[])
+    klp_core::kernel::run_task(&mut e, "insmod", |e| {
+        klp_core::loader::load_module(e, "livepatch_sample", module, &[])
     })
     .unwrap();
     for _ in 0..100 {

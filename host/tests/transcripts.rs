@@ -3,9 +3,9 @@
 //! the `.out` files. Scripts under `tests/transcripts/foundation/` also run on the kernel
 //! without instrumentation and must give the same output: the hook changes nothing visible.
 
-use klp::artifacts;
-use klp::runtime::wasmtime::{self as rt, Options};
-use klp::shell;
+use klp_artifacts as artifacts;
+use klp_shell as shell;
+use klp_wasmtime::{self as rt, Options};
 
 mod common;
 use common::Recorder;

@@ -7,9 +7,9 @@
 //! out of their cell before any call into the guest.
 
 use js_sys::{ArrayBuffer, Object, Reflect, Uint8Array, WebAssembly};
-use klp::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
-use klp::hostcall;
-use klp::state::KernelState;
+use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
+use klp_core::hostcall;
+use klp_core::state::KernelState;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;

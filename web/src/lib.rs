@@ -1,5 +1,5 @@
-//! klp-web: the klp core (instrument, kallsyms, loader, livepatch, sysfs, shell) compiled to
-//! wasm32, running the guest kernel and its modules on the browser's own WebAssembly engine.
+//! klp-web: klp-core (with the passes) and klp-shell compiled to wasm32, running the guest
+//! kernel and its modules on the browser's own WebAssembly engine.
 //!
 //! The page (`web/www/`) fetches the guest kernel, boots a [`Kernel`] (which embeds the modules
 //! at `/lib/modules/<release>`, as the `klp` command does) and talks to it in JSON strings: shell
@@ -11,10 +11,11 @@ mod json;
 
 use engine::WebEngine;
 use json::Json;
-use klp::engine::Engine;
-use klp::fs::WriteError;
-use klp::kernel::run_task;
-use klp::shell::{self, Host, Shell};
+use klp_core::engine::Engine;
+use klp_core::fs::WriteError;
+use klp_core::fs::modules::ModuleFiles;
+use klp_core::kernel::run_task;
+use klp_shell::{self as shell, Host, Shell};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -86,11 +87,12 @@ impl Kernel {
     /// Whatever stops the boot, as text.
     #[wasm_bindgen(constructor)]
     pub fn new(kernel: &[u8], cmdline: &str) -> Result<Kernel, JsError> {
-        let image = klp::kernel::prepare(kernel, cmdline, true)
+        let image = klp_core::kernel::prepare(kernel, cmdline, true)
             .map_err(|e| JsError::new(&e.to_string()))?;
         let mut engine = WebEngine::instantiate_kernel(&image.wasm, image.state)
             .map_err(|e| JsError::new(&e.to_string()))?;
-        klp::kernel::boot(&mut engine).map_err(|e| JsError::new(&e.to_string()))?;
+        let modules = ModuleFiles::embedded(klp_artifacts::MODULES);
+        klp_core::kernel::boot(&mut engine, modules).map_err(|e| JsError::new(&e.to_string()))?;
         Ok(Kernel {
             engine,
             shell: Shell::new(shell::Options::default()),
@@ -104,7 +106,7 @@ impl Kernel {
     /// The kernel's refusal, as `PATH: reason`.
     pub fn put_file(&mut self, path: &str, data: &[u8]) -> Result<(), JsError> {
         let written = run_task(&mut self.engine, "sh", |e| {
-            klp::fs::write_file(e, path, data, false).map_err(|err| match err {
+            klp_core::fs::write_file(e, path, data, false).map_err(|err| match err {
                 WriteError::Open(err) | WriteError::Write(err) => err,
             })
         });
@@ -114,13 +116,13 @@ impl Kernel {
     /// The module files in `/lib/modules/<release>`, as `ls` lists them:
     /// `{"dir":"/lib/modules/R","files":[{"name","size","livepatch"}]}`.
     pub fn module_files(&mut self) -> String {
-        let dir = klp::fs::modules_dir(&mut self.engine);
-        let entries = klp::fs::list_dir(&mut self.engine, &dir).unwrap_or_default();
+        let dir = klp_core::fs::modules_dir(&mut self.engine);
+        let entries = klp_core::fs::list_dir(&mut self.engine, &dir).unwrap_or_default();
         let mut j = Json::object_root();
         j.key("dir").str(&dir).key("files").array();
-        for entry in entries.iter().filter(|en| !klp::fs::is_dir(&en.stat)) {
+        for entry in entries.iter().filter(|en| !klp_core::fs::is_dir(&en.stat)) {
             let path = format!("{dir}/{}", entry.name);
-            let wasm = klp::fs::read_file(&mut self.engine, &path).unwrap_or_default();
+            let wasm = klp_core::fs::read_file(&mut self.engine, &path).unwrap_or_default();
             j.object()
                 .key("name")
                 .str(&entry.name)
@@ -293,25 +295,25 @@ impl Kernel {
     /// `[{"path","mode","value"}]` (`value` null for directories and write-only files).
     pub fn sysfs(&mut self) -> String {
         let mut j = Json::array_root();
-        walk(&mut self.engine, klp::sysfs::ROOT, &mut j);
+        walk(&mut self.engine, klp_core::sysfs::ROOT, &mut j);
         j.finish()
     }
 }
 
 fn walk(e: &mut WebEngine, dir: &str, j: &mut Json) {
-    let Ok(entries) = klp::fs::list_dir(e, dir) else {
+    let Ok(entries) = klp_core::fs::list_dir(e, dir) else {
         return;
     };
     for entry in entries {
         let path = format!("{dir}/{}", entry.name);
-        let is_dir = klp::fs::is_dir(&entry.stat);
+        let is_dir = klp_core::fs::is_dir(&entry.stat);
         j.object()
             .key("path")
             .str(&path)
             .key("mode")
             .str(&mode_string(entry.stat.mode))
             .key("value");
-        match (is_dir, klp::fs::read_file(e, &path)) {
+        match (is_dir, klp_core::fs::read_file(e, &path)) {
             (false, Ok(bytes)) => j.str(String::from_utf8_lossy(&bytes).trim_end()),
             _ => j.null(),
         };

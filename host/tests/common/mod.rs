@@ -1,6 +1,6 @@
 //! What the integration tests share: a shell host that records the terminal.
 
-use klp::shell::Host;
+use klp_shell::Host;
 
 /// Collects stdout and stderr in order, like a terminal.
 #[derive(Default)]
