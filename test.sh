@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of klp-wasm from a fresh clone: formatting, lints (host and guest crates),
-# unit, integration and transcript tests, the browser demo in headless Chromium, and one quick
-# run of every benchmark.
-# The guest toolchain target is installed by host/build.rs when missing.
+# Runs every test of klp-wasm from a fresh clone: formatting, lints (host and guest crates), the
+# crate graph's invariants (docs/crate-graph.py), unit, integration and transcript tests, the
+# browser demo in headless Chromium, and one quick run of every benchmark.
+# The guest toolchain target is installed by crates/klp-artifacts/build.rs when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,8 +11,11 @@ step() { printf '\n==> %s\n' "$*"; }
 step "rustfmt"
 cargo fmt --all --check
 
-step "clippy (host, benches)"
-cargo clippy --release --all-targets -- -D warnings
+step "clippy (the host workspace; klp-web too, compiled for the host as rust-analyzer sees it)"
+cargo clippy --release --workspace --all-targets -- -D warnings
+
+step "crate graph: the passes and the core stay off wasmtime and the artifacts"
+python3 docs/crate-graph.py --check
 
 step "clippy (guest crates, wasm32)"
 guest-kernel/clippy.sh
