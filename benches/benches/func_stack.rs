@@ -21,7 +21,10 @@ fn func_stack(c: &mut Criterion) {
             let name = format!("klp_bench_d{depth}");
             insmod(&mut e, &name, "test_klp_bench", &["funcs=1"]);
         }
-        let stacked = e.with_state(|s| s.livepatch.func_stacks.values().map(Vec::len).max());
+        let stacked = e.with_state(|s| {
+            let stacks = s.livepatch.func_stacks();
+            stacks.iter().map(|(_, stack)| stack.len()).max()
+        });
         assert_eq!(stacked.unwrap_or(0), depth, "func_stack depth");
         let delta = if depth == 0 {
             FN0_DELTA

@@ -26,7 +26,7 @@ fn patched_kernel() -> WasmtimeEngine {
     for n in SIZES {
         let name = format!("klp_bench_p{n}");
         insmod(&mut e, &name, "test_klp_bench", &[&format!("funcs={n}")]);
-        let patched = e.with_state(|s| s.livepatch.func_stacks.len());
+        let patched = e.with_state(|s| s.livepatch.func_stacks().len());
         assert_eq!(patched, n as usize, "{name} patches {n} functions");
         let bad = call(&mut e, Callee::Slot(check), &[100, FN0_PATCHED_DELTA]);
         assert_eq!(bad, 0, "{name} redirects bench_fn_000");

@@ -81,7 +81,7 @@ pub fn insmod(e: &mut WasmtimeEngine, name: &str, artifact: &str, params: &[&str
 /// # Panics
 /// When it fails.
 pub fn rmmod(e: &mut WasmtimeEngine, name: &str) {
-    if e.with_state(|s| s.livepatch.get(name).is_some_and(|p| p.enabled)) {
+    if e.with_state(|s| s.livepatch.is_enabled(name)) {
         set_enabled(e, name, false);
     }
     klp_core::loader::unload_module(e, name).unwrap_or_else(|err| panic!("rmmod {name}: {err}"));

@@ -5,6 +5,7 @@
 use klp_artifacts as artifacts;
 use klp_core::engine::{Callee, Engine, EngineError};
 use klp_core::fs;
+use klp_core::ftrace::Slot;
 use klp_core::sys::SysError;
 use klp_wasmtime::{self as rt, Options, WasmtimeEngine};
 
@@ -101,7 +102,7 @@ fn a_trap_in_a_guest_call_nested_in_a_host_call_keeps_its_message_and_frames() {
     let printk = slot_of(&mut e, "printk");
     let orig = e.with_state(|s| {
         s.ftrace
-            .info(printk)
+            .info(Slot::new(printk))
             .map(|i| i.orig)
             .expect("printk's slot")
     });

@@ -14,7 +14,6 @@ use klp_artifacts as artifacts;
 use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
 use klp_core::fs;
 use klp_core::kernel::{self, TaskError};
-use klp_core::livepatch::StackEntry;
 use klp_core::state::KernelState;
 use klp_core::sys::SysResult;
 use klp_shell as shell;
@@ -139,7 +138,8 @@ struct Footprint {
     host_modules: Vec<(String, u32)>,
     /// Every path under /sys/kernel/livepatch, with the contents of the readable attributes.
     sysfs: Vec<String>,
-    func_stacks: BTreeMap<u32, Vec<StackEntry>>,
+    /// Every func_stack: the patched slot, then each entry's patch and replacement slot.
+    func_stacks: BTreeMap<u32, Vec<(String, u32)>>,
     /// The names in /proc (modules add entries there).
     proc_entries: Vec<String>,
     /// What the patched functions print.
@@ -216,12 +216,22 @@ fn footprint(e: &mut WasmtimeEngine) -> Footprint {
             s.ftrace.free_entries(),
             s.ftrace.len(),
             s.kallsyms.iter().count(),
-            s.tracing.trampolines.len(),
+            s.ftrace.trampolines(),
             s.modules
                 .iter()
                 .map(|m| (m.name.clone(), m.refcnt))
                 .collect(),
-            s.livepatch.func_stacks.clone(),
+            s.livepatch
+                .func_stacks()
+                .iter()
+                .map(|(slot, stack)| {
+                    let entries = stack.iter().map(|en| {
+                        let patch = s.livepatch.get(en.patch()).map(|p| p.name().to_string());
+                        (patch.unwrap_or_default(), en.new_func().index())
+                    });
+                    (slot.index(), entries.collect())
+                })
+                .collect(),
         )
     });
     let mut sysfs = Vec::new();

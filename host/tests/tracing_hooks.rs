@@ -33,9 +33,9 @@ fn tracing_every_function_then_stopping_restores_direct_slots() {
         let traceable = s
             .ftrace
             .slots()
-            .filter(|&slot| s.ftrace.info(slot).is_some_and(|i| !i.notrace))
+            .filter(|&slot| s.ftrace.traceable(slot))
             .count();
-        (s.tracing.trampolines.len(), traceable)
+        (s.ftrace.trampolines(), traceable)
     });
     assert_eq!(
         tramps, traceable,
@@ -52,7 +52,7 @@ fn tracing_every_function_then_stopping_restores_direct_slots() {
         "host entries have no caller: {trace}"
     );
     write(&mut e, "/sys/kernel/tracing/current_tracer", "nop\n");
-    assert!(e.with_state(|s| s.tracing.trampolines.is_empty()));
+    assert_eq!(e.with_state(|s| s.ftrace.trampolines()), 0);
     assert_eq!(
         table_in_use(&mut e),
         before,

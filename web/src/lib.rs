@@ -171,13 +171,14 @@ impl Kernel {
                 },
                 None => format!("slot {slot}"),
             };
-            let rows: Vec<Row> = s
-                .livepatch
-                .func_stacks
+            let lp = &s.livepatch;
+            let rows: Vec<Row> = lp
+                .func_stacks()
                 .iter()
                 .filter(|(_, stack)| !stack.is_empty())
-                .map(|(&slot, stack)| {
+                .map(|(slot, stack)| {
                     let info = s.ftrace.info(slot);
+                    let slot = slot.index();
                     Row {
                         slot,
                         orig: info.map(|i| i.orig),
@@ -188,7 +189,11 @@ impl Kernel {
                         stack: stack
                             .iter()
                             .rev()
-                            .map(|en| (en.patch.clone(), en.new_slot, func(en.new_slot)))
+                            .map(|en| {
+                                let patch = lp.get(en.patch()).map(|p| p.name().to_string());
+                                let new = en.new_func().index();
+                                (patch.unwrap_or_default(), new, func(new))
+                            })
                             .collect(),
                     }
                 })
@@ -255,11 +260,10 @@ impl Kernel {
                 .collect();
             let patches: Vec<(String, bool, bool, usize)> = s
                 .livepatch
-                .patches
-                .iter()
+                .patches()
                 .map(|p| {
-                    let order = s.livepatch.stack_order(&p.name).unwrap_or(0);
-                    (p.name.clone(), p.enabled, p.replace, order)
+                    let order = s.livepatch.stack_order(p.name()).unwrap_or(0);
+                    (p.name().to_string(), p.enabled(), p.replace(), order)
                 })
                 .collect();
             (modules, patches)

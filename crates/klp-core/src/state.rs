@@ -1,7 +1,7 @@
 //! The core state of one running kernel: everything the host knows that the guest does not.
 
 use crate::fs::mounts::Mounts;
-use crate::ftrace::FtraceTable;
+use crate::ftrace::Ftrace;
 use crate::instrument::FtraceMap;
 use crate::kallsyms::Kallsyms;
 use crate::livepatch::Livepatch;
@@ -11,15 +11,15 @@ use crate::tracing::Tracing;
 /// The engine-independent state of a booted kernel, kept inside the engine (see
 /// [`crate::engine::Engine::with_state`]).
 pub struct KernelState {
-    /// Every slot of the ftrace table: kernel functions and module functions.
-    pub ftrace: FtraceTable,
+    /// The ftrace table: every slot (kernel and module functions), its users, its trampolines.
+    pub ftrace: Ftrace,
     /// The kernel's and loaded modules' symbols.
     pub kallsyms: Kallsyms,
     /// Loaded modules, in load order.
     pub modules: Vec<LoadedModule>,
-    /// Registered live patches and the func_stacks.
+    /// Registered live patches and their func_stacks.
     pub livepatch: Livepatch,
-    /// The function tracer, kprobes and the trampolines on the ftrace table.
+    /// The function tracer and kprobes.
     pub tracing: Tracing,
     /// The command running now (the task name in traces and oopses).
     pub comm: String,
@@ -41,7 +41,7 @@ impl KernelState {
     /// A state for a kernel about to boot.
     pub fn new(ftrace: &FtraceMap, kallsyms: Kallsyms, cmdline: &str) -> Self {
         KernelState {
-            ftrace: FtraceTable::from_map(ftrace),
+            ftrace: Ftrace::new(ftrace),
             kallsyms,
             modules: Vec::new(),
             livepatch: Livepatch::default(),

@@ -19,37 +19,37 @@ impl Tree for Livepatch {
         let lp = &s.livepatch;
         let Some((&name, rest)) = parts.split_first() else {
             return Some(Node::Dir(
-                lp.patches.iter().map(|p| p.name.clone()).collect(),
+                lp.patches().map(|p| p.name().to_string()).collect(),
             ));
         };
-        let patch = lp.get(name)?;
+        let patch = lp.by_name(name)?;
         match rest {
             [] => {
                 let mut names: Vec<String> =
                     ["enabled", "force", "replace", "stack_order", "transition"]
                         .map(String::from)
                         .into();
-                names.extend(patch.objs.iter().map(|o| o.display_name().to_string()));
+                names.extend(patch.objs().iter().map(|o| o.display_name().to_string()));
                 Some(Node::Dir(names))
             }
-            ["enabled"] => Node::attr(0o644, flag(patch.enabled)),
+            ["enabled"] => Node::attr(0o644, flag(patch.enabled())),
             ["transition"] => Node::attr(0o444, flag(false)),
             ["force"] => Some(Node::Attr {
                 mode: 0o200,
                 value: None,
             }),
-            ["replace"] => Node::attr(0o444, flag(patch.replace)),
+            ["replace"] => Node::attr(0o444, flag(patch.replace())),
             ["stack_order"] => Node::attr(0o444, format!("{}\n", lp.stack_order(name)?)),
             [obj, more @ ..] => {
-                let obj = patch.objs.iter().find(|o| o.display_name() == *obj)?;
+                let obj = patch.objs().iter().find(|o| o.display_name() == *obj)?;
                 match more {
                     [] => {
                         let mut names = vec!["patched".to_string()];
-                        names.extend(obj.funcs.iter().map(|f| f.sysfs_name()));
+                        names.extend(obj.funcs().iter().map(|f| f.sysfs_name()));
                         Some(Node::Dir(names))
                     }
-                    ["patched"] => Node::attr(0o444, flag(obj.patched)),
-                    [func] if obj.funcs.iter().any(|f| f.sysfs_name() == *func) => {
+                    ["patched"] => Node::attr(0o444, flag(obj.patched())),
+                    [func] if obj.funcs().iter().any(|f| f.sysfs_name() == *func) => {
                         Some(Node::Dir(Vec::new()))
                     }
                     _ => None,
@@ -69,7 +69,7 @@ impl Tree for Livepatch {
         match attr {
             "enabled" => {
                 let enabled = e
-                    .with_state(|s| s.livepatch.get(patch).map(|p| p.enabled))
+                    .with_state(|s| s.livepatch.by_name(patch).map(|p| p.enabled()))
                     .ok_or(Errno::ENOENT)?;
                 match (enabled, wanted) {
                     (false, true) => livepatch::enable(e, patch),

@@ -1,162 +1,183 @@
-//! klp_patch, klp_object and klp_func: reading a patch's description out of module memory.
+//! func_stacks (kernel/livepatch/patch.c): push and pop per function, and where a slot leads.
 
-use crate::engine::Engine;
+use super::plan::Draft;
+use super::{Livepatch, PatchId};
 use crate::errno::Errno;
-use crate::sys::{SysError, SysResult};
-use klp_abi::{klp_func, klp_object, klp_patch};
+use crate::ftrace::{Ftrace, Owner, Refusal, Slot};
+use std::collections::BTreeMap;
 
-/// Longest symbol or object name read from guest memory.
-const MAX_NAME: usize = 512;
-/// Most objects one patch may describe.
-const MAX_OBJECTS: usize = 64;
-/// Most functions one object may describe.
-const MAX_FUNCS: usize = 1 << 16;
-
-/// One patched function (`struct klp_func`).
+/// One `klp_func` on a func_stack: which patch redirects the function, and to which slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KlpFunc {
-    /// Name of the function to replace.
-    pub old_name: String,
-    /// Position among same-named symbols of the object; 0 means the name is unique.
-    pub old_sympos: u32,
-    /// Slot (function pointer) of the replacement.
-    pub new_slot: u32,
-    /// Slot of the original, once its object is loaded and the name resolved.
-    pub old_slot: Option<u32>,
+pub struct StackEntry {
+    patch: PatchId,
+    new_func: Slot,
 }
 
-impl KlpFunc {
-    /// The sysfs directory name, `old_name,sympos` (sympos 0 shows as 1, as in Linux).
-    pub fn sysfs_name(&self) -> String {
-        format!("{},{}", self.old_name, self.old_sympos.max(1))
+impl StackEntry {
+    /// The patch.
+    pub fn patch(&self) -> PatchId {
+        self.patch
+    }
+
+    /// The replacement's slot.
+    pub fn new_func(&self) -> Slot {
+        self.new_func
     }
 }
 
-/// One patched object (`struct klp_object`): vmlinux or a module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KlpObject {
-    /// Module name, or `None` for vmlinux.
-    pub name: Option<String>,
-    /// The functions to patch in it.
-    pub funcs: Vec<KlpFunc>,
-    /// Whether the object's functions are currently redirected.
-    pub patched: bool,
-}
+/// Every func_stack (Linux's `klp_ops` list), by the patched function's slot, oldest entry
+/// first: the newest entry's function is the one calls reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FuncStacks(BTreeMap<Slot, Vec<StackEntry>>);
 
-impl KlpObject {
-    /// `vmlinux` or the module's name, as sysfs shows it.
-    pub fn display_name(&self) -> &str {
-        self.name.as_deref().unwrap_or("vmlinux")
+impl FuncStacks {
+    /// The func_stack of a patched function.
+    pub fn get(&self, slot: Slot) -> Option<&[StackEntry]> {
+        self.0.get(&slot).map(Vec::as_slice)
     }
-}
 
-/// One live patch (`struct klp_patch`); its name is the name of its module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KlpPatch {
-    /// The patch module's name.
-    pub name: String,
-    /// Address of the `klp_patch` structure in kernel memory (identifies the patch).
-    pub addr: u32,
-    /// Atomic replace: every function of older patches that this one does not patch reverts.
-    pub replace: bool,
-    /// The objects it patches.
-    pub objs: Vec<KlpObject>,
-    /// Whether it is enabled.
-    pub enabled: bool,
-}
+    /// What calls through `slot` should reach: the newest entry; `None` means the original.
+    pub fn top(&self, slot: Slot) -> Option<&StackEntry> {
+        self.0.get(&slot)?.last()
+    }
 
-fn read_u32(e: &mut impl Engine, addr: u32) -> SysResult<u32> {
-    let mut raw = [0u8; 4];
-    e.read(addr, &mut raw)
-        .map_err(|_| SysError::Errno(Errno::EFAULT))?;
-    Ok(u32::from_le_bytes(raw))
-}
+    /// Every patched function with its func_stack, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (Slot, &[StackEntry])> {
+        self.0.iter().map(|(&slot, stack)| (slot, stack.as_slice()))
+    }
 
-/// Reads a NUL-terminated string of at most [`MAX_NAME`] bytes.
-fn read_cstr(e: &mut impl Engine, addr: u32) -> SysResult<String> {
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 64];
-    while bytes.len() < MAX_NAME {
-        let at = addr.checked_add(bytes.len() as u32).ok_or(Errno::EFAULT)?;
-        // Read byte-wise near the end of memory, where a whole chunk may not fit.
-        let n = if e.read(at, &mut chunk).is_ok() {
-            chunk.len()
-        } else {
-            e.read(at, &mut chunk[..1])
-                .map_err(|_| SysError::Errno(Errno::EFAULT))?;
-            1
-        };
-        if let Some(end) = chunk[..n].iter().position(|&b| b == 0) {
-            bytes.extend_from_slice(&chunk[..end]);
-            return String::from_utf8(bytes).map_err(|_| Errno::EINVAL.into());
+    /// Number of patched functions.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no function is patched.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Pushes `patch`'s replacement on `slot`'s stack (`klp_patch_func`).
+    fn push(&mut self, slot: Slot, patch: PatchId, new_func: Slot) {
+        self.0
+            .entry(slot)
+            .or_default()
+            .push(StackEntry { patch, new_func });
+    }
+
+    /// Takes `patch`'s entries off `slot`'s stack (`klp_unpatch_func`); an empty stack goes.
+    fn pop(&mut self, slot: Slot, patch: PatchId) {
+        if let Some(stack) = self.0.get_mut(&slot) {
+            stack.retain(|en| en.patch != patch);
+            if stack.is_empty() {
+                self.0.remove(&slot);
+            }
         }
-        bytes.extend_from_slice(&chunk[..n]);
     }
-    Err(Errno::EINVAL.into())
 }
 
-/// Reads a `klp_patch` and everything it points to. The name is the calling module's.
+/// The message for a function ftrace will not redirect, as livepatch prints it.
+fn refusal_messages(d: &mut Draft, name: &str, refusal: &Refusal) {
+    match refusal {
+        Refusal::NotTraceable => {
+            d.err(format!(
+                "failed to set ftrace filter for function '{name}' (-22)"
+            ));
+        }
+        Refusal::BadTarget => d.err(format!("invalid replacement for function '{name}'")),
+        Refusal::Type { want, got } => d.err(format!(
+            "replacement for function '{name}' has type {got} instead of {want}"
+        )),
+        Refusal::Disabled | Refusal::Busy(_) => {
+            if let Refusal::Busy(Owner::Kretprobe(probe)) = refusal {
+                d.err(format!("function '{name}' is held by kretprobe '{probe}'"));
+            }
+            d.err(format!(
+                "failed to register ftrace handler for function '{name}' (-{})",
+                refusal.errno().0
+            ));
+        }
+    }
+}
+
+/// `klp_patch_object`: pushes every resolved function of object `obj` of `id` on its
+/// func_stack, once ftrace agrees to redirect it; on a refusal the object's entries come off
+/// again.
 ///
 /// # Errors
-/// `EFAULT` for pointers outside memory, `EINVAL` for unterminated or oversized tables or names.
-pub fn read_patch(e: &mut impl Engine, addr: u32, name: &str) -> SysResult<KlpPatch> {
-    let objs_addr = read_u32(e, addr + klp_patch::OBJS)?;
-    let replace = read_u32(e, addr + klp_patch::REPLACE)? != 0;
-    let mut objs = Vec::new();
-    for i in 0..=MAX_OBJECTS {
-        if i == MAX_OBJECTS {
-            return Err(Errno::EINVAL.into());
-        }
-        let obj = objs_addr
-            .checked_add(klp_object::SIZE * i as u32)
-            .ok_or(Errno::EFAULT)?;
-        let name_ptr = read_u32(e, obj + klp_object::NAME)?;
-        let funcs_ptr = read_u32(e, obj + klp_object::FUNCS)?;
-        if funcs_ptr == 0 {
-            break;
-        }
-        let obj_name = if name_ptr == 0 {
-            None
-        } else {
-            Some(read_cstr(e, name_ptr)?)
+/// The refusal's errno, with its message in the draft.
+pub(super) fn patch_object(
+    d: &mut Draft,
+    ftrace: &Ftrace,
+    id: PatchId,
+    obj: usize,
+) -> Result<(), Errno> {
+    let Some(funcs) = d.lp.get(id).map(|p| p.objs[obj].funcs.clone()) else {
+        return Err(Errno::EINVAL);
+    };
+    for func in &funcs {
+        let Some(slot) = func.old_func else {
+            continue;
         };
-        objs.push(KlpObject {
-            name: obj_name,
-            funcs: read_funcs(e, funcs_ptr)?,
-            patched: false,
-        });
+        if let Err(refusal) = ftrace.may_redirect(slot, func.new_func) {
+            refusal_messages(d, &func.old_name, &refusal);
+            unpatch_object(d, id, obj);
+            return Err(refusal.errno());
+        }
+        d.lp.stacks.push(slot, id, func.new_func);
+        d.touch(slot);
     }
-    if objs.is_empty() || objs.iter().any(|o| o.funcs.is_empty()) {
-        return Err(Errno::EINVAL.into());
-    }
-    Ok(KlpPatch {
-        name: name.to_string(),
-        addr,
-        replace,
-        objs,
-        enabled: false,
-    })
+    set_patched(&mut d.lp, id, obj, true);
+    Ok(())
 }
 
-fn read_funcs(e: &mut impl Engine, addr: u32) -> SysResult<Vec<KlpFunc>> {
-    let mut funcs = Vec::new();
-    for i in 0..=MAX_FUNCS {
-        if i == MAX_FUNCS {
-            return Err(Errno::EINVAL.into());
-        }
-        let f = addr
-            .checked_add(klp_func::SIZE * i as u32)
-            .ok_or(Errno::EFAULT)?;
-        let name_ptr = read_u32(e, f + klp_func::OLD_NAME)?;
-        if name_ptr == 0 {
-            return Ok(funcs);
-        }
-        funcs.push(KlpFunc {
-            old_name: read_cstr(e, name_ptr)?,
-            new_slot: read_u32(e, f + klp_func::NEW_FUNC)?,
-            old_sympos: read_u32(e, f + klp_func::OLD_SYMPOS)?,
-            old_slot: None,
-        });
+/// `klp_unpatch_object`: takes the object's entries off their func_stacks.
+pub(super) fn unpatch_object(d: &mut Draft, id: PatchId, obj: usize) {
+    let Some(slots) = d.lp.get(id).map(|p| {
+        let funcs = &p.objs[obj].funcs;
+        funcs.iter().filter_map(|f| f.old_func).collect::<Vec<_>>()
+    }) else {
+        return;
+    };
+    for slot in slots {
+        d.lp.stacks.pop(slot, id);
+        d.touch(slot);
     }
-    Err(Errno::EINVAL.into())
+    set_patched(&mut d.lp, id, obj, false);
+}
+
+/// `klp_unpatch_objects`: every patched object of the patch.
+pub(super) fn unpatch_objects(d: &mut Draft, id: PatchId) {
+    let patched: Vec<usize> = d.lp.get(id).map_or_else(Vec::new, |p| {
+        (0..p.objs.len()).filter(|&i| p.objs[i].patched).collect()
+    });
+    for obj in patched {
+        unpatch_object(d, id, obj);
+    }
+}
+
+fn set_patched(lp: &mut Livepatch, id: PatchId, obj: usize, patched: bool) {
+    if let Some(p) = lp.get_mut(id) {
+        p.objs[obj].patched = patched;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_entry_is_the_top_and_popping_keeps_the_others_in_order() {
+        let (f, a, b, c) = (Slot::new(1), PatchId(0), PatchId(1), PatchId(2));
+        let mut stacks = FuncStacks::default();
+        stacks.push(f, a, Slot::new(10));
+        stacks.push(f, b, Slot::new(11));
+        stacks.push(f, c, Slot::new(12));
+        assert_eq!(stacks.top(f).map(StackEntry::new_func), Some(Slot::new(12)));
+        stacks.pop(f, b);
+        assert_eq!(stacks.top(f).map(StackEntry::patch), Some(c));
+        stacks.pop(f, c);
+        assert_eq!(stacks.top(f).map(StackEntry::patch), Some(a));
+        stacks.pop(f, a);
+        assert!(stacks.top(f).is_none() && stacks.is_empty());
+    }
 }

@@ -5,6 +5,7 @@ use super::undo::{Transaction, Undo};
 use super::{LoadedModule, ModuleState, log, module_call, own_ref, set_refcnt, set_state};
 use crate::engine::{Callee, Engine};
 use crate::errno::Errno;
+use crate::ftrace;
 use crate::instrument::FuncSig;
 use crate::livepatch;
 use crate::object::{LinkPlan, Linked, ObjectError, ObjectFile};
@@ -229,10 +230,7 @@ fn place(
     };
     let sigs: Vec<FuncSig> = object.functions().iter().map(|f| f.sig.clone()).collect();
     let n = sigs.len() as u32;
-    let slot_base = match e.with_state(|s| s.ftrace.take_free(2 * n)) {
-        Some(base) => base,
-        None => e.table_grow(2 * n)?,
-    };
+    let slot_base = ftrace::alloc_range(e, 2 * n)?;
     tx.push(Undo::Slots { base: slot_base, n });
     let plan = LinkPlan {
         data_base,

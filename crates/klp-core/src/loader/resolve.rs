@@ -2,6 +2,7 @@
 
 use crate::engine::Engine;
 use crate::errno::Errno;
+use crate::ftrace::Slot;
 use crate::kallsyms::SymKind;
 use crate::object::{UndefKind, Undefined};
 
@@ -40,7 +41,7 @@ pub(super) fn resolve(
             None => s.kallsyms.lookup_global(&undef.name),
         }?;
         let sig = (sym.kind == SymKind::Func)
-            .then(|| s.ftrace.info(sym.addr).map(|i| i.sig.clone()))
+            .then(|| s.ftrace.info(Slot::new(sym.addr)).map(|i| i.sig.clone()))
             .flatten();
         Some((sym.addr, sym.kind, sym.module.clone(), sig))
     });

@@ -4,6 +4,7 @@ use super::undo::{FirstError, Transaction, Undo, retried};
 use super::{LoadedModule, ModuleState, module_call, own_ref, set_state, users, write_refcnt};
 use crate::engine::Engine;
 use crate::errno::Errno;
+use crate::ftrace;
 use crate::livepatch;
 use crate::sys::{self, SysResult};
 use crate::tracing;
@@ -24,7 +25,7 @@ pub fn unload_module(e: &mut impl Engine, name: &str) -> SysResult<()> {
     };
     let busy = e.with_state(|s| {
         module.refcnt > 0
-            || s.livepatch.get(name).is_some_and(|p| p.enabled)
+            || s.livepatch.is_enabled(name)
             || tracing::module_probed(s, module.slot_base, module.nr_funcs)
     });
     if busy {
@@ -70,16 +71,15 @@ fn teardown(e: &mut impl Engine, module: &LoadedModule) -> SysResult<()> {
     let name = module.name.as_str();
     let (base, n) = (module.slot_base, module.nr_funcs);
     let mut errors = FirstError::default();
-    if e.with_state(|s| s.livepatch.get(name).is_some()) {
+    if e.with_state(|s| s.livepatch.by_name(name).is_some()) {
         errors.note(livepatch::unregister(e, name));
     }
     errors.note(livepatch::module_going(e, name));
     errors.note(retried(e, |e| module_call(e, "module_del", name, &[])));
-    errors.note(tracing::module_going(e, base, n));
-    errors.note(e.table_clear(base, 2 * n));
+    e.with_state(|s| tracing::module_going(s, base, n));
+    errors.note(ftrace::release_module(e, base, n));
     e.with_state(|s| {
         s.kallsyms.remove_module(name);
-        s.ftrace.remove_module(base, n);
         s.modules.retain(|m| m.name != name);
     });
     e.release(module.instance);

@@ -2,6 +2,7 @@
 
 use super::{ModuleState, module_call, own_ref, set_state, write_refcnt};
 use crate::engine::{Engine, EngineError};
+use crate::ftrace;
 use crate::livepatch::{self, Livepatch};
 use crate::sys::{self, SysError, SysResult};
 use crate::tracing;
@@ -65,14 +66,14 @@ pub(crate) fn retried<E: Engine>(
 pub(super) enum Undo {
     /// Free the kmalloc block of the module's data.
     Kfree(u32),
-    /// Clear the module's table range `base..base + 2n`, forget its ftrace slots and give the
-    /// range back.
+    /// Have ftrace clear the module's table range `base..base + 2n`, forget its slots and give
+    /// the range back.
     Slots { base: u32, n: u32 },
     /// Release the engine instance.
     Instance(u32),
     /// Forget the module's symbols.
     Symbols,
-    /// Remove the trampolines, probes and filter entries of the module's slots.
+    /// Forget the probes and filter entries of the module's slots.
     Traced { base: u32, n: u32 },
     /// Take the module off the kernel's module list.
     Listed,
@@ -134,11 +135,7 @@ impl<'a> Transaction<'a> {
 fn run(e: &mut impl Engine, name: &str, undo: Undo) -> SysResult<()> {
     match undo {
         Undo::Kfree(addr) => retried(e, |e| sys::call(e, "kfree", &[addr as i32]).map(drop)),
-        Undo::Slots { base, n } => {
-            let cleared = e.table_clear(base, 2 * n);
-            e.with_state(|s| s.ftrace.remove_module(base, n));
-            cleared.map_err(Into::into)
-        }
+        Undo::Slots { base, n } => ftrace::release_module(e, base, n),
         Undo::Instance(id) => {
             e.release(id);
             Ok(())
@@ -147,7 +144,10 @@ fn run(e: &mut impl Engine, name: &str, undo: Undo) -> SysResult<()> {
             e.with_state(|s| s.kallsyms.remove_module(name));
             Ok(())
         }
-        Undo::Traced { base, n } => tracing::module_going(e, base, n),
+        Undo::Traced { base, n } => {
+            e.with_state(|s| tracing::module_going(s, base, n));
+            Ok(())
+        }
         Undo::Listed => retried(e, |e| module_call(e, "module_del", name, &[])),
         Undo::Recorded => {
             e.with_state(|s| s.modules.retain(|m| m.name != name));
@@ -162,7 +162,7 @@ fn run(e: &mut impl Engine, name: &str, undo: Undo) -> SysResult<()> {
             if own_ref(e, name) == 1 {
                 errors.note(livepatch::disable(e, name));
             }
-            e.with_state(|s| s.livepatch.patches.retain(|p| p.name != name));
+            errors.note(livepatch::forget(e, name));
             errors.finish()
         }
         Undo::Init { exit } => {

@@ -1,7 +1,7 @@
-//! kprobe_events: `p:NAME FUNC [args]` and `r:NAME FUNC [$retval]` on function entry, as
-//! Documentation/trace/kprobetrace.rst writes them.
+//! kprobe_events: `p:NAME FUNC [args]` and `r:NAME FUNC [$retval]` at function entry.
 
 use crate::errno::Errno;
+use crate::ftrace::{Hook, Slot};
 
 /// What an argument fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct Kprobe {
     /// The probed function.
     pub func: String,
     /// Its slot.
-    pub slot: u32,
+    pub slot: Slot,
     /// A return probe (kretprobe).
     pub ret: bool,
     /// The fetched arguments, with their names.
@@ -32,6 +32,15 @@ pub struct Kprobe {
 }
 
 impl Kprobe {
+    /// The hook it registers with ftrace while enabled.
+    pub fn hook(&self) -> Hook {
+        if self.ret {
+            Hook::Kretprobe(self.name.clone())
+        } else {
+            Hook::Kprobe(self.name.clone())
+        }
+    }
+
     /// The line kprobe_events shows for it.
     pub fn definition(&self) -> String {
         let mut line = format!(
@@ -198,7 +207,7 @@ mod tests {
         let k = Kprobe {
             name: "myprobe".into(),
             func: "cmdline_proc_show".into(),
-            slot: 3,
+            slot: Slot::new(3),
             ret: false,
             fetch: vec![("arg1".into(), Fetch::Arg(1))],
             enabled: true,

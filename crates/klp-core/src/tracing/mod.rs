@@ -1,69 +1,46 @@
-//! ftrace_ops on the ftrace table: the function tracer, kprobes and kretprobes share each
-//! function's slot with livepatch, as in Linux they share the ftrace hook.
-//!
-//! A slot with only livepatch (or nothing) holds its target directly: the func_stack's top or the
-//! original, at no cost. A slot with tracing users holds a trampoline built for the function's
-//! signature, which calls the handlers through `klp.hostcall` and then the target, kept in the
-//! table entry after the trampoline.
+//! Tracing users of the ftrace hook: the function tracer, kprobes and kretprobes.
 
 pub mod kprobes;
 pub mod tracefs;
-pub mod trampoline;
 
 use crate::engine::Engine;
-use crate::errno::Errno;
+use crate::ftrace::trampoline::TRAMPOLINE_PREFIX;
+use crate::ftrace::{self, Hook, Slot, func_name};
 use crate::kallsyms;
+use crate::state::KernelState;
 use crate::sys::SysResult;
 use kprobes::Kprobe;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use trampoline::{Shape, TRAMPOLINE_PREFIX};
+use std::collections::{BTreeSet, VecDeque};
 
 /// Most entries the trace buffer keeps (older ones are overwritten, as in the ring buffer).
 const BUFFER_ENTRIES: usize = 8192;
 
-/// A trampoline installed in a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Trampoline {
-    /// Table entry of the trampoline; `base + 1` holds its target.
-    pub base: u32,
-    /// The engine instance.
-    pub instance: u32,
-    /// What it calls.
-    pub shape: Shape,
-}
-
-/// The tracing state: tracer settings, probes, the buffer and the installed trampolines.
+/// The tracing state: tracer settings, probes and the buffer.
 #[derive(Debug)]
 pub struct Tracing {
-    /// `/proc/sys/kernel/ftrace_enabled`.
-    pub ftrace_enabled: bool,
     /// `current_tracer` is `function`.
     pub function_tracer: bool,
     /// `tracing_on`.
     pub tracing_on: bool,
     /// `set_ftrace_filter`: the traced slots; empty means every traceable function.
-    pub filter: BTreeSet<u32>,
+    pub filter: BTreeSet<Slot>,
     /// Defined kprobes and kretprobes.
     pub kprobes: Vec<Kprobe>,
     /// The trace buffer, oldest first.
     pub buffer: VecDeque<String>,
     /// Entries ever written (the buffer may have dropped some).
     pub written: u64,
-    /// Installed trampolines by slot.
-    pub trampolines: BTreeMap<u32, Trampoline>,
 }
 
 impl Default for Tracing {
     fn default() -> Self {
         Tracing {
-            ftrace_enabled: true,
             function_tracer: false,
             tracing_on: true,
             filter: BTreeSet::new(),
             kprobes: Vec::new(),
             buffer: VecDeque::new(),
             written: 0,
-            trampolines: BTreeMap::new(),
         }
     }
 }
@@ -76,219 +53,87 @@ impl Tracing {
     }
 }
 
-/// Who uses a slot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Users {
-    /// The function tracer traces it.
-    pub tracer: bool,
-    /// An enabled kprobe is on it.
-    pub kprobe: bool,
-    /// An enabled kretprobe is on it.
-    pub kretprobe: bool,
-    /// A live patch redirects it.
-    pub livepatch: bool,
-}
-
-impl Users {
-    fn shape(self) -> Option<Shape> {
-        let shape = Shape {
-            entry: self.tracer || self.kprobe,
-            exit: self.kretprobe,
-        };
-        (shape.entry || shape.exit).then_some(shape)
-    }
-}
-
-/// Whether a slot holds a traceable function (known, not notrace).
-fn traceable(s: &crate::state::KernelState, slot: u32) -> bool {
-    s.ftrace.info(slot).is_some_and(|i| !i.notrace)
-}
-
-/// The users of a slot.
-pub fn users(s: &crate::state::KernelState, slot: u32) -> Users {
+/// The slots the function tracer should hook: none when it is off, the filter's, or every
+/// traceable function when the filter is empty.
+fn tracer_slots(s: &KernelState) -> BTreeSet<Slot> {
     let t = &s.tracing;
-    let on = t.ftrace_enabled;
-    let probe = |ret: bool| {
-        on && t
-            .kprobes
-            .iter()
-            .any(|k| k.enabled && k.slot == slot && k.ret == ret)
-    };
-    Users {
-        tracer: on
-            && t.function_tracer
-            && traceable(s, slot)
-            && (t.filter.is_empty() || t.filter.contains(&slot)),
-        kprobe: probe(false),
-        kretprobe: probe(true),
-        livepatch: s.livepatch.func_stacks.contains_key(&slot),
+    match (t.function_tracer, t.filter.is_empty()) {
+        (false, _) => BTreeSet::new(),
+        (true, false) => t.filter.clone(),
+        (true, true) => s
+            .ftrace
+            .slots()
+            .filter(|&slot| s.ftrace.traceable(slot))
+            .collect(),
     }
 }
 
-/// The entry a slot's calls should reach: the func_stack's top (its slot, so the replacement's
-/// own hook runs too), or the original.
-fn target(s: &crate::state::KernelState, slot: u32) -> Option<u32> {
-    let top = s
-        .livepatch
-        .func_stacks
-        .get(&slot)
-        .and_then(|stack| stack.last())
-        .map(|en| en.new_slot);
-    top.or_else(|| s.ftrace.info(slot).map(|i| i.orig))
-}
-
-/// Points a slot at its target, through a trampoline when tracing users want one, and then
-/// every slot whose target is this one.
+/// Registers the tracer's hook on the slots it should trace and takes it off the others, then
+/// has ftrace rewrite the slots that changed.
 ///
 /// # Errors
 /// A table or instantiation error from the engine.
-pub fn sync_slot(e: &mut impl Engine, slot: u32) -> SysResult<()> {
-    sync_slots(e, [slot])
-}
-
-/// [`sync_slot`] for many slots at once; the replacement→patched-slot map is built once.
-///
-/// # Errors
-/// As [`sync_slot`].
-pub fn sync_slots(e: &mut impl Engine, slots: impl IntoIterator<Item = u32>) -> SysResult<()> {
-    let dependents: BTreeMap<u32, Vec<u32>> = e.with_state(|s| {
-        let mut map: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for (&slot, stack) in &s.livepatch.func_stacks {
-            if let Some(top) = stack.last() {
-                map.entry(top.new_slot).or_default().push(slot);
+pub fn update_tracer(e: &mut impl Engine) -> SysResult<()> {
+    let changed: Vec<Slot> = e.with_state(|s| {
+        let want = tracer_slots(s);
+        let have: BTreeSet<Slot> = s
+            .ftrace
+            .used_slots()
+            .filter(|&slot| s.ftrace.hooks(slot).contains(&Hook::Tracer))
+            .collect();
+        let mut changed = Vec::new();
+        for &slot in have.difference(&want) {
+            s.ftrace.remove_hook(slot, &Hook::Tracer);
+            changed.push(slot);
+        }
+        for &slot in want.difference(&have) {
+            // The tracer's hook needs no IPMODIFY, and every slot here is traceable.
+            if s.ftrace.add_hook(slot, Hook::Tracer).is_ok() {
+                changed.push(slot);
             }
         }
-        map
+        changed
     });
-    let mut todo: Vec<u32> = slots.into_iter().collect();
-    let mut done = BTreeSet::new();
-    while let Some(slot) = todo.pop() {
-        if !done.insert(slot) {
-            continue;
-        }
-        sync_one(e, slot)?;
-        todo.extend(dependents.get(&slot).into_iter().flatten().copied());
-    }
-    Ok(())
+    ftrace::sync(e, changed)
 }
 
-/// Syncs every slot that has, or had, a tracing user.
+/// Hooks a loading module's functions up to the tracer when it traces every function.
 ///
 /// # Errors
-/// As [`sync_slot`].
-pub fn sync_all(e: &mut impl Engine) -> SysResult<()> {
-    let slots: BTreeSet<u32> = e.with_state(|s| {
-        let mut slots: BTreeSet<u32> = s.tracing.trampolines.keys().copied().collect();
-        if s.tracing.function_tracer {
-            slots.extend(s.ftrace.slots().filter(|&slot| traceable(s, slot)));
-        }
-        slots.extend(s.tracing.kprobes.iter().map(|k| k.slot));
-        slots.extend(s.livepatch.func_stacks.keys().copied());
-        slots
-    });
-    sync_slots(e, slots)
-}
-
-fn remove_trampoline(e: &mut impl Engine, slot: u32) -> SysResult<()> {
-    if let Some(old) = e.with_state(|s| s.tracing.trampolines.remove(&slot)) {
-        e.table_clear(old.base, 2)?;
-        e.release(old.instance);
-        e.with_state(|s| s.ftrace.give_back(old.base, 2));
-    }
-    Ok(())
-}
-
-fn sync_one(e: &mut impl Engine, slot: u32) -> SysResult<()> {
-    let (shape, target, installed, sig) = e.with_state(|s| {
-        (
-            users(s, slot).shape(),
-            target(s, slot),
-            s.tracing.trampolines.get(&slot).copied(),
-            s.ftrace.info(slot).map(|i| i.sig.clone()),
-        )
-    });
-    let (Some(target), Some(sig)) = (target, sig) else {
-        return remove_trampoline(e, slot);
-    };
-    let Some(shape) = shape else {
-        remove_trampoline(e, slot)?;
-        e.table_copy(slot, target)?;
-        return Ok(());
-    };
-    let tramp = match installed {
-        Some(t) if t.shape == shape => t,
-        _ => {
-            remove_trampoline(e, slot)?;
-            let base = match e.with_state(|s| s.ftrace.take_free(2)) {
-                Some(base) => base,
-                None => e.table_grow(2)?,
-            };
-            let name = e.with_state(|s| func_name(s, slot));
-            let wasm = trampoline::build(&name, slot, &sig, base, shape);
-            let instance = match e.instantiate(&wasm) {
-                Ok(instance) => instance,
-                Err(err) => {
-                    e.with_state(|s| s.ftrace.give_back(base, 2));
-                    return Err(err.into());
-                }
-            };
-            let t = Trampoline {
-                base,
-                instance,
-                shape,
-            };
-            e.with_state(|s| s.tracing.trampolines.insert(slot, t));
-            t
-        }
-    };
-    e.table_copy(tramp.base + 1, target)?;
-    e.table_copy(slot, tramp.base)?;
-    Ok(())
-}
-
-/// Hooks a loading module's functions up to the tracers that want them (an empty filter
-/// traces every function, module functions included).
-///
-/// # Errors
-/// As [`sync_slot`].
+/// As [`update_tracer`].
 pub fn module_coming(e: &mut impl Engine, base: u32, n: u32) -> SysResult<()> {
-    let traced: Vec<u32> = e.with_state(|s| {
-        (base..base + n)
-            .filter(|&slot| users(s, slot).shape().is_some())
+    let hooked: Vec<Slot> = e.with_state(|s| {
+        let every = s.tracing.function_tracer && s.tracing.filter.is_empty();
+        let slots: Vec<Slot> = (base..base + n)
+            .map(Slot::new)
+            .filter(|&slot| every && s.ftrace.traceable(slot))
+            .collect();
+        slots
+            .into_iter()
+            .filter(|&slot| s.ftrace.add_hook(slot, Hook::Tracer).is_ok())
             .collect()
     });
-    traced.into_iter().try_for_each(|slot| sync_slot(e, slot))
+    ftrace::sync(e, hooked)
 }
 
 /// Whether an enabled kprobe sits in a module's functions (it holds the module, as in Linux).
-pub fn module_probed(s: &crate::state::KernelState, base: u32, n: u32) -> bool {
+pub fn module_probed(s: &KernelState, base: u32, n: u32) -> bool {
     s.tracing
         .kprobes
         .iter()
-        .any(|k| k.enabled && (base..base + n).contains(&k.slot))
+        .any(|k| k.enabled && (base..base + n).contains(&k.slot.index()))
 }
 
-/// Forgets a going module's functions: their trampolines, disabled probes and filter entries.
-///
-/// # Errors
-/// A table error from the engine.
-pub fn module_going(e: &mut impl Engine, base: u32, n: u32) -> SysResult<()> {
-    for slot in base..base + n {
-        remove_trampoline(e, slot)?;
-    }
-    e.with_state(|s| {
-        let range = base..base + n;
-        s.tracing.kprobes.retain(|k| !range.contains(&k.slot));
-        s.tracing.filter.retain(|slot| !range.contains(slot));
-    });
-    Ok(())
-}
-
-/// The display name of the function at a slot.
-pub fn func_name(s: &crate::state::KernelState, slot: u32) -> String {
-    s.kallsyms
-        .func_by_slot(slot)
-        .map_or_else(|| format!("slot{slot}"), |sym| sym.name.clone())
+/// Forgets a going module's functions: its probes and filter entries (ftrace forgets their
+/// hooks with the slots).
+pub fn module_going(s: &mut KernelState, base: u32, n: u32) {
+    let range = base..base + n;
+    s.tracing
+        .kprobes
+        .retain(|k| !range.contains(&k.slot.index()));
+    s.tracing
+        .filter
+        .retain(|slot| !range.contains(&slot.index()));
 }
 
 /// The caller of the traced function from a backtrace taken in the handler (innermost first:
@@ -331,16 +176,17 @@ fn record(t: &mut Tracing, comm: &str, now_ns: u64, text: &str) {
 /// # Errors
 /// None today; the signature leaves room for handlers that call the kernel.
 pub fn trace_entry(e: &mut impl Engine, slot: u32, args: [i32; 2]) -> SysResult<()> {
+    let slot = Slot::new(slot);
     let now = e.now_ns();
     // Naming the caller needs a backtrace, the costly part: take one only for the tracer.
-    let wants_caller = e.with_state(|s| s.tracing.tracing_on && users(s, slot).tracer);
+    let wants_caller = e.with_state(|s| s.tracing.tracing_on && s.ftrace.users(slot).tracer);
     let frames = if wants_caller {
         e.backtrace()
     } else {
         Vec::new()
     };
     e.with_state(|s| {
-        let users = users(s, slot);
+        let users = s.ftrace.users(slot);
         let func = func_name(s, slot);
         let caller = caller(&frames);
         let comm = s.comm.clone();
@@ -378,6 +224,7 @@ pub fn trace_entry(e: &mut impl Engine, slot: u32, args: [i32; 2]) -> SysResult<
 /// # Errors
 /// None today.
 pub fn trace_exit(e: &mut impl Engine, slot: u32, retval: i32) -> SysResult<()> {
+    let slot = Slot::new(slot);
     let now = e.now_ns();
     let frames = e.backtrace();
     e.with_state(|s| {
@@ -402,39 +249,6 @@ pub fn trace_exit(e: &mut impl Engine, slot: u32, retval: i32) -> SysResult<()> 
         }
     });
     Ok(())
-}
-
-/// Whether a live patch may redirect this slot: ftrace must be on and no kretprobe may hold the
-/// function (both need to modify the return path; the first user wins, as the seed says).
-///
-/// # Errors
-/// `EBUSY`, with the user that holds it.
-pub fn check_livepatch(
-    s: &crate::state::KernelState,
-    slot: u32,
-) -> Result<(), (Errno, Option<String>)> {
-    if !s.tracing.ftrace_enabled {
-        return Err((Errno::EBUSY, None));
-    }
-    match s
-        .tracing
-        .kprobes
-        .iter()
-        .find(|k| k.enabled && k.ret && k.slot == slot)
-    {
-        Some(k) => Err((Errno::EBUSY, Some(k.name.clone()))),
-        None => Ok(()),
-    }
-}
-
-/// Enabled kprobes (entry) on a slot, by name: a live patch makes them miss.
-pub fn kprobes_on(s: &crate::state::KernelState, slot: u32) -> Vec<String> {
-    s.tracing
-        .kprobes
-        .iter()
-        .filter(|k| k.enabled && !k.ret && k.slot == slot)
-        .map(|k| k.name.clone())
-        .collect()
 }
 
 /// Matches a shell-style glob with `*` and `?` (set_ftrace_filter's patterns).

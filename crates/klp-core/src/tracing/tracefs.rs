@@ -1,10 +1,10 @@
-//! /sys/kernel/tracing (the function tracer, kprobe events, enabled_functions) and
-//! /proc/sys/kernel/ftrace_enabled, served from the tracing state.
+//! /sys/kernel/tracing (tracer, kprobe events, enabled_functions), /proc/sys/kernel/ftrace_enabled.
 
 use super::kprobes::{Command, Kprobe};
-use super::{Tracing, func_name, glob, kprobes_on, sync_all, sync_slot, users};
+use super::{Tracing, glob, update_tracer};
 use crate::engine::Engine;
 use crate::errno::Errno;
+use crate::ftrace::{self, Owner, Refusal, Slot, func_name};
 use crate::hostfs::{Node, Tree, flag, switch};
 use crate::state::KernelState;
 use crate::sys::{self, SysResult};
@@ -28,12 +28,12 @@ const FILES: [&str; 9] = [
 ];
 
 /// Traceable slots in slot order, with their display names (and `[module]`).
-fn traceable_functions(s: &KernelState) -> Vec<(u32, String)> {
+fn traceable_functions(s: &KernelState) -> Vec<(Slot, String)> {
     s.ftrace
         .slots()
-        .filter(|&slot| s.ftrace.info(slot).is_some_and(|i| !i.notrace))
+        .filter(|&slot| s.ftrace.traceable(slot))
         .filter_map(|slot| {
-            let sym = s.kallsyms.func_by_slot(slot)?;
+            let sym = s.kallsyms.func_by_slot(slot.index())?;
             let label = match &sym.module {
                 Some(m) => format!("{} [{m}]", sym.name),
                 None => sym.name.clone(),
@@ -62,11 +62,10 @@ fn trace_header(s: &KernelState) -> String {
 }
 
 fn enabled_functions(s: &KernelState) -> String {
-    let mut slots: BTreeSet<u32> = s.tracing.trampolines.keys().copied().collect();
-    slots.extend(s.livepatch.func_stacks.keys().copied());
+    let f = &s.ftrace;
     let mut out = String::new();
-    for slot in slots {
-        let u = users(s, slot);
+    for slot in f.used_slots() {
+        let u = f.users(slot);
         let count = [u.tracer, u.kprobe, u.kretprobe, u.livepatch]
             .iter()
             .filter(|&&b| b)
@@ -85,15 +84,15 @@ fn enabled_functions(s: &KernelState) -> String {
             "  "
         };
         let mut line = format!("{} ({count}){regs}{ipmodify}   ", func_name(s, slot));
-        if s.tracing.trampolines.contains_key(&slot) {
+        if f.trampoline(slot).is_some() {
             line.push_str(&format!(
                 "\ttramp: {}{}",
-                super::TRAMPOLINE_PREFIX,
+                ftrace::trampoline::TRAMPOLINE_PREFIX,
                 func_name(s, slot)
             ));
         }
-        if let Some(top) = s.livepatch.func_stacks.get(&slot).and_then(|st| st.last()) {
-            line.push_str(&format!(" ->{}", func_name(s, top.new_slot)));
+        if let Some(r) = f.redirect(slot) {
+            line.push_str(&format!(" ->{}", func_name(s, r.target)));
         }
         out.push_str(line.trim_end());
         out.push('\n');
@@ -185,7 +184,7 @@ impl Tree for Tracefs {
                     s.tracing.function_tracer = function;
                     s.tracing.clear();
                 });
-                sync_all(e)
+                update_tracer(e)
             }
             ["tracing_on"] => {
                 let on = switch(data)?;
@@ -219,7 +218,7 @@ fn set_filter(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()> {
                 Some(p) => (true, p),
                 None => (false, word),
             };
-            let matched: Vec<u32> = functions
+            let matched: Vec<Slot> = functions
                 .iter()
                 .filter(|(_, label)| glob(pattern, label.split(' ').next().unwrap_or(label)))
                 .map(|&(slot, _)| slot)
@@ -238,8 +237,7 @@ fn set_filter(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()> {
         s.tracing.filter = filter;
         Ok(())
     })?;
-    // The old filter's slots still have trampolines: sync_all visits them too.
-    sync_all(e)
+    update_tracer(e)
 }
 
 fn kprobe_events(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()> {
@@ -282,10 +280,8 @@ fn kprobe_events(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()>
                     crate::kallsyms::KallsymsError::NotFound => Errno::ENOENT,
                     _ => Errno::EINVAL,
                 })?;
-                let slot = found.addr;
-                if found.kind != crate::kallsyms::SymKind::Func
-                    || s.ftrace.info(slot).is_none_or(|i| i.notrace)
-                {
+                let slot = Slot::new(found.addr);
+                if found.kind != crate::kallsyms::SymKind::Func || !s.ftrace.traceable(slot) {
                     return Err(Errno::EINVAL);
                 }
                 let name =
@@ -310,60 +306,54 @@ fn kprobe_events(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()>
 }
 
 fn enable_kprobe(e: &mut impl Engine, name: &str, on: bool) -> SysResult<()> {
-    let (slot, ret, func, patch) = e
+    let (probe, checked) = e
         .with_state(|s| {
             let k = s.tracing.kprobes.iter().find(|k| k.name == name)?;
-            let patch = s
-                .livepatch
-                .func_stacks
-                .get(&k.slot)
-                .and_then(|st| st.last())
-                .map(|en| en.patch.clone());
-            Some((k.slot, k.ret, k.func.clone(), patch))
+            let checked = s.ftrace.may_add_hook(k.slot, &k.hook());
+            Some((k.clone(), checked))
         })
         .ok_or(Errno::ENOENT)?;
-    if on && let Some(patch) = &patch {
-        if ret {
+    let func = &probe.func;
+    if on {
+        match checked {
+            Err(Refusal::Busy(Owner::Livepatch(patch))) => {
+                sys::printk(
+                    e,
+                    &format!(
+                        "\x013trace_kprobe: kretprobe '{name}' conflicts with livepatch '{patch}' on '{func}' (-16)"
+                    ),
+                )?;
+                return Err(Errno::EBUSY.into());
+            }
+            Err(refusal) => return Err(refusal.errno().into()),
+            Ok(()) => {}
+        }
+        let patch = e.with_state(|s| s.ftrace.redirect(probe.slot).map(|r| r.patch.clone()));
+        if let Some(patch) = patch {
             sys::printk(
                 e,
                 &format!(
-                    "\x013trace_kprobe: kretprobe '{name}' conflicts with livepatch '{patch}' on '{func}' (-16)"
+                    "\x014trace_kprobe: kprobe '{name}' on '{func}' will not be hit: livepatch '{patch}' redirects the function"
                 ),
             )?;
-            return Err(Errno::EBUSY.into());
         }
-        sys::printk(
-            e,
-            &format!(
-                "\x014trace_kprobe: kprobe '{name}' on '{func}' will not be hit: livepatch '{patch}' redirects the function"
-            ),
-        )?;
     }
     e.with_state(|s| {
-        if let Some(k) = s.tracing.kprobes.iter_mut().find(|k| k.name == name) {
-            k.enabled = on;
+        let hook = probe.hook();
+        if on {
+            s.ftrace.add_hook(probe.slot, hook)
+        } else {
+            s.ftrace.remove_hook(probe.slot, &hook);
+            Ok(())
         }
-    });
-    sync_slot(e, slot)
-}
-
-/// Warns about kprobes a live patch makes miss (called after a patch is enabled).
-///
-/// # Errors
-/// A trap while logging.
-pub fn warn_redirected(e: &mut impl Engine, patch: &str, slots: &BTreeSet<u32>) -> SysResult<()> {
-    let warnings: Vec<String> = e.with_state(|s| {
-        slots
-            .iter()
-            .flat_map(|&slot| {
-                let func = func_name(s, slot);
-                kprobes_on(s, slot).into_iter().map(move |k| {
-                    format!("\x014livepatch: '{patch}': kprobe '{k}' on '{func}' will not be hit while the function is patched")
-                })
-            })
-            .collect()
-    });
-    warnings.iter().try_for_each(|w| sys::printk(e, w))
+        .map(|()| {
+            if let Some(k) = s.tracing.kprobes.iter_mut().find(|k| k.name == name) {
+                k.enabled = on;
+            }
+        })
+    })
+    .map_err(|refusal: Refusal| refusal.errno())?;
+    ftrace::sync(e, [probe.slot])
 }
 
 /// /proc/sys/kernel/ftrace_enabled.
@@ -373,18 +363,15 @@ impl Tree for FtraceEnabled {
     fn node(s: &KernelState, rel: &str) -> Option<Node> {
         rel.is_empty().then(|| Node::Attr {
             mode: 0o644,
-            value: Some(flag(s.tracing.ftrace_enabled)),
+            value: Some(flag(s.ftrace.enabled())),
         })
     }
 
-    /// Writing 0 stops every hook; it fails with `EBUSY` while a live patch uses the hook, as
-    /// livepatch's ftrace_ops are permanent.
+    /// Writing 0 stops every hook; ftrace refuses it with `EBUSY` while a live patch uses the
+    /// hook, as livepatch's ftrace_ops are permanent.
     fn store(e: &mut impl Engine, _rel: &str, data: &[u8], _append: bool) -> SysResult<()> {
         let on = switch(data)?;
-        if !on && e.with_state(|s| !s.livepatch.func_stacks.is_empty()) {
-            return Err(Errno::EBUSY.into());
-        }
-        e.with_state(|s| s.tracing.ftrace_enabled = on);
-        sync_all(e)
+        e.with_state(|s| s.ftrace.set_enabled(on))?;
+        ftrace::sync_all(e)
     }
 }

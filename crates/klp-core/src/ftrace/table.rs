@@ -1,6 +1,6 @@
-//! The ftrace table as the host sees it: what each slot is, where its original lives, and which
-//! table ranges are free for modules.
+//! The ftrace table's layout: what each slot is, where its original lives, and the free ranges.
 
+use super::Slot;
 use crate::instrument::{FtraceMap, FuncSig};
 use std::collections::BTreeMap;
 
@@ -19,19 +19,19 @@ pub struct SlotInfo {
 
 /// Every slot of the ftrace table, kernel and modules, and the free ranges of the table.
 #[derive(Debug, Default)]
-pub struct FtraceTable {
-    slots: BTreeMap<u32, SlotInfo>,
+pub(super) struct Layout {
+    slots: BTreeMap<Slot, SlotInfo>,
     free: Vec<(u32, u32)>,
 }
 
-impl FtraceTable {
+impl Layout {
     /// The kernel's slots, from the instrumentation pass.
     ///
     /// An entry whose orig entry `slot + nr_slots` would not be a table index is left out (its
     /// slot is not a known function). A map the pass made or read back
     /// ([`FtraceMap::from_instrumented`]) has none: its slots are below `nr_slots` and
     /// `nr_slots` is at most 2^20.
-    pub fn from_map(map: &FtraceMap) -> Self {
+    pub(super) fn from_map(map: &FtraceMap) -> Self {
         let slots = map
             .entries
             .iter()
@@ -42,32 +42,27 @@ impl FtraceTable {
                     notrace: en.notrace,
                     owner: None,
                 };
-                Some((en.slot, info))
+                Some((Slot(en.slot), info))
             })
             .collect();
-        FtraceTable {
+        Layout {
             slots,
             free: Vec::new(),
         }
     }
 
     /// The slot's description, if it holds a known function.
-    pub fn info(&self, slot: u32) -> Option<&SlotInfo> {
+    pub(super) fn info(&self, slot: Slot) -> Option<&SlotInfo> {
         self.slots.get(&slot)
     }
 
     /// Number of functions with a slot (kernel and modules).
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.slots.len()
     }
 
-    /// Whether no function has a slot.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// Records a module's functions: `sigs[i]` lives at `base + i`, its original at `base + n + i`.
-    pub fn add_module(&mut self, owner: &str, base: u32, sigs: &[FuncSig]) {
+    pub(super) fn add_module(&mut self, owner: &str, base: u32, sigs: &[FuncSig]) {
         let n = sigs.len() as u32;
         for (i, sig) in (0u32..).zip(sigs) {
             let info = SlotInfo {
@@ -76,34 +71,32 @@ impl FtraceTable {
                 notrace: false,
                 owner: Some(owner.to_string()),
             };
-            self.slots.insert(base + i, info);
+            self.slots.insert(Slot(base + i), info);
         }
     }
 
     /// Forgets a module's slots and returns its range `base..base + 2n` to the free list.
-    pub fn remove_module(&mut self, base: u32, n: u32) {
+    pub(super) fn remove_module(&mut self, base: u32, n: u32) {
         for slot in base..base + n {
-            self.slots.remove(&slot);
+            self.slots.remove(&Slot(slot));
         }
-        if n > 0 {
-            self.free.push((base, 2 * n));
-        }
+        self.give_back(base, 2 * n);
     }
 
     /// Every slot that holds a known function, in slot order.
-    pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(super) fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
         self.slots.keys().copied()
     }
 
     /// Returns `len` entries from `start` to the free list.
-    pub fn give_back(&mut self, start: u32, len: u32) {
+    pub(super) fn give_back(&mut self, start: u32, len: u32) {
         if len > 0 {
             self.free.push((start, len));
         }
     }
 
     /// Takes `len` consecutive free entries if a freed range has room (first fit).
-    pub fn take_free(&mut self, len: u32) -> Option<u32> {
+    pub(super) fn take_free(&mut self, len: u32) -> Option<u32> {
         let i = self.free.iter().position(|&(_, l)| l >= len)?;
         let (start, l) = self.free[i];
         if l == len {
@@ -115,7 +108,7 @@ impl FtraceTable {
     }
 
     /// Total entries on the free list.
-    pub fn free_entries(&self) -> u32 {
+    pub(super) fn free_entries(&self) -> u32 {
         self.free.iter().map(|&(_, l)| l).sum()
     }
 }
@@ -138,19 +131,19 @@ mod tests {
             nr_slots: u32::MAX - 1,
             entries: vec![entry(0, 1), entry(1, 2)],
         };
-        let t = FtraceTable::from_map(&map);
-        assert_eq!(t.info(1).map(|i| i.orig), Some(u32::MAX));
-        assert!(t.info(2).is_none());
+        let t = Layout::from_map(&map);
+        assert_eq!(t.info(Slot(1)).map(|i| i.orig), Some(u32::MAX));
+        assert!(t.info(Slot(2)).is_none());
         assert_eq!(t.len(), 1);
     }
 
     #[test]
     fn freed_module_range_is_reused_first_fit() {
-        let mut t = FtraceTable::default();
+        let mut t = Layout::default();
         t.add_module("m", 100, &[FuncSig::default(), FuncSig::default()]);
-        assert_eq!(t.info(101).unwrap().orig, 103);
+        assert_eq!(t.info(Slot(101)).unwrap().orig, 103);
         t.remove_module(100, 2);
-        assert!(t.info(100).is_none());
+        assert!(t.info(Slot(100)).is_none());
         assert_eq!(t.take_free(3), Some(100));
         assert_eq!(t.take_free(1), Some(103));
         assert_eq!(t.take_free(1), None);

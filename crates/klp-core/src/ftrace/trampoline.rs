@@ -1,5 +1,4 @@
-//! Trampolines: a small wasm module per traced function that calls the tracing handlers and then
-//! the function's current target, built with wasm-encoder for the function's own signature.
+//! Trampolines: a wasm module per hooked function that calls the handlers, then the target.
 
 use crate::instrument::{FuncSig, ValType};
 use klp_abi::HostOp;

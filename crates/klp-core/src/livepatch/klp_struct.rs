@@ -1,0 +1,218 @@
+//! klp_patch, klp_object, klp_func (include/linux/livepatch.h), read out of module memory.
+
+use super::PatchId;
+use crate::engine::Engine;
+use crate::errno::Errno;
+use crate::ftrace::Slot;
+use crate::sys::{SysError, SysResult};
+use klp_abi::{klp_func, klp_object, klp_patch};
+
+/// Longest symbol or object name read from guest memory.
+const MAX_NAME: usize = 512;
+/// Most objects one patch may describe.
+const MAX_OBJECTS: usize = 64;
+/// Most functions one object may describe.
+const MAX_FUNCS: usize = 1 << 16;
+
+/// One patched function (`struct klp_func`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlpFunc {
+    /// Name of the function to replace.
+    pub(super) old_name: String,
+    /// Position among same-named symbols of the object; 0 means the name is unique.
+    pub(super) old_sympos: u32,
+    /// Slot (function pointer) of the replacement.
+    pub(super) new_func: Slot,
+    /// The original's slot, once its object is loaded and the name resolved.
+    pub(super) old_func: Option<Slot>,
+}
+
+impl KlpFunc {
+    /// The sysfs directory name, `old_name,sympos` (sympos 0 shows as 1, as in Linux).
+    pub fn sysfs_name(&self) -> String {
+        format!("{},{}", self.old_name, self.old_sympos.max(1))
+    }
+}
+
+/// One patched object (`struct klp_object`): vmlinux or a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlpObject {
+    /// Module name, or `None` for vmlinux.
+    pub(super) name: Option<String>,
+    pub(super) funcs: Vec<KlpFunc>,
+    /// Whether the object's functions are on their func_stacks.
+    pub(super) patched: bool,
+}
+
+impl KlpObject {
+    /// Module name, or `None` for vmlinux.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// `vmlinux` or the module's name, as sysfs shows it.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or("vmlinux")
+    }
+
+    /// The functions to patch in it.
+    pub fn funcs(&self) -> &[KlpFunc] {
+        &self.funcs
+    }
+
+    /// Whether the object's functions are on their func_stacks.
+    pub fn patched(&self) -> bool {
+        self.patched
+    }
+
+    /// Whether every function's original has been found.
+    pub(super) fn resolved(&self) -> bool {
+        self.funcs.iter().all(|f| f.old_func.is_some())
+    }
+}
+
+/// One live patch (`struct klp_patch`); its name is the name of its module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlpPatch {
+    pub(super) id: PatchId,
+    /// The patch module's name.
+    pub(super) name: String,
+    /// Address of the `klp_patch` structure in kernel memory (`klp_disable_patch()` finds the
+    /// patch by it).
+    pub(super) addr: u32,
+    pub(super) replace: bool,
+    pub(super) objs: Vec<KlpObject>,
+    pub(super) enabled: bool,
+}
+
+impl KlpPatch {
+    /// The patch's identity while it is registered.
+    pub fn id(&self) -> PatchId {
+        self.id
+    }
+
+    /// The patch module's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Atomic replace: every function of older patches that this one does not patch reverts.
+    pub fn replace(&self) -> bool {
+        self.replace
+    }
+
+    /// The objects it patches.
+    pub fn objs(&self) -> &[KlpObject] {
+        &self.objs
+    }
+
+    /// Whether it is enabled.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+}
+
+/// What a module's `klp_patch` says, before the patch is registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PatchDesc {
+    /// Address of the `klp_patch` structure in kernel memory (identifies the patch).
+    pub(super) addr: u32,
+    /// `klp_patch.replace`.
+    pub(super) replace: bool,
+    /// The objects, with their functions unresolved.
+    pub(super) objs: Vec<KlpObject>,
+}
+
+fn read_u32(e: &mut impl Engine, addr: u32) -> SysResult<u32> {
+    let mut raw = [0u8; 4];
+    e.read(addr, &mut raw)
+        .map_err(|_| SysError::Errno(Errno::EFAULT))?;
+    Ok(u32::from_le_bytes(raw))
+}
+
+/// Reads a NUL-terminated string of at most [`MAX_NAME`] bytes.
+fn read_cstr(e: &mut impl Engine, addr: u32) -> SysResult<String> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 64];
+    while bytes.len() < MAX_NAME {
+        let at = addr.checked_add(bytes.len() as u32).ok_or(Errno::EFAULT)?;
+        // Read byte-wise near the end of memory, where a whole chunk may not fit.
+        let n = if e.read(at, &mut chunk).is_ok() {
+            chunk.len()
+        } else {
+            e.read(at, &mut chunk[..1])
+                .map_err(|_| SysError::Errno(Errno::EFAULT))?;
+            1
+        };
+        if let Some(end) = chunk[..n].iter().position(|&b| b == 0) {
+            bytes.extend_from_slice(&chunk[..end]);
+            return String::from_utf8(bytes).map_err(|_| Errno::EINVAL.into());
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    Err(Errno::EINVAL.into())
+}
+
+/// Reads a `klp_patch` and everything it points to.
+///
+/// # Errors
+/// `EFAULT` for pointers outside memory, `EINVAL` for unterminated or oversized tables or names.
+pub(super) fn read_patch(e: &mut impl Engine, addr: u32) -> SysResult<PatchDesc> {
+    let objs_addr = read_u32(e, addr + klp_patch::OBJS)?;
+    let replace = read_u32(e, addr + klp_patch::REPLACE)? != 0;
+    let mut objs = Vec::new();
+    for i in 0..=MAX_OBJECTS {
+        if i == MAX_OBJECTS {
+            return Err(Errno::EINVAL.into());
+        }
+        let obj = objs_addr
+            .checked_add(klp_object::SIZE * i as u32)
+            .ok_or(Errno::EFAULT)?;
+        let name_ptr = read_u32(e, obj + klp_object::NAME)?;
+        let funcs_ptr = read_u32(e, obj + klp_object::FUNCS)?;
+        if funcs_ptr == 0 {
+            break;
+        }
+        let obj_name = if name_ptr == 0 {
+            None
+        } else {
+            Some(read_cstr(e, name_ptr)?)
+        };
+        objs.push(KlpObject {
+            name: obj_name,
+            funcs: read_funcs(e, funcs_ptr)?,
+            patched: false,
+        });
+    }
+    if objs.is_empty() || objs.iter().any(|o| o.funcs.is_empty()) {
+        return Err(Errno::EINVAL.into());
+    }
+    Ok(PatchDesc {
+        addr,
+        replace,
+        objs,
+    })
+}
+
+fn read_funcs(e: &mut impl Engine, addr: u32) -> SysResult<Vec<KlpFunc>> {
+    let mut funcs = Vec::new();
+    for i in 0..=MAX_FUNCS {
+        if i == MAX_FUNCS {
+            return Err(Errno::EINVAL.into());
+        }
+        let f = addr
+            .checked_add(klp_func::SIZE * i as u32)
+            .ok_or(Errno::EFAULT)?;
+        let name_ptr = read_u32(e, f + klp_func::OLD_NAME)?;
+        if name_ptr == 0 {
+            return Ok(funcs);
+        }
+        funcs.push(KlpFunc {
+            old_name: read_cstr(e, name_ptr)?,
+            new_func: Slot::new(read_u32(e, f + klp_func::NEW_FUNC)?),
+            old_sympos: read_u32(e, f + klp_func::OLD_SYMPOS)?,
+            old_func: None,
+        });
+    }
+    Err(Errno::EINVAL.into())
+}

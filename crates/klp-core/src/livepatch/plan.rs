@@ -1,0 +1,290 @@
+//! Plans and their driver: the state and the slots change first, the messages come last.
+
+use super::{Level, Livepatch, Message};
+use crate::engine::Engine;
+use crate::errno::Errno;
+use crate::ftrace::{self, Slot};
+use crate::loader::{self, FirstError, first_or_trap, retried};
+use crate::state::KernelState;
+use crate::sys::{self, SysError, SysResult};
+use std::collections::BTreeSet;
+
+/// A change being worked out on a copy of the livepatch state.
+#[derive(Debug)]
+pub(super) struct Draft {
+    /// The state as it will be.
+    pub(super) lp: Livepatch,
+    /// The functions whose func_stack changed.
+    slots: BTreeSet<Slot>,
+    messages: Vec<Message>,
+}
+
+impl Draft {
+    /// A draft starting from `lp`.
+    pub(super) fn new(lp: Livepatch) -> Self {
+        Draft {
+            lp,
+            slots: BTreeSet::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    /// Notes that `slot`'s func_stack changed: its redirect follows the new top.
+    pub(super) fn touch(&mut self, slot: Slot) {
+        self.slots.insert(slot);
+    }
+
+    fn say(&mut self, level: Level, text: String) {
+        self.messages.push(Message { level, text });
+    }
+
+    /// `pr_err`.
+    pub(super) fn err(&mut self, text: String) {
+        self.say(Level::Err, text);
+    }
+
+    /// `pr_warn`.
+    pub(super) fn warn(&mut self, text: String) {
+        self.say(Level::Warning, text);
+    }
+
+    /// `pr_notice`.
+    pub(super) fn notice(&mut self, text: String) {
+        self.say(Level::Notice, text);
+    }
+
+    /// `pr_debug`.
+    pub(super) fn debug(&mut self, text: String) {
+        self.say(Level::Debug, text);
+    }
+
+    /// The plan to commit the draft.
+    pub(super) fn finish(self) -> Plan {
+        Plan {
+            outcome: Ok(self.lp),
+            slots: self.slots,
+            messages: self.messages,
+        }
+    }
+
+    /// The plan of a refusal: nothing changes, the messages say why.
+    pub(super) fn refuse(self, errno: Errno) -> Plan {
+        Plan {
+            outcome: Err(errno),
+            slots: BTreeSet::new(),
+            messages: self.messages,
+        }
+    }
+}
+
+/// What an operation does: the state it leaves, the functions whose redirect changes, and what
+/// it prints.
+#[derive(Debug)]
+pub(super) struct Plan {
+    outcome: Result<Livepatch, Errno>,
+    slots: BTreeSet<Slot>,
+    messages: Vec<Message>,
+}
+
+impl Plan {
+    /// A refusal without a message.
+    pub(super) fn refused(errno: Errno) -> Plan {
+        Plan {
+            outcome: Err(errno),
+            slots: BTreeSet::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    /// Installs the plan's state and redirects without an engine (no table, no reference
+    /// counts); returns the refusal's errno.
+    #[cfg(test)]
+    pub(super) fn install(self, s: &mut KernelState) -> Result<(), Errno> {
+        let after = self.outcome?;
+        let installed = install(s, after, &self.slots);
+        assert!(installed.redirected.is_ok(), "ftrace took every redirect");
+        Ok(())
+    }
+
+    /// The messages, as `level text`.
+    #[cfg(test)]
+    pub(super) fn lines(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .map(|m| format!("{} {}", m.level as u8, m.text))
+            .collect()
+    }
+}
+
+/// Commits a plan: the livepatch state and ftrace's redirects change, the table is written, the
+/// reference counts follow; any failure there puts everything back. Then the messages are
+/// printed, so a trap while printing leaves the change whole.
+///
+/// # Errors
+/// The refusal's errno, the commit's error, or a trap while printing.
+pub(super) fn commit(e: &mut impl Engine, plan: Plan) -> SysResult<()> {
+    let Plan {
+        outcome,
+        slots,
+        messages,
+    } = plan;
+    match outcome {
+        // A failed switch was undone: there is nothing to report but its error.
+        Ok(after) => switch(e, after, &slots).and_then(|()| print(e, &messages)),
+        Err(errno) => Err(first_or_trap(errno.into(), print(e, &messages))),
+    }
+}
+
+/// Prints the messages in order; stops at a trap.
+fn print(e: &mut impl Engine, messages: &[Message]) -> SysResult<()> {
+    messages
+        .iter()
+        .try_for_each(|m| sys::printk(e, &format!("\x01{}livepatch: {}", m.level as u8, m.text)))
+}
+
+/// What [`install`] leaves for the driver to finish or undo.
+struct Installed {
+    /// The state before.
+    before: Livepatch,
+    /// Whether ftrace took every redirect.
+    redirected: SysResult<()>,
+    /// The reference counts to set: module, reference its own patch holds.
+    refcnts: Vec<(String, u32)>,
+}
+
+/// Installs `after` as the livepatch state and has ftrace redirect `slots` to their new tops.
+fn install(s: &mut KernelState, after: Livepatch, slots: &BTreeSet<Slot>) -> Installed {
+    let before = std::mem::replace(&mut s.livepatch, after);
+    let redirected = redirect(s, slots);
+    let refcnts = refcnt_changes(&before, &s.livepatch);
+    Installed {
+        before,
+        redirected,
+        refcnts,
+    }
+}
+
+/// Installs `after`, then writes the table and sets the reference counts that follow.
+fn switch(e: &mut impl Engine, after: Livepatch, slots: &BTreeSet<Slot>) -> SysResult<()> {
+    let Installed {
+        before,
+        redirected,
+        refcnts,
+    } = e.with_state(|s| install(s, after, slots));
+    let done = redirected
+        .and_then(|()| ftrace::sync(e, slots.iter().copied()))
+        .and_then(|()| {
+            refcnts
+                .iter()
+                .try_for_each(|(module, own)| loader::set_refcnt(e, module, *own))
+        });
+    match done {
+        Ok(()) => Ok(()),
+        Err(err) => Err(first_or_trap(err, restore(e, before))),
+    }
+}
+
+/// Asks ftrace to point each of `slots` at the top of its func_stack, or back at the original.
+/// Every slot is visited even when ftrace refuses one.
+fn redirect(s: &mut KernelState, slots: &BTreeSet<Slot>) -> SysResult<()> {
+    let mut result = Ok(());
+    for &slot in slots {
+        let top = s.livepatch.stacks.top(slot).map(|en| {
+            let patch = s.livepatch.get(en.patch()).map(|p| p.name.clone());
+            (patch.unwrap_or_default(), en.new_func())
+        });
+        let done = match top {
+            Some((patch, target)) => s.ftrace.set_redirect(slot, &patch, target),
+            None => {
+                s.ftrace.clear_redirect(slot);
+                Ok(())
+            }
+        };
+        if let Err(refusal) = done {
+            result = result.and(Err(SysError::Errno(refusal.errno())));
+        }
+    }
+    result
+}
+
+/// The modules whose patch changed between enabled and disabled, with the reference their patch
+/// now holds on them (1 or 0), by name.
+fn refcnt_changes(before: &Livepatch, after: &Livepatch) -> Vec<(String, u32)> {
+    let mut names: Vec<&str> = before
+        .patches()
+        .chain(after.patches())
+        .map(|p| p.name.as_str())
+        .filter(|name| before.is_enabled(name) != after.is_enabled(name))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| (name.to_string(), u32::from(after.is_enabled(name))))
+        .collect()
+}
+
+/// Restores the livepatch state saved before a failed operation, then what follows from it:
+/// every function whose func_stack differs is redirected to its top again, and every module
+/// whose patch changed between enabled and disabled gets its reference count back. Every step
+/// runs even when one fails.
+///
+/// # Errors
+/// The first error (a trap before any other).
+pub(crate) fn restore(e: &mut impl Engine, before: Livepatch) -> SysResult<()> {
+    let (slots, redirected, refcnts) = e.with_state(|s| {
+        let now = std::mem::replace(&mut s.livepatch, before);
+        let was = &s.livepatch;
+        let slots: BTreeSet<Slot> = now
+            .stacks
+            .iter()
+            .chain(was.stacks.iter())
+            .filter(|&(slot, _)| now.stacks.get(slot) != was.stacks.get(slot))
+            .map(|(slot, _)| slot)
+            .collect();
+        let refcnts = refcnt_changes(&now, was);
+        let redirected = redirect(s, &slots);
+        (slots, redirected, refcnts)
+    });
+    let mut errors = FirstError::default();
+    errors.note(redirected);
+    errors.note(ftrace::sync(e, slots));
+    for (module, own) in &refcnts {
+        errors.note(retried(e, |e| loader::set_refcnt(e, module, *own)));
+    }
+    errors.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::livepatch::{KlpPatch, PatchId};
+
+    fn with(patches: &[(&str, bool)]) -> Livepatch {
+        let patches = (0u32..)
+            .zip(patches)
+            .map(|(i, &(name, enabled))| KlpPatch {
+                id: PatchId(i),
+                name: name.into(),
+                addr: i,
+                replace: false,
+                objs: Vec::new(),
+                enabled,
+            })
+            .collect();
+        Livepatch {
+            patches,
+            ..Livepatch::default()
+        }
+    }
+
+    #[test]
+    fn reference_counts_follow_the_patches_that_changed_between_enabled_and_disabled() {
+        let before = with(&[("a", true), ("b", false), ("c", true), ("gone", true)]);
+        let after = with(&[("a", false), ("b", true), ("c", true), ("new", false)]);
+        assert_eq!(
+            refcnt_changes(&before, &after),
+            [("a".into(), 0), ("b".into(), 1), ("gone".into(), 0)]
+        );
+    }
+}
