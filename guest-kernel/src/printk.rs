@@ -81,6 +81,7 @@ static LOG: Global<LogBuf> = Global::new(LogBuf {
 /// One stored record, borrowed from the ring.
 struct Record<'a> {
     ts_nsec: u64,
+    level: u8,
     text: &'a [u8],
 }
 
@@ -106,6 +107,7 @@ impl LogBuf {
         let text_len = u16::from_le_bytes([b[10], b[11]]) as usize;
         Record {
             ts_nsec,
+            level: b[12],
             text: &self.buf[idx + HDR..idx + HDR + text_len],
         }
     }
@@ -221,13 +223,14 @@ pub unsafe extern "C" fn printk(msg: *const u8, len: usize) -> i32 {
     len as i32
 }
 
-/// Writes one record as `dmesg` prints it: `[    5.123456] text`, the prefix repeated for
-/// every line of a multi-line record.
+/// Writes one record as syslog(2) returns it: `<6>[    5.123456] text`, the prefix repeated for
+/// every line of a multi-line record (`dmesg` strips the `<level>`, `dmesg -x` decodes it).
 fn print_record(rec: &Record<'_>, out: &mut impl Write) -> fmt::Result {
     let secs = rec.ts_nsec / 1_000_000_000;
     let micros = rec.ts_nsec % 1_000_000_000 / 1000;
     for line in rec.text.split(|&b| b == b'\n') {
-        write!(out, "[{secs:5}.{micros:06}] ")?;
+        // syslog(2)'s format: `<facility * 8 + level>` (facility 0, kern), then the time.
+        write!(out, "<{}>[{secs:5}.{micros:06}] ", rec.level)?;
         out.write_str(core::str::from_utf8(line).unwrap_or("<non-UTF-8 message>"))?;
         out.write_char('\n')?;
     }

@@ -1,18 +1,7 @@
 //! The `klp` binary end to end: `run -c`, `demo`, `instrument`, `kallsyms`.
 
-use std::process::Command;
-
-fn klp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_klp"))
-        .args(args)
-        .output()
-        .expect("klp runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod klp_bin;
+use klp_bin::klp;
 
 #[test]
 fn run_prints_the_command_line_the_kernel_booted_with() {

@@ -2,21 +2,10 @@
 //! host directories appear only where `--mount` or `--modules` put them, and cannot be escaped.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+mod klp_bin;
+use klp_bin::klp;
 
 const MODULES: &str = "/lib/modules/6.12.0-klp";
-
-fn klp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_klp"))
-        .args(args)
-        .output()
-        .expect("klp runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A directory this test made under the system's temp dir, removed on drop.
 struct Scratch(PathBuf);

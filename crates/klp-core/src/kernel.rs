@@ -96,6 +96,8 @@ pub fn run_task<E: Engine, T>(
                 // The log may be what broke; the report is returned either way.
                 let _ = sys::printk(e, &format!("\x014{line}"));
             }
+            // Closing the files or logging may have trapped too, leaving the stack pointer moved.
+            e.set_stack_pointer(sp);
             Err(TaskError::Oops(Oops { report }))
         }
         Err(other) => Err(TaskError::Sys(other)),

@@ -258,7 +258,7 @@ pub fn uname(e: &mut impl Engine) -> SysResult<Utsname> {
     Ok(Utsname { fields })
 }
 
-/// `syslog(2)` READ_ALL: the log as `dmesg` prints it.
+/// `syslog(2)` READ_ALL: the log as the kernel returns it, each line `<level>[time] text`.
 ///
 /// # Errors
 /// A trap.
@@ -272,6 +272,19 @@ pub fn syslog_read_all(e: &mut impl Engine) -> SysResult<String> {
     let mut raw = vec![0u8; n.min(USER_BUFFER_SIZE as usize)];
     e.read(buf, &mut raw)?;
     Ok(String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// One line of a syslog(2) read: its log level (`None` without a `<N>` prefix) and its text.
+pub fn syslog_line(line: &str) -> (Option<u8>, &str) {
+    let prefix = line
+        .strip_prefix('<')
+        .and_then(|rest| rest.split_once('>'))
+        .and_then(|(n, text)| Some((n.parse::<u32>().ok()?, text)));
+    match prefix {
+        // The level is the low three bits; the rest is the facility (0: kern).
+        Some((pri, text)) => (Some((pri & 7) as u8), text),
+        None => (None, line),
+    }
 }
 
 /// `syslog(2)` CLEAR.
@@ -303,6 +316,16 @@ pub fn printk(e: &mut impl Engine, msg: &str) -> SysResult<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn syslog_lines_split_into_level_and_text() {
+        assert_eq!(
+            super::syslog_line("<5>[    0.1] livepatch: x"),
+            (Some(5), "[    0.1] livepatch: x")
+        );
+        assert_eq!(super::syslog_line("plain"), (None, "plain"));
+        assert_eq!(super::syslog_line("<x>y"), (None, "<x>y"));
+    }
+
     use super::*;
     use klp_abi::dirent::{DT_DIR, DT_REG};
 

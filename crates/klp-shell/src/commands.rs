@@ -17,7 +17,7 @@ const HELP: &[(&str, &str)] = &[
     ("mkdir [-p] DIR...", "create directories"),
     ("rm [-r] [-f] FILE...", "remove files"),
     ("rmdir DIR...", "remove empty directories"),
-    ("dmesg [-C | -c]", "print (and clear) the kernel log"),
+    ("dmesg [-C | -c] [-r | -x]", "print (and clear) the kernel log; raw or with levels"),
     ("uname [-asnrvm]", "print system information"),
     ("insmod NAME|PATH [param=value...]", "load a module"),
     ("rmmod NAME", "unload a module"),
@@ -361,9 +361,14 @@ fn rmdir(e: &mut impl Engine, host: &mut dyn Host, args: &[&str]) -> i32 {
     status
 }
 
+/// util-linux's names of the log levels, for `dmesg -x`.
+const LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+];
+
 fn dmesg(e: &mut impl Engine, host: &mut dyn Host, args: &[&str]) -> i32 {
     let (flags, _) = split_flags(args);
-    if let Some(bad) = flags.chars().find(|c| !matches!(c, 'C' | 'c')) {
+    if let Some(bad) = flags.chars().find(|c| !matches!(c, 'C' | 'c' | 'r' | 'x')) {
         host.err(&format!("dmesg: invalid option -- '{bad}'\n"));
         return 1;
     }
@@ -378,13 +383,25 @@ fn dmesg(e: &mut impl Engine, host: &mut dyn Host, args: &[&str]) -> i32 {
         }
         Ok(text)
     });
-    match result {
-        Ok(text) => {
-            host.out(&text);
-            0
-        }
-        Err(err) => report(host, "dmesg", "syslog", err),
+    let raw = match result {
+        Ok(text) => text,
+        Err(err) => return report(host, "dmesg", "syslog", err),
+    };
+    if flags.contains('r') {
+        host.out(&raw);
+        return 0;
     }
+    for line in raw.lines() {
+        let (level, text) = sys::syslog_line(line);
+        match level {
+            Some(level) if flags.contains('x') => {
+                let name = LEVELS[usize::from(level)];
+                host.out(&format!("kern  :{name:<6}: {text}\n"));
+            }
+            _ => host.out(&format!("{text}\n")),
+        }
+    }
+    0
 }
 
 fn uname(e: &mut impl Engine, host: &mut dyn Host, args: &[&str]) -> i32 {

@@ -17,7 +17,6 @@ use crate::tracing::tracefs;
 use hostdir::HostDir;
 use modules::ModuleFiles;
 use mounts::{Backend, Change};
-use std::borrow::Cow;
 
 /// Where `/proc/kallsyms` lives.
 const KALLSYMS: &str = "/proc/kallsyms";
@@ -361,16 +360,6 @@ pub fn mount_modules(e: &mut impl Engine, files: ModuleFiles) -> SysResult<()> {
 /// The modules directory, `/lib/modules/<release>`.
 pub fn modules_dir(e: &mut impl Engine) -> String {
     modules::dir(&e.with_state(|s| s.mounts.release().to_string()))
-}
-
-/// Adds a module file to `/lib/modules/<release>` (the page's modules), replacing one of the
-/// same stem.
-pub fn add_module_file(e: &mut impl Engine, stem: &str, wasm: Vec<u8>) {
-    e.with_state(|s| {
-        if let Some(files) = s.mounts.module_files() {
-            files.add(stem, Cow::Owned(wasm));
-        }
-    });
 }
 
 /// Reads a module for `insmod`: a path (it has a `/` or ends in `.wasm`/`.ko`) anywhere in the

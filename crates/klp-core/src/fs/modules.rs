@@ -3,7 +3,6 @@
 
 use crate::errno::Errno;
 use crate::sys::{S_IFDIR, Stat};
-use std::borrow::Cow;
 
 const S_IFREG: u32 = 0o100000;
 
@@ -36,7 +35,7 @@ pub fn candidates(release: &str, name: &str) -> Vec<String> {
 /// The module files of the tree, by file stem.
 #[derive(Debug, Clone, Default)]
 pub struct ModuleFiles {
-    files: Vec<(String, Cow<'static, [u8]>)>,
+    files: Vec<(String, &'static [u8])>,
 }
 
 impl ModuleFiles {
@@ -45,13 +44,13 @@ impl ModuleFiles {
     pub fn embedded(modules: &[(&str, &'static [u8])]) -> ModuleFiles {
         let mut files = ModuleFiles::default();
         for &(stem, wasm) in modules {
-            files.add(stem, Cow::Borrowed(wasm));
+            files.add(stem, wasm);
         }
         files
     }
 
     /// Adds a module file, or replaces the one of the same stem.
-    pub fn add(&mut self, stem: &str, wasm: Cow<'static, [u8]>) {
+    pub fn add(&mut self, stem: &str, wasm: &'static [u8]) {
         self.files.retain(|(s, _)| s != stem);
         self.files.push((stem.to_string(), wasm));
         self.files.sort_by(|a, b| a.0.cmp(&b.0));
@@ -62,7 +61,7 @@ impl ModuleFiles {
         self.files
             .iter()
             .find(|(s, _)| s == stem)
-            .map(|(_, wasm)| wasm.as_ref())
+            .map(|&(_, wasm)| wasm)
     }
 
     /// A file's contents.

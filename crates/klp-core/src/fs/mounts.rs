@@ -73,14 +73,6 @@ impl Mounts {
         });
     }
 
-    /// The modules tree, to add module files to.
-    pub fn module_files(&mut self) -> Option<&mut ModuleFiles> {
-        self.list.iter_mut().find_map(|m| match &mut m.backend {
-            Backend::Modules(files) => Some(files),
-            Backend::Host(_) => None,
-        })
-    }
-
     /// The mount that serves `path` (normalized), and the path relative to it: the deepest
     /// mount point that contains it, the latest one among equals.
     pub fn resolve(&self, path: &str) -> Option<(usize, String)> {

@@ -13,7 +13,7 @@ mkdir /lib/modules/6.12.0-klp/d
 rmdir /lib/modules/6.12.0-klp
 insmod hello && lsmod | grep -c hello
 rmmod hello
-cat /proc/kallsyms | grep cmdline_proc_show
+cat /proc/kallsyms | grep -c ' t cmdline_proc_show$'
 insmod livepatch-sample && cat /proc/cmdline
 dmesg | grep livepatch: | grep -c transition
 lsmod | wc -l
