@@ -17,7 +17,10 @@ const HELP: &[(&str, &str)] = &[
     ("mkdir [-p] DIR...", "create directories"),
     ("rm [-r] [-f] FILE...", "remove files"),
     ("rmdir DIR...", "remove empty directories"),
-    ("dmesg [-C | -c] [-r | -x]", "print (and clear) the kernel log; raw or with levels"),
+    (
+        "dmesg [-C | -c] [-r | -x]",
+        "print (and clear) the kernel log; raw or with levels",
+    ),
     ("uname [-asnrvm]", "print system information"),
     ("insmod NAME|PATH [param=value...]", "load a module"),
     ("rmmod NAME", "unload a module"),
