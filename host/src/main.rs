@@ -8,8 +8,8 @@ use klp_artifacts as artifacts;
 use klp_core::fs::hostdir::StdDir;
 use klp_shell::{self as shell, Host, Shell};
 use klp_wasmtime::{self as rt, Options};
-use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 
 /// The command line the kernel boots with unless `--cmdline` says otherwise.
 const DEFAULT_CMDLINE: &str = "console=hvc0 root=/dev/ram0 rw";
@@ -78,6 +78,31 @@ struct RunArgs {
     inline: bool,
 }
 
+/// The largest file `klp` reads (a kernel, a script, a kernel to instrument or list): 64 MiB.
+const MAX_INPUT: u64 = 64 << 20;
+
+/// Reads a regular file of at most [`MAX_INPUT`] bytes; a FIFO or a device is refused before it
+/// is opened, and a file growing while it is read stops at the limit and one byte.
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    let read = || -> Result<Vec<u8>> {
+        let meta = std::fs::metadata(path)?;
+        if !meta.is_file() {
+            bail!("not a regular file");
+        }
+        let file = std::fs::File::open(path)?;
+        if file.metadata()?.len() > MAX_INPUT {
+            bail!("File too large");
+        }
+        let mut data = Vec::new();
+        file.take(MAX_INPUT + 1).read_to_end(&mut data)?;
+        if data.len() as u64 > MAX_INPUT {
+            bail!("File too large");
+        }
+        Ok(data)
+    };
+    read().with_context(|| format!("reading {}", path.display()))
+}
+
 /// The shell's surroundings on a terminal.
 struct Terminal;
 
@@ -132,7 +157,7 @@ fn mount(engine: &mut rt::WasmtimeEngine, option: &str, spec: &MountSpec) -> Res
 
 fn run(args: RunArgs) -> Result<i32> {
     let kernel = match &args.kernel {
-        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        Some(path) => read_input(path)?,
         None => artifacts::KERNEL.to_vec(),
     };
     let mut engine = rt::boot(
@@ -167,8 +192,8 @@ fn run(args: RunArgs) -> Result<i32> {
         return Ok(shell.run(&mut engine, &mut host, commands));
     }
     if let Some(path) = &args.script {
-        let script =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let script = String::from_utf8(read_input(path)?)
+            .with_context(|| format!("reading {}", path.display()))?;
         return Ok(shell.run(&mut engine, &mut host, &script));
     }
     let interactive = std::io::stdin().is_terminal();
@@ -225,8 +250,7 @@ fn try_main() -> Result<i32> {
         Command::Run(args) => run(args)?,
         Command::Demo => demo()?,
         Command::Instrument { input, output } => {
-            let wasm =
-                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let wasm = read_input(&input)?;
             let out = klp_passes::instrument::instrument(&wasm, &[])?;
             std::fs::write(&output, &out.wasm)
                 .with_context(|| format!("writing {}", output.display()))?;
@@ -241,9 +265,7 @@ fn try_main() -> Result<i32> {
         }
         Command::Kallsyms { file } => {
             let wasm = match file {
-                Some(path) => {
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
-                }
+                Some(path) => read_input(&path)?,
                 None => artifacts::KERNEL.to_vec(),
             };
             let image = klp_core::kernel::prepare(&wasm, "", true)?;

@@ -3,18 +3,23 @@
 
 use crate::errno::Errno;
 use crate::sys::{S_IFDIR, Stat};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 const S_IFREG: u32 = 0o100000;
 
+/// The largest host file a mount reads (64 MiB): a bigger one is `EFBIG`, as a read past
+/// `kernel_read_file`'s `max_size` is in Linux.
+pub const MAX_READ: u64 = 64 << 20;
+
 /// The host side of a mount: file operations on paths relative to the mounted directory
 /// (`""` is its root, components are separated by `/` and never `.` or `..`).
 pub trait HostDir: Send {
-    /// A file's contents.
+    /// A regular file's contents.
     ///
     /// # Errors
-    /// `ENOENT`, `EISDIR`, `EACCES`, ...
+    /// `ENOENT`, `EISDIR`, `EACCES`, `EINVAL` for a FIFO or device (as `kernel_read_file`),
+    /// `EFBIG` past [`MAX_READ`], ...
     fn read(&self, rel: &str) -> Result<Vec<u8>, Errno>;
     /// Creates, truncates or appends to a file.
     ///
@@ -106,10 +111,31 @@ fn kind_of(meta: &std::fs::Metadata) -> u32 {
 impl HostDir for StdDir {
     fn read(&self, rel: &str) -> Result<Vec<u8>, Errno> {
         let path = self.existing(rel)?;
-        if path.is_dir() {
+        // The type is checked before opening: opening a FIFO blocks until it has a writer.
+        let meta = std::fs::metadata(&path).map_err(|e| io(&e))?;
+        if meta.is_dir() {
             return Err(Errno::EISDIR);
         }
-        std::fs::read(path).map_err(|e| io(&e))
+        if !meta.is_file() {
+            return Err(Errno::EINVAL);
+        }
+        let file = std::fs::File::open(path).map_err(|e| io(&e))?;
+        let meta = file.metadata().map_err(|e| io(&e))?;
+        if !meta.is_file() {
+            return Err(Errno::EINVAL);
+        }
+        if meta.len() > MAX_READ {
+            return Err(Errno::EFBIG);
+        }
+        // The file may grow while it is read: never more than the limit and one byte.
+        let mut data = Vec::new();
+        file.take(MAX_READ + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| io(&e))?;
+        if data.len() as u64 > MAX_READ {
+            return Err(Errno::EFBIG);
+        }
+        Ok(data)
     }
 
     fn write(&self, rel: &str, data: &[u8], append: bool) -> Result<(), Errno> {
@@ -255,6 +281,32 @@ mod tests {
         // Removing a link removes the link, never its target.
         dir.unlink("abs").unwrap();
         assert!(outside.0.join("secret").exists());
+    }
+
+    #[test]
+    fn reading_a_fifo_is_refused_without_blocking() {
+        let tmp = Scratch::new("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(tmp.0.join("pipe"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let dir = StdDir::open(&tmp.0).unwrap();
+        assert_eq!(dir.read("pipe"), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn reading_a_file_past_the_limit_is_file_too_large() {
+        let tmp = Scratch::new("big");
+        let file = std::fs::File::create(tmp.0.join("big")).unwrap();
+        file.set_len(MAX_READ + 1).unwrap();
+        std::fs::File::create(tmp.0.join("limit"))
+            .unwrap()
+            .set_len(MAX_READ)
+            .unwrap();
+        let dir = StdDir::open(&tmp.0).unwrap();
+        assert_eq!(dir.read("big"), Err(Errno::EFBIG));
+        assert_eq!(dir.read("limit").unwrap().len() as u64, MAX_READ);
     }
 
     #[test]
