@@ -101,12 +101,21 @@ pub fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// [`normalize`]s a path a caller gave; one with a NUL byte is `EINVAL` before any call: the
+/// kernel's C strings would end there, and a file so named would make its directory unlistable.
+fn checked(path: &str) -> Result<String, Errno> {
+    if path.contains('\0') {
+        return Err(Errno::EINVAL);
+    }
+    Ok(normalize(path))
+}
+
 /// Reads a whole file.
 ///
 /// # Errors
-/// `ENOENT`, `EISDIR`, `EACCES` and the like, or a trap (oops).
+/// `ENOENT`, `EISDIR`, `EACCES`, `EINVAL` for a NUL in the path, and the like, or a trap (oops).
 pub fn read_file(e: &mut impl Engine, path: &str) -> SysResult<Vec<u8>> {
-    let path = normalize(path);
+    let path = checked(path)?;
     match served(e, &path) {
         Some(Served::ProcMounts) => Ok(e.with_state(|s| s.mounts.proc_mounts()).into_bytes()),
         Some(Served::Kallsyms) => Ok(e.with_state(|s| s.kallsyms.format()).into_bytes()),
@@ -140,7 +149,7 @@ pub fn write_file(
     data: &[u8],
     append: bool,
 ) -> Result<(), WriteError> {
-    let path = normalize(path);
+    let path = checked(path).map_err(|err| WriteError::Open(err.into()))?;
     match served(e, &path) {
         Some(Served::Mount(i, rel)) => e.with_state(|s| {
             s.mounts
@@ -175,9 +184,9 @@ pub fn write_file(
 /// `stat` of any path.
 ///
 /// # Errors
-/// `ENOENT` and the like, or a trap.
+/// `ENOENT`, `EINVAL` for a NUL in the path, and the like, or a trap.
 pub fn stat(e: &mut impl Engine, path: &str) -> SysResult<Stat> {
-    let path = normalize(path);
+    let path = checked(path)?;
     match served(e, &path) {
         Some(Served::Mount(i, rel)) => Ok(e.with_state(|s| s.mounts.stat(i, &rel))?),
         Some(served) => {
@@ -206,9 +215,9 @@ pub struct Entry {
 /// Lists a directory, sorted by name; mount points inside it are listed too.
 ///
 /// # Errors
-/// `ENOENT`, `ENOTDIR`, or a trap.
+/// `ENOENT`, `ENOTDIR`, `EINVAL` for a NUL in the path, or a trap.
 pub fn list_dir(e: &mut impl Engine, path: &str) -> SysResult<Vec<Entry>> {
-    let path = normalize(path);
+    let path = checked(path)?;
     let mut entries = match served(e, &path) {
         Some(Served::Mount(i, rel)) => e.with_state(|s| s.mounts.list(i, &rel))?,
         Some(served) => tree!(served, e, list(), other => Err(Errno::ENOTDIR))?,
@@ -245,9 +254,9 @@ pub fn is_dir(stat: &Stat) -> bool {
 }
 
 /// Creates, removes a file or removes a directory: in a mount through its backend, in the
-/// kernel through its syscalls; the host trees refuse with `EPERM`.
+/// kernel through its syscalls; the host trees refuse with `EPERM`, a NUL in the path is `EINVAL`.
 fn change(e: &mut impl Engine, path: &str, op: Change) -> SysResult<()> {
-    let path = normalize(path);
+    let path = checked(path)?;
     match served(e, &path) {
         Some(Served::Mount(i, rel)) => Ok(e.with_state(|s| s.mounts.change(i, &rel, op))?),
         Some(_) => Err(Errno::EPERM.into()),
@@ -394,6 +403,12 @@ mod tests {
         assert_eq!(normalize("/proc//./sys/../cmdline"), "/proc/cmdline");
         assert_eq!(normalize("tmp/x"), "/tmp/x");
         assert_eq!(normalize("/.."), "/");
+    }
+
+    #[test]
+    fn a_path_with_a_nul_byte_is_invalid() {
+        assert_eq!(checked("/tmp/a\0b"), Err(Errno::EINVAL));
+        assert_eq!(checked("/tmp//a"), Ok("/tmp/a".to_string()));
     }
 
     #[test]

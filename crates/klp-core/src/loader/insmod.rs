@@ -2,7 +2,9 @@
 
 use super::resolve::resolve;
 use super::undo::{Transaction, Undo};
-use super::{LoadedModule, ModuleState, log, module_call, own_ref, set_refcnt, set_state};
+use super::{
+    LoadedModule, ModuleState, log, module_call, own_ref, set_refcnt, set_state, valid_module_name,
+};
 use crate::engine::{Callee, Engine};
 use crate::errno::Errno;
 use crate::ftrace;
@@ -66,7 +68,8 @@ fn modinfo(bytes: &[u8]) -> Vec<(String, String)> {
 /// Loads a module: `insmod NAME [param=value...]`.
 ///
 /// # Errors
-/// `EEXIST` when loaded already, `ENOEXEC` for a malformed module, `ENOENT` for an unknown
+/// `EEXIST` when loaded already, `ENOEXEC` for a malformed module (a name
+/// [`valid_module_name`] refuses, or a parameter outside the module's data, included), `ENOENT` for an unknown
 /// symbol, `EINVAL` for a symbol of the wrong type or a bad parameter, `ENOMEM`, the errno its
 /// init returned, or a trap. The kernel is left as it was: every step taken is undone.
 pub fn load_module(
@@ -75,6 +78,10 @@ pub fn load_module(
     bytes: &[u8],
     params: &[&str],
 ) -> SysResult<()> {
+    if !valid_module_name(name) {
+        log(e, &format!("module name {name:?} is invalid"))?;
+        return Err(Errno::ENOEXEC.into());
+    }
     if e.with_state(|s| s.module(name).is_some()) {
         return Err(Errno::EEXIST.into());
     }
@@ -246,6 +253,17 @@ fn place(
         Ok(linked) => linked,
         Err(err) => return Err(invalid_format(e, name, &err)),
     };
+    // A parameter is a word of the module's own data; one elsewhere would let `key=value`
+    // write anywhere in kernel memory.
+    let data_end = u64::from(data_base) + u64::from(data_size);
+    if let Some((key, _)) = linked
+        .params
+        .iter()
+        .find(|(_, addr)| *addr < data_base || u64::from(*addr) + 4 > data_end)
+    {
+        let err = ObjectError::Malformed(format!("parameter {key} lies outside the module's data"));
+        return Err(invalid_format(e, name, &err));
+    }
     e.write(data_base, &linked.data)?;
     for (key, value) in &prepared.values {
         match linked.params.iter().find(|(k, _)| k == key) {

@@ -51,6 +51,19 @@ enum ModuleState {
     Going = 2,
 }
 
+/// `MODULE_NAME_LEN`: a module name and its terminating NUL fit in 56 bytes.
+pub const MODULE_NAME_LEN: usize = 56;
+
+/// Whether a module may be called `name`: 1 to 55 bytes (`MODULE_NAME_LEN` with its NUL), each
+/// a letter, a digit or `_`, the characters Kbuild's `KBUILD_MODNAME` is made of. Anything else
+/// (empty, `.`, `..`, spaces, newlines, `/`) could never be named again by `rmmod` or in
+/// /sys/kernel/livepatch; insmod refuses it as Linux refuses a module without a usable name:
+/// `Invalid module format` (ENOEXEC).
+pub fn valid_module_name(name: &str) -> bool {
+    (1..MODULE_NAME_LEN).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// The module name for a file name or path: the stem, `-` turned into `_`.
 pub fn module_name(name_or_path: &str) -> String {
     let file = name_or_path.rsplit('/').next().unwrap_or(name_or_path);
@@ -138,5 +151,15 @@ mod tests {
             module_name("/tmp/mods/test_klp_livepatch.wasm"),
             "test_klp_livepatch"
         );
+    }
+
+    #[test]
+    fn module_names_linux_cannot_name_are_invalid() {
+        assert!(valid_module_name("livepatch_sample"));
+        assert!(valid_module_name(&"m".repeat(MODULE_NAME_LEN - 1)));
+        for bad in ["", ".", "..", "a b", "a\nb", "a/b", "a.b", "é"] {
+            assert!(!valid_module_name(bad), "{bad:?}");
+        }
+        assert!(!valid_module_name(&"m".repeat(MODULE_NAME_LEN)));
     }
 }
