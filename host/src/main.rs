@@ -198,17 +198,33 @@ fn run(args: RunArgs) -> Result<i32> {
     }
     let interactive = std::io::stdin().is_terminal();
     let mut status = 0;
-    let mut lines = std::io::stdin().lock().lines();
-    loop {
+    let mut stdin = std::io::stdin().lock();
+    let mut bytes = Vec::new();
+    for number in 1.. {
         if interactive {
             host.out("# ");
         }
-        let Some(line) = lines.next() else { break };
-        let line = line.context("reading standard input")?;
+        bytes.clear();
+        if stdin
+            .read_until(b'\n', &mut bytes)
+            .context("reading standard input")?
+            == 0
+        {
+            break;
+        }
+        // Lines are bytes: one that is not UTF-8 is an error for that line alone.
+        let Ok(line) = std::str::from_utf8(&bytes) else {
+            host.err(&format!("sh: {number}: invalid UTF-8 in the line\n"));
+            status = 2;
+            if args.errexit {
+                break;
+            }
+            continue;
+        };
         if line.trim() == "exit" {
             break;
         }
-        status = shell.run(&mut engine, &mut host, &line);
+        status = shell.run(&mut engine, &mut host, line);
         if status != 0 && args.errexit {
             break;
         }

@@ -100,7 +100,25 @@ fn dollar(
 /// # Errors
 /// Unterminated quotes, and syntax this shell does not have (`&`, backquotes, subshells).
 pub fn tokenize(script: &str) -> Result<Vec<(Token, usize)>, SyntaxError> {
+    match tokenize_until_error(script) {
+        (tokens, None) => Ok(tokens),
+        (_, Some(err)) => Err(err),
+    }
+}
+
+/// Splits a script into tokens up to its first lexical error, as sh reads it: the tokens before
+/// the error (then a [`Token::Newline`] standing for the end), and the error.
+pub fn tokenize_until_error(script: &str) -> (Vec<(Token, usize)>, Option<SyntaxError>) {
     let mut tokens = Vec::new();
+    let error = lex(script, &mut tokens).err();
+    let line = tokens.last().map_or(1, |(_, line)| *line);
+    tokens.push((Token::Newline, line));
+    (tokens, error)
+}
+
+/// Pushes the script's tokens onto `tokens`, except the final [`Token::Newline`], stopping at the
+/// first error.
+fn lex(script: &str, tokens: &mut Vec<(Token, usize)>) -> Result<(), SyntaxError> {
     let mut chars = script.chars().peekable();
     let mut word: Option<Word> = None;
     let mut line = 1;
@@ -194,8 +212,7 @@ pub fn tokenize(script: &str) -> Result<Vec<(Token, usize)>, SyntaxError> {
     if let Some(w) = word.take() {
         tokens.push((Token::Word(w), start));
     }
-    tokens.push((Token::Newline, line));
-    Ok(tokens)
+    Ok(())
 }
 
 #[cfg(test)]

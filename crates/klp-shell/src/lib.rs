@@ -46,21 +46,19 @@ impl Shell {
     }
 
     /// Runs a script (and-or lists separated by newlines or `;`) and returns the last status.
-    /// With `errexit`, stops at the first list that fails.
+    /// With `errexit`, stops at the first list that fails. As sh, it runs the complete commands
+    /// before a syntax error, then stops with the error and status 2.
     pub fn run(&mut self, e: &mut impl Engine, host: &mut dyn Host, script: &str) -> i32 {
-        let lists = match parser::parse(script) {
-            Ok(lists) => lists,
-            Err(err) => {
-                host.err(&format!("sh: Syntax error: {}\n", err.0));
-                self.status = 2;
-                return 2;
-            }
-        };
+        let (lists, error) = parser::parse_until_error(script);
         for list in &lists {
             let failed = exec::and_or(e, host, list, &mut self.status);
             if failed && self.options.errexit {
-                break;
+                return self.status;
             }
+        }
+        if let Some(err) = error {
+            host.err(&format!("sh: Syntax error: {}\n", err.0));
+            self.status = 2;
         }
         self.status
     }

@@ -1,6 +1,6 @@
 //! Builds the shell's syntax tree from tokens: and-or lists of pipelines of simple commands.
 
-use super::lexer::{RedirectKind, SyntaxError, Token, Word, tokenize};
+use super::lexer::{RedirectKind, SyntaxError, Token, Word, tokenize_until_error};
 
 /// A redirection of one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,22 +159,51 @@ impl Parser {
 /// Unterminated quotes, an operator with no command on one side, a redirection without a file,
 /// or syntax this shell does not have.
 pub fn parse(script: &str) -> Result<Vec<AndOr>, SyntaxError> {
-    let mut p = Parser {
-        tokens: tokenize(script)?,
-        at: 0,
-    };
-    let mut lists = Vec::new();
-    loop {
+    match parse_until_error(script) {
+        (lists, None) => Ok(lists),
+        (_, Some(err)) => Err(err),
+    }
+}
+
+/// Parses a script as sh reads one, a complete command (the and-or lists up to a newline) at a
+/// time: the lists of every complete command before the first syntax error, and that error.
+/// sh runs those commands, then stops with the error; the command holding it runs no part.
+pub fn parse_until_error(script: &str) -> (Vec<AndOr>, Option<SyntaxError>) {
+    let (tokens, lex_error) = tokenize_until_error(script);
+    // Where the tokens stop: the end of the script, or the lexical error.
+    let stop = tokens.len() - 1;
+    let mut p = Parser { tokens, at: 0 };
+    let mut complete = Vec::new();
+    let mut command = Vec::new();
+    let parse_error = loop {
         p.skip_newlines();
         if p.at_end() {
-            return Ok(lists);
+            if lex_error.is_none() {
+                complete.append(&mut command);
+            }
+            break None;
         }
-        lists.push(p.and_or()?);
+        match p.and_or() {
+            Ok(list) => command.push(list),
+            Err(err) => break Some(err),
+        }
         match p.next().0 {
-            Token::Semi | Token::Newline => {}
-            other => return Err(unexpected(&other, false)),
+            Token::Semi => {}
+            Token::Newline if p.at <= stop || lex_error.is_none() => {
+                complete.append(&mut command);
+            }
+            Token::Newline => break None,
+            other => break Some(unexpected(&other, false)),
         }
-    }
+    };
+    // A parse error before the lexical one is the first error; one at the place the tokens
+    // stopped only says they stopped.
+    let error = match (parse_error, lex_error) {
+        (Some(err), Some(lex)) if p.at >= stop || err.0 == "end of file unexpected" => Some(lex),
+        (Some(err), _) => Some(err),
+        (None, lex) => lex,
+    };
+    (complete, error)
 }
 
 #[cfg(test)]
@@ -236,6 +265,44 @@ mod tests {
         let lists = parse("dmesg |\n grep x").unwrap();
         assert_eq!(lists[0].first.len(), 2);
         assert_eq!(lists[0].first[1].line, 2);
+    }
+
+    #[test]
+    fn commands_before_a_syntax_error_are_parsed_and_its_own_line_is_not() {
+        let first = |script: &str| {
+            let (lists, err) = parse_until_error(script);
+            let names: Vec<String> = lists
+                .iter()
+                .map(|l| words(&l.first[0])[0].clone())
+                .collect();
+            (names, err.map(|e| e.0))
+        };
+        let eof = Some("end of file unexpected".to_string());
+        assert_eq!(
+            first("a; b\nc\nd |"),
+            (vec!["a".into(), "b".into(), "c".into()], eof)
+        );
+        assert_eq!(
+            first("a\nb; 'open"),
+            (vec!["a".into()], Some("Unterminated quoted string".into()))
+        );
+        assert_eq!(
+            first("a\nb |\n c ("),
+            (
+                vec!["a".into()],
+                Some("\"(\" is not supported by this shell".into())
+            )
+        );
+        assert_eq!(
+            first("a\n; ;\n ("),
+            (vec!["a".into()], Some("\";\" unexpected".into()))
+        );
+        assert_eq!(first("a; b"), (vec!["a".into(), "b".into()], None));
+        assert_eq!(first("a; b;"), (vec!["a".into(), "b".into()], None));
+        assert_eq!(
+            first("a; b; 'open"),
+            (vec![], Some("Unterminated quoted string".into()))
+        );
     }
 
     #[test]
