@@ -166,6 +166,7 @@ impl WebEngine {
                 other => EngineError::Trap(GuestTrap {
                     message: other.to_string(),
                     frames,
+                    stuck_for: None,
                 }),
             };
         }
@@ -174,7 +175,11 @@ impl WebEngine {
             "stack" => "wasm trap: call stack exhausted".to_string(),
             _ => error_message(err),
         };
-        EngineError::Trap(GuestTrap { message, frames })
+        EngineError::Trap(GuestTrap {
+            message,
+            frames,
+            stuck_for: None,
+        })
     }
 }
 

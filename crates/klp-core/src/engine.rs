@@ -7,6 +7,7 @@
 //! `env.__indirect_function_table` and `env.__stack_pointer` (the kernel's own).
 
 use crate::state::KernelState;
+use core::time::Duration;
 use thiserror::Error;
 
 /// Identifies a module instance created with [`Engine::instantiate`].
@@ -29,6 +30,9 @@ pub struct GuestTrap {
     pub message: String,
     /// Raw function names from the name section, innermost first; `None` where unnamed.
     pub frames: Vec<Option<String>>,
+    /// Set when the engine's watchdog interrupted a call that ran past its deadline (a soft
+    /// lockup, not a fault): how long the outermost guest call had been running.
+    pub stuck_for: Option<Duration>,
 }
 
 /// Errors from the engine.

@@ -2,6 +2,12 @@
 //!
 //! [`boot`] prepares, instantiates and boots a kernel with the built-in modules of klp-artifacts:
 //! what the `klp` command, the integration tests and the benchmarks run on.
+//!
+//! The soft lockup watchdog is wasmtime's epoch interruption: a thread advances the engine's
+//! epoch every [`TICK`], and each outermost guest call gets a deadline that many ticks ahead
+//! (twice `watchdog_thresh`, [`klp_core::kernel::soft_lockup_timeout`]). A call still running
+//! then traps at its next function entry or loop back edge, as a [`GuestTrap`] with `stuck_for`
+//! set, which `run_task` reports as Linux's soft lockup.
 
 use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
 use klp_core::fs::modules::ModuleFiles;
@@ -11,7 +17,8 @@ use klp_core::state::KernelState;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use wasmtime::{
     AsContext, AsContextMut, Caller, Config, Extern, Func, Global, Inlining, Instance, Linker,
     Memory, Module, Ref, Store, StoreContext, StoreContextMut, Table, TypedFunc, Val,
@@ -25,6 +32,72 @@ pub struct HostData {
     /// How many module instances [`Engine::instantiate`] made: the next one's id.
     instances: InstanceId,
     boot: Instant,
+    /// The soft lockup watchdog; `None` when `watchdog_thresh=0` turned it off.
+    watchdog: Option<Watchdog>,
+    /// When the outermost guest call running now started (the watchdog's coarse clock); `None`
+    /// between calls.
+    running_since: Option<u64>,
+}
+
+/// How often the watchdog thread advances the engine's epoch: the resolution of the deadline.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// The soft lockup watchdog of one kernel.
+struct Watchdog {
+    /// The deadline of an outermost guest call, in ticks.
+    ticks: u64,
+    /// Nanoseconds since boot as of the last tick, set by the watchdog thread: reading it costs
+    /// a guest call one atomic load, where reading the clock would cost a clock read.
+    coarse_ns: Arc<AtomicU64>,
+}
+
+impl Watchdog {
+    /// Starts the thread that, every [`TICK`] for as long as `engine` lives (the store and its
+    /// modules hold it), advances its epoch and the coarse clock.
+    fn start(engine: &wasmtime::Engine, ticks: u64, boot: Instant) -> Result<Self, EngineError> {
+        let coarse_ns = Arc::new(AtomicU64::new(0));
+        let clock = Arc::clone(&coarse_ns);
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("klp-watchdog".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    clock.store(nanos(boot.elapsed()), Ordering::Relaxed);
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(|e| EngineError::Instantiate(format!("watchdog thread: {e}")))?;
+        Ok(Watchdog { ticks, coarse_ns })
+    }
+}
+
+/// `d` in nanoseconds, saturating.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Runs `f`, which enters the guest, under the watchdog. The outermost entry sets the deadline
+/// and notes when it started; nested ones (from a host call) run under the outermost's deadline.
+/// Returns `f`'s result and when the outermost entry started (nanoseconds since boot, to the
+/// [`TICK`]; 0 with the watchdog off).
+fn watched<T: AsContextMut<Data = HostData>, R>(
+    ctx: &mut Context<T>,
+    f: impl FnOnce(&mut Context<T>) -> R,
+) -> (R, u64) {
+    let mut store = ctx.as_context_mut();
+    let data = store.data();
+    let (Some(watchdog), None) = (&data.watchdog, data.running_since) else {
+        let since = data.running_since.unwrap_or(0);
+        return (f(ctx), since);
+    };
+    let (ticks, since) = (watchdog.ticks, watchdog.coarse_ns.load(Ordering::Relaxed));
+    store.set_epoch_deadline(ticks);
+    store.data_mut().running_since = Some(since);
+    let result = f(ctx);
+    ctx.as_context_mut().data_mut().running_since = None;
+    (result, since)
 }
 
 /// What every engine call may need of the kernel instance. Nothing here grows: module
@@ -199,7 +272,15 @@ pub fn instantiate_kernel(
     } else {
         Inlining::No
     });
+    let timeout = klp_core::kernel::soft_lockup_timeout(&state);
+    config.epoch_interruption(timeout.is_some());
     let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Compile(e.to_string()))?;
+    let boot = Instant::now();
+    let watchdog = match timeout {
+        // The first tick may come at once: one more tick makes the deadline at least `timeout`.
+        Some(t) => Some(Watchdog::start(&engine, nanos(t) / nanos(TICK) + 1, boot)?),
+        None => None,
+    };
     let module = Module::new(&engine, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
     let mut store = Store::new(
         &engine,
@@ -207,9 +288,16 @@ pub fn instantiate_kernel(
             state,
             handles: None,
             instances: 0,
-            boot: Instant::now(),
+            boot,
+            watchdog,
+            running_since: None,
         },
     );
+    if let Some(watchdog) = &store.data().watchdog {
+        // The kernel's instantiation runs no code, but give it a deadline like any other entry.
+        let ticks = watchdog.ticks;
+        store.set_epoch_deadline(ticks);
+    }
     let clock = Func::wrap(&mut store, |caller: Caller<'_, HostData>| -> i64 {
         i64::try_from(caller.data().boot.elapsed().as_nanos()).unwrap_or(i64::MAX)
     });
@@ -273,8 +361,9 @@ fn table<T: AsContext<Data = HostData>>(ctx: &T) -> Table {
     handles(ctx).table
 }
 
-/// Turns a wasmtime error into an [`EngineError`], keeping the trap's call trace.
-fn engine_error(err: wasmtime::Error) -> EngineError {
+/// Turns a wasmtime error into an [`EngineError`], keeping the trap's call trace. An interrupt
+/// is the watchdog's: the outermost call, which started `since` nanoseconds after `boot`, is stuck.
+fn engine_error(err: wasmtime::Error, boot: Instant, since: u64) -> EngineError {
     // An error of a guest call nested in a host call crosses `klp.hostcall` as the EngineError
     // `hostcall::dispatch` returned, under the host call's backtrace: a trap there already has
     // the innermost message and frames.
@@ -282,7 +371,10 @@ fn engine_error(err: wasmtime::Error) -> EngineError {
     if let Some(EngineError::Trap(inner)) = nested {
         return EngineError::Trap(inner.clone());
     }
-    let message = match (nested, err.downcast_ref::<wasmtime::Trap>()) {
+    let trap = err.downcast_ref::<wasmtime::Trap>();
+    let stuck_for = (trap == Some(&wasmtime::Trap::Interrupt))
+        .then(|| Duration::from_nanos(nanos(boot.elapsed()).saturating_sub(since)));
+    let message = match (nested, trap) {
         (Some(nested), _) => nested.to_string(),
         (None, Some(trap)) => trap.to_string(),
         (None, None) => format!("{err:#}")
@@ -300,7 +392,11 @@ fn engine_error(err: wasmtime::Error) -> EngineError {
                 .collect()
         })
         .unwrap_or_default();
-    EngineError::Trap(GuestTrap { message, frames })
+    EngineError::Trap(GuestTrap {
+        message,
+        frames,
+        stuck_for,
+    })
 }
 
 fn table_err(err: wasmtime::Error) -> EngineError {
@@ -333,9 +429,12 @@ impl<T: AsContextMut<Data = HostData>> Engine for Context<T> {
                 &slot_func
             }
         };
-        match func.call(&mut *self, args) {
-            Some(result) => result.map_err(engine_error),
-            None => {
+        match watched(self, |ctx| func.call(ctx, args)) {
+            (Some(result), since) => {
+                let boot = self.as_context().data().boot;
+                result.map_err(|err| engine_error(err, boot, since))
+            }
+            (None, _) => {
                 let ty = func.func().ty(&*self);
                 Err(EngineError::NoExport(format!("{callee:?} has type {ty:?}")))
             }
@@ -430,7 +529,9 @@ impl<T: AsContextMut<Data = HostData>> Engine for Context<T> {
         }
         // The store keeps the instance as long as the kernel runs; its functions are in the
         // table, so nothing needs the handle.
-        Instance::new(&mut *self, &module, &imports).map_err(|e| match engine_error(e) {
+        let (instance, since) = watched(self, |ctx| Instance::new(ctx, &module, &imports));
+        let boot = self.as_context().data().boot;
+        instance.map_err(|e| match engine_error(e, boot, since) {
             EngineError::Trap(t) => EngineError::Instantiate(t.message),
             other => other,
         })?;
