@@ -180,11 +180,16 @@ impl Tree for Tracefs {
                     "nop" => false,
                     _ => return Err(Errno::EINVAL.into()),
                 };
-                e.with_state(|s| {
-                    s.tracing.function_tracer = function;
+                let previous = e.with_state(|s| {
                     s.tracing.clear();
+                    std::mem::replace(&mut s.tracing.function_tracer, function)
                 });
-                update_tracer(e)
+                // A tracer that could not be set up is not the current one: the previous one
+                // stays (its hooks put back as far as they can be), and the write fails.
+                update_tracer(e).inspect_err(|_| {
+                    e.with_state(|s| s.tracing.function_tracer = previous);
+                    let _ = update_tracer(e);
+                })
             }
             ["tracing_on"] => {
                 let on = switch(data)?;
