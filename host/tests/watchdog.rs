@@ -82,3 +82,23 @@ fn watchdog_thresh_zero_turns_the_watchdog_off() {
     assert_eq!(status, 0, "{out}{err}");
     assert_eq!(out, "watchdog_thresh=0\n");
 }
+
+#[test]
+fn a_patch_that_spins_locks_up_each_caller_until_it_is_disabled() {
+    let (status, out, err, took) = run(
+        "insmod test_klp_lockup_patch; cat /proc/cmdline; echo cat=$?; \
+         echo 0 > /sys/kernel/livepatch/test_klp_lockup_patch/enabled; cat /proc/cmdline",
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(lockup_line(&err).ends_with("s! [cat:1]"), "{err}");
+    assert!(
+        err.contains(" lockup_cmdline_proc_show\n seq_show\n"),
+        "{err}"
+    );
+    assert!(out.contains("cat=139"), "{out}");
+    assert!(
+        out.ends_with("watchdog_thresh=1\n"),
+        "the original is back: {out}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
