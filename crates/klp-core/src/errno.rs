@@ -68,13 +68,21 @@ errnos! {
     ENOTSUP, "Operation not supported";
 }
 
+/// The largest errno a return value can carry (`MAX_ERRNO` in Linux's `include/linux/err.h`).
+const MAX_ERRNO: i32 = 4095;
+
 impl Errno {
-    /// Decodes a syscall return value: negative values are errors.
+    /// Decodes a syscall return value as Linux's `IS_ERR_VALUE` does: -4095..=-1 are errors, any
+    /// other value (a large address, a stray negative number) is a value.
     ///
     /// # Errors
-    /// Returns the errno when `ret` is negative.
+    /// Returns the errno when `ret` is in -4095..=-1.
     pub fn check(ret: i32) -> Result<i32, Errno> {
-        if ret < 0 { Err(Errno(-ret)) } else { Ok(ret) }
+        if (-MAX_ERRNO..0).contains(&ret) {
+            Err(Errno(-ret))
+        } else {
+            Ok(ret)
+        }
     }
 }
 
@@ -101,6 +109,9 @@ mod tests {
     fn check_splits_negative_returns_into_errors() {
         assert_eq!(Errno::check(3), Ok(3));
         assert_eq!(Errno::check(-22), Err(Errno::EINVAL));
+        assert_eq!(Errno::check(-4095), Err(Errno(4095)));
+        assert_eq!(Errno::check(-4096), Ok(-4096));
+        assert_eq!(Errno::check(i32::MIN), Ok(i32::MIN));
         assert_eq!(Errno::EINVAL.name(), "EINVAL");
     }
 }
