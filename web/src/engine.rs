@@ -33,7 +33,8 @@ extern "C" {
 /// `klp.hostcall` as Rust sees it: a number for the guest, or an Error to throw.
 type HostcallFn = dyn Fn(i32, i32, i32, i32) -> JsValue;
 
-/// The JS objects of the running kernel.
+/// The JS objects of the running kernel. The memory and table are the kernel instance's own,
+/// created without a maximum: unlike klp-wasmtime's limiter, only the browser bounds their growth.
 #[derive(Clone)]
 struct Handles {
     exports: Object,

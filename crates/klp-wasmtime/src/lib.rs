@@ -8,6 +8,11 @@
 //! (twice `watchdog_thresh`, [`klp_core::kernel::soft_lockup_timeout`]). A call still running
 //! then traps at its next function entry or loop back edge, as a [`GuestTrap`] with `stuck_for`
 //! set, which `run_task` reports as Linux's soft lockup.
+//!
+//! Growth is bounded by a [`Limits`] resource limiter on the store: linear memory may not grow
+//! past `mem=` (128M without it, the kernel's default) and the table past [`TABLE_MAX`] entries.
+//! A refused `memory.grow` or `table.grow` in guest code returns -1 (the kernel's allocator
+//! fails), and [`Engine::table_grow`] returns [`EngineError::Table`].
 
 use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
 use klp_core::fs::modules::ModuleFiles;
@@ -21,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::{
     AsContext, AsContextMut, Caller, Config, Extern, Func, Global, Inlining, Instance, Linker,
-    Memory, Module, Ref, Store, StoreContext, StoreContextMut, Table, TypedFunc, Val,
-    WasmBacktrace,
+    Memory, Module, Ref, ResourceLimiter, Store, StoreContext, StoreContextMut, Table, TypedFunc,
+    Val, WasmBacktrace,
 };
 
 /// The data of the wasmtime `Store`: the core state and the handles of the running kernel.
@@ -37,6 +42,63 @@ pub struct HostData {
     /// When the outermost guest call running now started (the watchdog's coarse clock); `None`
     /// between calls.
     running_since: Option<u64>,
+    /// The growth limits of the kernel's memory and table.
+    limits: Limits,
+}
+
+/// The most entries the function table may grow to: the kernel's slots plus room for many
+/// modules (each takes a range of twice its functions, and trampolines).
+pub const TABLE_MAX: usize = 1 << 20;
+
+/// RAM size when the command line has no valid `mem=`, as in the kernel.
+const DEFAULT_MEM: usize = 128 << 20;
+
+/// The store's resource limiter: the maximum sizes memories and tables may grow to.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    memory_bytes: usize,
+    table_elements: usize,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.memory_bytes)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements)
+    }
+}
+
+/// The RAM size `mem=` asks for, parsed as the kernel's 32-bit `memparse` does (an optional K,
+/// M or G suffix; anything else, or an overflow, leaves the default).
+fn mem_param(state: &KernelState) -> usize {
+    let parse = |arg: &str| -> Option<u32> {
+        let digits = arg.bytes().take_while(u8::is_ascii_digit).count();
+        let value: u32 = arg[..digits].parse().ok()?;
+        let shift = match &arg[digits..] {
+            "" => 0,
+            "k" | "K" => 10,
+            "m" | "M" => 20,
+            "g" | "G" => 30,
+            _ => return None,
+        };
+        value.checked_mul(1 << shift)
+    };
+    state
+        .cmdline_param("mem")
+        .and_then(parse)
+        .map_or(DEFAULT_MEM, |bytes| bytes as usize)
 }
 
 /// How often the watchdog thread advances the engine's epoch: the resolution of the deadline.
@@ -291,8 +353,15 @@ pub fn instantiate_kernel(
             boot,
             watchdog,
             running_since: None,
+            // Unlimited until the kernel is instantiated: its initial sizes set the floor.
+            limits: Limits {
+                memory_bytes: usize::MAX,
+                table_elements: usize::MAX,
+            },
         },
     );
+    let mem = mem_param(&store.data().state);
+    store.limiter(|data| &mut data.limits);
     if let Some(watchdog) = &store.data().watchdog {
         // The kernel's instantiation runs no code, but give it a deadline like any other entry.
         let ticks = watchdog.ticks;
@@ -334,6 +403,11 @@ pub fn instantiate_kernel(
         .into_iter()
         .map(|(name, func)| (name, GuestFunc::new(&store, func)))
         .collect();
+    // As in the kernel, RAM is `mem=` or the initial memory if that is larger.
+    store.data_mut().limits = Limits {
+        memory_bytes: mem.max(memory.data_size(&store)),
+        table_elements: TABLE_MAX.max(table.size(&store) as usize),
+    };
     store.data_mut().handles = Some(Handles {
         memory,
         table,
