@@ -3,7 +3,7 @@
 use super::PatchId;
 use super::klp_struct::{self, KlpObject, KlpPatch, PatchDesc};
 use super::patch;
-use super::plan::{Draft, Plan, commit};
+use super::plan::{Draft, Plan, commit, commit_enable};
 use super::transition::{Target, Transition};
 use crate::engine::Engine;
 use crate::errno::Errno;
@@ -43,6 +43,12 @@ impl Ctx<'_> {
 fn run(e: &mut impl Engine, planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan) -> SysResult<()> {
     let plan = e.with_state(|s| planner(Draft::new(s.livepatch.clone()), &Ctx(s)));
     commit(e, plan)
+}
+
+/// As [`run`] for a plan that enables a patch: a trap while printing its messages undoes it.
+fn run_enable(e: &mut impl Engine, planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan) -> SysResult<()> {
+    let plan = e.with_state(|s| planner(Draft::new(s.livepatch.clone()), &Ctx(s)));
+    commit_enable(e, plan)
 }
 
 /// Why a function of a loaded object has no slot.
@@ -357,11 +363,11 @@ pub fn klp_enable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
     let name = calling_module(e)?;
     let registered = e.with_state(|s| s.livepatch.by_name(&name).map(|p| (p.id, p.addr)));
     match registered {
-        Some((id, at)) if at == addr => run(e, |d, ctx| enable_patch(d, ctx, id)),
+        Some((id, at)) if at == addr => run_enable(e, |d, ctx| enable_patch(d, ctx, id)),
         Some(_) => Err(Errno::EINVAL.into()),
         None => {
             let desc = klp_struct::read_patch(e, addr)?;
-            run(e, |d, ctx| match init_patch(d, ctx, &name, desc) {
+            run_enable(e, |d, ctx| match init_patch(d, ctx, &name, desc) {
                 Ok((d, id)) => enable_patch(d, ctx, id),
                 Err(plan) => plan,
             })
@@ -376,7 +382,7 @@ pub fn klp_enable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
 /// `EBUSY` when ftrace gives a function to another user.
 pub fn enable(e: &mut impl Engine, name: &str) -> SysResult<()> {
     let id = id_of(e, name)?;
-    run(e, |d, ctx| enable_patch(d, ctx, id))
+    run_enable(e, |d, ctx| enable_patch(d, ctx, id))
 }
 
 /// Disables an enabled patch (`echo 0 > enabled`, `klp_disable_patch()`).

@@ -123,6 +123,21 @@ impl Plan {
 /// # Errors
 /// The refusal's errno, the commit's error, or a trap while printing.
 pub(super) fn commit(e: &mut impl Engine, plan: Plan) -> SysResult<()> {
+    commit_with(e, plan, false)
+}
+
+/// Commits a plan that enables a patch as [`commit`] does, except that a trap while printing its
+/// messages puts everything back: the code just enabled may be what traps (a replacement of
+/// `printk`), and nothing may stay redirected into code that failed to enable.
+///
+/// # Errors
+/// As [`commit`]; after a trap while printing the enable is undone.
+pub(super) fn commit_enable(e: &mut impl Engine, plan: Plan) -> SysResult<()> {
+    commit_with(e, plan, true)
+}
+
+/// [`commit`], undoing the change after a trap while printing when `undo_on_trap`.
+fn commit_with(e: &mut impl Engine, plan: Plan, undo_on_trap: bool) -> SysResult<()> {
     let Plan {
         outcome,
         slots,
@@ -130,7 +145,13 @@ pub(super) fn commit(e: &mut impl Engine, plan: Plan) -> SysResult<()> {
     } = plan;
     match outcome {
         // A failed switch was undone: there is nothing to report but its error.
-        Ok(after) => switch(e, after, &slots).and_then(|()| print(e, &messages)),
+        Ok(after) => {
+            let before = switch(e, after, &slots)?;
+            match print(e, &messages) {
+                Err(err) if undo_on_trap => Err(first_or_trap(err, restore(e, before))),
+                printed => printed,
+            }
+        }
         Err(errno) => Err(first_or_trap(errno.into(), print(e, &messages))),
     }
 }
@@ -164,8 +185,9 @@ fn install(s: &mut KernelState, after: Livepatch, slots: &BTreeSet<Slot>) -> Ins
     }
 }
 
-/// Installs `after`, then writes the table and sets the reference counts that follow.
-fn switch(e: &mut impl Engine, after: Livepatch, slots: &BTreeSet<Slot>) -> SysResult<()> {
+/// Installs `after`, then writes the table and sets the reference counts that follow; returns
+/// the state before.
+fn switch(e: &mut impl Engine, after: Livepatch, slots: &BTreeSet<Slot>) -> SysResult<Livepatch> {
     let Installed {
         before,
         redirected,
@@ -179,7 +201,7 @@ fn switch(e: &mut impl Engine, after: Livepatch, slots: &BTreeSet<Slot>) -> SysR
                 .try_for_each(|(module, own)| loader::set_refcnt(e, module, *own))
         });
     match done {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(before),
         Err(err) => Err(first_or_trap(err, restore(e, before))),
     }
 }
