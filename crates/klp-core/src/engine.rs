@@ -1,8 +1,8 @@
 //! The engine trait: the few things the core needs from a WebAssembly engine.
 //!
-//! The core (instrument, kallsyms, loader, livepatch, sysfs, shell) is written against this
-//! trait only. `runtime::wasmtime` implements it on wasmtime; the web crate implements it on the
-//! browser's own WebAssembly engine. Every implementation routes the kernel's imports
+//! The core (loader, livepatch, ftrace, tracing, sysfs, the file namespace) and klp-shell are
+//! written against this trait only. klp-wasmtime implements it on wasmtime; klp-web implements it
+//! on the browser's own WebAssembly engine. Every implementation routes the kernel's imports
 //! `klp.clock_ns` and `klp.hostcall` and gives modules the imports `env.memory`,
 //! `env.__indirect_function_table` and `env.__stack_pointer` (the kernel's own).
 
