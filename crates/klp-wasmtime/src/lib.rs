@@ -9,33 +9,54 @@
 //! then traps at its next function entry or loop back edge, as a [`GuestTrap`] with `stuck_for`
 //! set, which `run_task` reports as Linux's soft lockup.
 //!
-//! Growth is bounded by a [`Limits`] resource limiter on the store: linear memory may not grow
-//! past `mem=` (128M without it, the kernel's default) and the table past [`TABLE_MAX`] entries.
-//! A refused `memory.grow` or `table.grow` in guest code returns -1 (the kernel's allocator
-//! fails), and [`Engine::table_grow`] returns [`EngineError::Table`].
+//! Growth is bounded by a resource limiter on the store: linear memory may not grow past `mem=`
+//! (128M without it, the kernel's default) and the table past [`TABLE_MAX`] entries. A refused
+//! `memory.grow` or `table.grow` in guest code returns -1 (the kernel's allocator fails), and
+//! [`Engine::table_grow`] returns [`EngineError::Table`].
+//!
+//! Instances are bounded too: wasmtime frees them only with their store, so once enough are
+//! dead ([`instances::DEAD_MAX`]) the next outermost call first moves the kernel to a fresh
+//! store ([`migrate`]), carrying its memory, table and stack pointer and re-instantiating the
+//! live modules from their compiled code.
 
+mod cache;
+mod guest_func;
+mod instances;
+mod limits;
+mod migrate;
+mod watchdog;
+
+pub use instances::{DEAD_BYTES_MAX, DEAD_MAX, StoreStats};
+pub use limits::TABLE_MAX;
+pub use watchdog::TICK;
+
+use cache::ModuleCache;
+use guest_func::{Fnv1a, GuestFunc};
+use instances::Instances;
 use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
 use klp_core::fs::modules::ModuleFiles;
 use klp_core::hostcall;
 use klp_core::kernel::BootError;
 use klp_core::state::KernelState;
+use limits::{Limits, mem_param};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::{
     AsContext, AsContextMut, Caller, Config, Extern, Func, Global, Inlining, Instance, Linker,
-    Memory, Module, Ref, ResourceLimiter, Store, StoreContext, StoreContextMut, Table, TypedFunc,
-    Val, WasmBacktrace,
+    Memory, Module, Ref, Store, StoreContext, StoreContextMut, Table, Val, WasmBacktrace,
 };
+use watchdog::{Watchdog, nanos, watched};
 
 /// The data of the wasmtime `Store`: the core state and the handles of the running kernel.
 pub struct HostData {
-    state: KernelState,
+    /// The core state; `None` only while the kernel moves to a fresh store.
+    state: Option<KernelState>,
     handles: Option<Handles>,
-    /// How many module instances [`Engine::instantiate`] made: the next one's id.
-    instances: InstanceId,
+    /// Every instance and the origin of every table entry; `None` until the kernel's
+    /// instantiation, and while it moves.
+    instances: Option<Instances>,
     boot: Instant,
     /// The soft lockup watchdog; `None` when `watchdog_thresh=0` turned it off.
     watchdog: Option<Watchdog>,
@@ -44,126 +65,24 @@ pub struct HostData {
     running_since: Option<u64>,
     /// The growth limits of the kernel's memory and table.
     limits: Limits,
+    /// The modules compiled last.
+    cache: ModuleCache,
 }
 
-/// The most entries the function table may grow to: the kernel's slots plus room for many
-/// modules (each takes a range of twice its functions, and trampolines).
-pub const TABLE_MAX: usize = 1 << 20;
-
-/// RAM size when the command line has no valid `mem=`, as in the kernel.
-const DEFAULT_MEM: usize = 128 << 20;
-
-/// The store's resource limiter: the maximum sizes memories and tables may grow to.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    memory_bytes: usize,
-    table_elements: usize,
-}
-
-impl ResourceLimiter for Limits {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= self.memory_bytes)
+impl HostData {
+    fn state(&mut self) -> &mut KernelState {
+        self.state.as_mut().expect("the core state is in the store")
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= self.table_elements)
+    fn instances(&mut self) -> &mut Instances {
+        self.instances
+            .as_mut()
+            .expect("the kernel is instantiated before use")
     }
-}
-
-/// The RAM size `mem=` asks for, parsed as the kernel's 32-bit `memparse` does (an optional K,
-/// M or G suffix; anything else, or an overflow, leaves the default).
-fn mem_param(state: &KernelState) -> usize {
-    let parse = |arg: &str| -> Option<u32> {
-        let digits = arg.bytes().take_while(u8::is_ascii_digit).count();
-        let value: u32 = arg[..digits].parse().ok()?;
-        let shift = match &arg[digits..] {
-            "" => 0,
-            "k" | "K" => 10,
-            "m" | "M" => 20,
-            "g" | "G" => 30,
-            _ => return None,
-        };
-        value.checked_mul(1 << shift)
-    };
-    state
-        .cmdline_param("mem")
-        .and_then(parse)
-        .map_or(DEFAULT_MEM, |bytes| bytes as usize)
-}
-
-/// How often the watchdog thread advances the engine's epoch: the resolution of the deadline.
-pub const TICK: Duration = Duration::from_millis(100);
-
-/// The soft lockup watchdog of one kernel.
-struct Watchdog {
-    /// The deadline of an outermost guest call, in ticks.
-    ticks: u64,
-    /// Nanoseconds since boot as of the last tick, set by the watchdog thread: reading it costs
-    /// a guest call one atomic load, where reading the clock would cost a clock read.
-    coarse_ns: Arc<AtomicU64>,
-}
-
-impl Watchdog {
-    /// Starts the thread that, every [`TICK`] for as long as `engine` lives (the store and its
-    /// modules hold it), advances its epoch and the coarse clock.
-    fn start(engine: &wasmtime::Engine, ticks: u64, boot: Instant) -> Result<Self, EngineError> {
-        let coarse_ns = Arc::new(AtomicU64::new(0));
-        let clock = Arc::clone(&coarse_ns);
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("klp-watchdog".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    clock.store(nanos(boot.elapsed()), Ordering::Relaxed);
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(TICK);
-                }
-            })
-            .map_err(|e| EngineError::Instantiate(format!("watchdog thread: {e}")))?;
-        Ok(Watchdog { ticks, coarse_ns })
-    }
-}
-
-/// `d` in nanoseconds, saturating.
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Runs `f`, which enters the guest, under the watchdog. The outermost entry sets the deadline
-/// and notes when it started; nested ones (from a host call) run under the outermost's deadline.
-/// Returns `f`'s result and when the outermost entry started (nanoseconds since boot, to the
-/// [`TICK`]; 0 with the watchdog off).
-fn watched<T: AsContextMut<Data = HostData>, R>(
-    ctx: &mut Context<T>,
-    f: impl FnOnce(&mut Context<T>) -> R,
-) -> (R, u64) {
-    let mut store = ctx.as_context_mut();
-    let data = store.data();
-    let (Some(watchdog), None) = (&data.watchdog, data.running_since) else {
-        let since = data.running_since.unwrap_or(0);
-        return (f(ctx), since);
-    };
-    let (ticks, since) = (watchdog.ticks, watchdog.coarse_ns.load(Ordering::Relaxed));
-    store.set_epoch_deadline(ticks);
-    store.data_mut().running_since = Some(since);
-    let result = f(ctx);
-    ctx.as_context_mut().data_mut().running_since = None;
-    (result, since)
 }
 
 /// What every engine call may need of the kernel instance. Nothing here grows: module
-/// instances are not listed (the store keeps them), and the exports are resolved once.
+/// instances are listed in [`Instances`], and the exports are resolved once.
 struct Handles {
     memory: Memory,
     table: Table,
@@ -173,121 +92,6 @@ struct Handles {
     clock: Func,
     /// The kernel's function exports by name, shared so a call holds them across re-entry.
     exports: Arc<HashMap<Box<str>, GuestFunc, BuildHasherDefault<Fnv1a>>>,
-}
-
-/// FNV-1a: export names are short and come from the core, so a simple hash beats SipHash on
-/// the lookup every export call makes.
-struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-/// A guest function (a kernel export or a slot's function), typed for the signatures the core
-/// calls (up to three `i32`s, returning one or nothing): calling it checks no types and
-/// allocates nothing.
-enum GuestFunc {
-    Void0(TypedFunc<(), ()>),
-    Int0(TypedFunc<(), i32>),
-    Void1(TypedFunc<i32, ()>),
-    Int1(TypedFunc<i32, i32>),
-    Void2(TypedFunc<(i32, i32), ()>),
-    Int2(TypedFunc<(i32, i32), i32>),
-    Void3(TypedFunc<(i32, i32, i32), ()>),
-    Int3(TypedFunc<(i32, i32, i32), i32>),
-    /// Any other signature (more arguments, other types): checked and called per call.
-    Other(Func),
-}
-
-impl GuestFunc {
-    /// Types `func` by its signature.
-    fn new(store: impl AsContext, func: Func) -> GuestFunc {
-        let store = store.as_context();
-        let ty = func.ty(&store);
-        if !ty.params().all(|p| p.is_i32()) || ty.results().len() > 1 {
-            return GuestFunc::Other(func);
-        }
-        let returns = match ty.results().next() {
-            None => false,
-            Some(r) if r.is_i32() => true,
-            Some(_) => return GuestFunc::Other(func),
-        };
-        let typed = match (ty.params().len(), returns) {
-            (0, false) => func.typed(&store).map(GuestFunc::Void0),
-            (0, true) => func.typed(&store).map(GuestFunc::Int0),
-            (1, false) => func.typed(&store).map(GuestFunc::Void1),
-            (1, true) => func.typed(&store).map(GuestFunc::Int1),
-            (2, false) => func.typed(&store).map(GuestFunc::Void2),
-            (2, true) => func.typed(&store).map(GuestFunc::Int2),
-            (3, false) => func.typed(&store).map(GuestFunc::Void3),
-            (3, true) => func.typed(&store).map(GuestFunc::Int3),
-            _ => return GuestFunc::Other(func),
-        };
-        typed.unwrap_or(GuestFunc::Other(func))
-    }
-
-    /// The untyped function.
-    fn func(&self) -> Func {
-        match self {
-            GuestFunc::Void0(f) => *f.func(),
-            GuestFunc::Int0(f) => *f.func(),
-            GuestFunc::Void1(f) => *f.func(),
-            GuestFunc::Int1(f) => *f.func(),
-            GuestFunc::Void2(f) => *f.func(),
-            GuestFunc::Int2(f) => *f.func(),
-            GuestFunc::Void3(f) => *f.func(),
-            GuestFunc::Int3(f) => *f.func(),
-            GuestFunc::Other(f) => *f,
-        }
-    }
-
-    /// Calls the function; `None` when `args` do not fit its signature.
-    fn call(
-        &self,
-        mut store: impl AsContextMut,
-        args: &[i32],
-    ) -> Option<wasmtime::Result<Option<i32>>> {
-        let none = |()| None;
-        Some(match (self, args) {
-            (GuestFunc::Void0(f), []) => f.call(store, ()).map(none),
-            (GuestFunc::Int0(f), []) => f.call(store, ()).map(Some),
-            (GuestFunc::Void1(f), &[a]) => f.call(store, a).map(none),
-            (GuestFunc::Int1(f), &[a]) => f.call(store, a).map(Some),
-            (GuestFunc::Void2(f), &[a, b]) => f.call(store, (a, b)).map(none),
-            (GuestFunc::Int2(f), &[a, b]) => f.call(store, (a, b)).map(Some),
-            (GuestFunc::Void3(f), &[a, b, c]) => f.call(store, (a, b, c)).map(none),
-            (GuestFunc::Int3(f), &[a, b, c]) => f.call(store, (a, b, c)).map(Some),
-            (GuestFunc::Other(f), args) => {
-                let ty = f.ty(&store);
-                if ty.params().len() != args.len()
-                    || ty.results().len() > 1
-                    || !ty.params().chain(ty.results()).all(|t| t.is_i32())
-                {
-                    return None;
-                }
-                let params: Vec<Val> = args.iter().map(|&a| Val::I32(a)).collect();
-                let mut results = [Val::I32(0)];
-                let results = &mut results[..ty.results().len()];
-                f.call(&mut store, &params, results)
-                    .map(|()| results.first().and_then(Val::i32))
-            }
-            _ => return None,
-        })
-    }
 }
 
 /// A wasmtime context the core runs on: the [`WasmtimeEngine`]'s `Store`, or, inside a host
@@ -344,12 +148,14 @@ pub fn instantiate_kernel(
         None => None,
     };
     let module = Module::new(&engine, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
-    let mut store = Store::new(
+    let mut instances = Instances::new(module.clone(), wasm)?;
+    let mem = mem_param(&state);
+    let mut store = new_store(
         &engine,
         HostData {
-            state,
+            state: Some(state),
             handles: None,
-            instances: 0,
+            instances: None,
             boot,
             watchdog,
             running_since: None,
@@ -358,42 +164,63 @@ pub fn instantiate_kernel(
                 memory_bytes: usize::MAX,
                 table_elements: usize::MAX,
             },
+            cache: ModuleCache::default(),
         },
     );
-    let mem = mem_param(&store.data().state);
+    let handles = link_kernel(&mut store, &module)?;
+    // As in the kernel, RAM is `mem=` or the initial memory if that is larger.
+    store.data_mut().limits = Limits {
+        memory_bytes: mem.max(handles.memory.data_size(&store)),
+        table_elements: TABLE_MAX.max(handles.table.size(&store) as usize),
+    };
+    instances.kernel_instantiated(handles.table.size(&store));
+    store.data_mut().instances = Some(instances);
+    store.data_mut().handles = Some(handles);
+    Ok(Context(store))
+}
+
+/// A store for a kernel: `data`, its resource limiter, and a deadline for the kernel's
+/// instantiation (which runs no code, but gets a deadline like any other entry).
+fn new_store(engine: &wasmtime::Engine, data: HostData) -> Store<HostData> {
+    let mut store = Store::new(engine, data);
     store.limiter(|data| &mut data.limits);
     if let Some(watchdog) = &store.data().watchdog {
-        // The kernel's instantiation runs no code, but give it a deadline like any other entry.
         let ticks = watchdog.ticks;
         store.set_epoch_deadline(ticks);
     }
-    let clock = Func::wrap(&mut store, |caller: Caller<'_, HostData>| -> i64 {
+    store
+}
+
+/// Instantiates the compiled kernel in `store` with the host functions it imports, and
+/// resolves what engine calls need.
+fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, EngineError> {
+    let clock = Func::wrap(&mut *store, |caller: Caller<'_, HostData>| -> i64 {
         i64::try_from(caller.data().boot.elapsed().as_nanos()).unwrap_or(i64::MAX)
     });
     let hostcall = Func::wrap(
-        &mut store,
+        &mut *store,
         |caller: Caller<'_, HostData>, op: i32, a: i32, b: i32, c: i32| -> wasmtime::Result<i32> {
             // A nested call's error stays an EngineError inside: `engine_error` unwraps it.
             hostcall::dispatch(&mut Context(caller), op, [a, b, c]).map_err(wasmtime::Error::new)
         },
     );
-    let mut linker = Linker::new(&engine);
+    let mut linker = Linker::new(store.engine());
     linker
-        .define(&mut store, "klp", "clock_ns", clock)
-        .and_then(|l| l.define(&mut store, "klp", "hostcall", hostcall))
+        .define(&mut *store, "klp", "clock_ns", clock)
+        .and_then(|l| l.define(&mut *store, "klp", "hostcall", hostcall))
         .map_err(|e| EngineError::Instantiate(e.to_string()))?;
     let kernel = linker
-        .instantiate(&mut store, &module)
+        .instantiate(&mut *store, module)
         .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
     let memory = kernel
-        .get_memory(&mut store, "memory")
+        .get_memory(&mut *store, "memory")
         .ok_or_else(|| EngineError::NoExport("memory".into()))?;
     let table = kernel
-        .get_table(&mut store, "__indirect_function_table")
+        .get_table(&mut *store, "__indirect_function_table")
         .ok_or_else(|| EngineError::NoExport("__indirect_function_table".into()))?;
-    let stack_pointer = kernel.get_global(&mut store, "__stack_pointer");
+    let stack_pointer = kernel.get_global(&mut *store, "__stack_pointer");
     let funcs: Vec<(Box<str>, Func)> = kernel
-        .exports(&mut store)
+        .exports(&mut *store)
         .filter_map(|export| {
             let name = export.name().into();
             export.into_func().map(|func| (name, func))
@@ -401,22 +228,76 @@ pub fn instantiate_kernel(
         .collect();
     let exports = funcs
         .into_iter()
-        .map(|(name, func)| (name, GuestFunc::new(&store, func)))
+        .map(|(name, func)| (name, GuestFunc::new(&*store, func)))
         .collect();
-    // As in the kernel, RAM is `mem=` or the initial memory if that is larger.
-    store.data_mut().limits = Limits {
-        memory_bytes: mem.max(memory.data_size(&store)),
-        table_elements: TABLE_MAX.max(table.size(&store) as usize),
-    };
-    store.data_mut().handles = Some(Handles {
+    Ok(Handles {
         memory,
         table,
         stack_pointer,
         hostcall,
         clock,
         exports: Arc::new(exports),
-    });
-    Ok(Context(store))
+    })
+}
+
+/// The imports of a module linked into the kernel: its memory, table and stack pointer, and
+/// the host functions.
+fn module_imports(h: &Handles, module: &Module) -> Result<Vec<Extern>, EngineError> {
+    let mut imports = Vec::new();
+    for import in module.imports() {
+        let ext: Extern = match (import.module(), import.name()) {
+            ("env", "memory") => h.memory.into(),
+            ("env", "__indirect_function_table") => h.table.into(),
+            ("env", "__stack_pointer") => match h.stack_pointer {
+                Some(global) => global.into(),
+                None => {
+                    return Err(EngineError::Instantiate(
+                        "the kernel exports no __stack_pointer".into(),
+                    ));
+                }
+            },
+            ("klp", "hostcall") => h.hostcall.into(),
+            ("klp", "clock_ns") => h.clock.into(),
+            (m, n) => return Err(EngineError::Instantiate(format!("unknown import {m}.{n}"))),
+        };
+        imports.push(ext);
+    }
+    Ok(imports)
+}
+
+/// A context at which the kernel may move to a fresh store: the store itself, where no guest
+/// frame is live, and never a host call's `Caller`.
+pub trait SafePoint {
+    /// The store, when this context is one.
+    fn store(&mut self) -> Option<&mut Store<HostData>>;
+}
+
+impl SafePoint for Store<HostData> {
+    fn store(&mut self) -> Option<&mut Store<HostData>> {
+        Some(self)
+    }
+}
+
+impl SafePoint for Caller<'_, HostData> {
+    fn store(&mut self) -> Option<&mut Store<HostData>> {
+        None
+    }
+}
+
+impl WasmtimeEngine {
+    /// How many instances the kernel uses and its store holds, and how often it moved.
+    pub fn store_stats(&mut self) -> StoreStats {
+        self.0.data_mut().instances().stats()
+    }
+
+    /// Moves the kernel to a fresh store now, as it does by itself once enough instances are
+    /// dead: for tests (nothing visible may change) and benchmarks (what a move costs).
+    ///
+    /// # Errors
+    /// As [`migrate::move_kernel`]; the kernel is then left where it was.
+    pub fn move_now(&mut self) -> Result<(), EngineError> {
+        migrate::move_kernel(&mut self.0)
+    }
 }
 
 fn handles<T: AsContext<Data = HostData>>(ctx: &T) -> &Handles {
@@ -477,12 +358,15 @@ fn table_err(err: wasmtime::Error) -> EngineError {
     EngineError::Table(err.to_string())
 }
 
-impl<T: AsContextMut<Data = HostData>> Engine for Context<T> {
+impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
     fn with_state<R>(&mut self, f: impl FnOnce(&mut KernelState) -> R) -> R {
-        f(&mut self.as_context_mut().data_mut().state)
+        f(self.as_context_mut().data_mut().state())
     }
 
     fn call(&mut self, callee: Callee<'_>, args: &[i32]) -> Result<Option<i32>, EngineError> {
+        if let Some(store) = self.0.store() {
+            migrate::at_safe_point(store);
+        }
         // The exports are shared, not cloned: one reference count per call, whatever the
         // kernel's history.
         let exports;
@@ -535,6 +419,7 @@ impl<T: AsContextMut<Data = HostData>> Engine for Context<T> {
         let old = table(self)
             .grow(&mut *self, u64::from(delta), Ref::Func(None))
             .map_err(table_err)?;
+        self.as_context_mut().data_mut().instances().grew(delta);
         u32::try_from(old).map_err(|_| EngineError::Table("table too large".into()))
     }
 
@@ -548,7 +433,12 @@ impl<T: AsContextMut<Data = HostData>> Engine for Context<T> {
             u64::from(src),
             1,
         )
-        .map_err(table_err)
+        .map_err(table_err)?;
+        self.as_context_mut()
+            .data_mut()
+            .instances()
+            .copied(dst, src);
+        Ok(())
     }
 
     fn table_clear(&mut self, start: u32, len: u32) -> Result<(), EngineError> {
@@ -559,7 +449,12 @@ impl<T: AsContextMut<Data = HostData>> Engine for Context<T> {
                 Ref::Func(None),
                 u64::from(len),
             )
-            .map_err(table_err)
+            .map_err(table_err)?;
+        self.as_context_mut()
+            .data_mut()
+            .instances()
+            .cleared(start, len);
+        Ok(())
     }
 
     fn stack_pointer(&mut self) -> u32 {
@@ -577,45 +472,25 @@ impl<T: AsContextMut<Data = HostData>> Engine for Context<T> {
     }
 
     fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError> {
-        let h = handles(self);
-        let (memory, table, stack_pointer, hostcall, clock) =
-            (h.memory, h.table, h.stack_pointer, h.hostcall, h.clock);
-        let module = Module::new(self.as_context().engine(), wasm)
-            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
-        let mut imports = Vec::new();
-        for import in module.imports() {
-            let ext: Extern = match (import.module(), import.name()) {
-                ("env", "memory") => memory.into(),
-                ("env", "__indirect_function_table") => table.into(),
-                ("env", "__stack_pointer") => match stack_pointer {
-                    Some(global) => global.into(),
-                    None => {
-                        return Err(EngineError::Instantiate(
-                            "the kernel exports no __stack_pointer".into(),
-                        ));
-                    }
-                },
-                ("klp", "hostcall") => hostcall.into(),
-                ("klp", "clock_ns") => clock.into(),
-                (m, n) => return Err(EngineError::Instantiate(format!("unknown import {m}.{n}"))),
-            };
-            imports.push(ext);
-        }
-        // The store keeps the instance as long as the kernel runs; its functions are in the
-        // table, so nothing needs the handle.
+        let mut ctx = self.as_context_mut();
+        let engine = ctx.engine().clone();
+        let module = ctx.data_mut().cache.get(&engine, wasm)?;
+        let placements = instances::placements(wasm)?;
+        let imports = module_imports(handles(self), &module)?;
+        let code = instances::code_size(&module);
+        self.as_context_mut().data_mut().instances().attempted(code);
         let (instance, since) = watched(self, |ctx| Instance::new(ctx, &module, &imports));
         let boot = self.as_context().data().boot;
         instance.map_err(|e| match engine_error(e, boot, since) {
             EngineError::Trap(t) => EngineError::Instantiate(t.message),
             other => other,
         })?;
-        let mut ctx = self.as_context_mut();
-        let data = ctx.data_mut();
-        let id = data.instances;
-        data.instances = id
-            .checked_add(1)
-            .ok_or_else(|| EngineError::Instantiate("too many instances".into()))?;
-        Ok(id)
+        // The instance's functions are in the table; the registry keeps what it takes to
+        // instantiate it again in a fresh store.
+        self.as_context_mut()
+            .data_mut()
+            .instances()
+            .add(module, placements, code)
     }
 
     fn now_ns(&mut self) -> u64 {
@@ -630,9 +505,10 @@ impl<T: AsContextMut<Data = HostData>> Engine for Context<T> {
             .collect()
     }
 
-    /// Nothing to do: wasmtime frees instances only with their store, and nothing here refers
-    /// to an instance by id.
-    fn release(&mut self, _id: InstanceId) {}
+    /// The instance is dead: wasmtime frees it with the store, when the kernel next moves.
+    fn release(&mut self, id: InstanceId) {
+        self.as_context_mut().data_mut().instances().release(id);
+    }
 }
 
 /// Prepares, instantiates and boots a kernel on wasmtime, with the built-in modules

@@ -81,6 +81,8 @@ pub struct Ftrace {
     layout: Layout,
     ops: Ops,
     trampolines: BTreeMap<Slot, Trampoline>,
+    /// How many trampolines each trampoline instance holds (an update builds them together).
+    tramp_refs: BTreeMap<u32, u32>,
     enabled: bool,
 }
 
@@ -91,6 +93,7 @@ impl Ftrace {
             layout: Layout::from_map(map),
             ops: Ops::default(),
             trampolines: BTreeMap::new(),
+            tramp_refs: BTreeMap::new(),
             enabled: true,
         }
     }

@@ -1,4 +1,4 @@
-//! Trampolines: a wasm module per hooked function that calls the handlers, then the target.
+//! Trampolines: functions that call the handlers, then the target; one module per update.
 
 use crate::instrument::{FuncSig, ValType};
 use klp_abi::HostOp;
@@ -46,39 +46,37 @@ fn call_host(f: &mut Function) {
     f.instruction(&Instruction::Drop);
 }
 
-/// Builds the trampoline for the function at `slot`. The trampoline itself goes to table entry
-/// `base` and calls whatever entry `base + 1` holds (the original or the replacement).
-pub fn build(name: &str, slot: u32, sig: &FuncSig, base: u32, shape: Shape) -> Vec<u8> {
-    let mut types = TypeSection::new();
-    types.ty().function(
-        sig.params.iter().map(valtype),
-        sig.results.iter().map(valtype),
-    );
-    let i32t = wasm_encoder::ValType::I32;
-    types.ty().function([i32t; 4], [i32t]);
-    let mut imports = ImportSection::new();
-    let table = TableType {
-        element_type: RefType::FUNCREF,
-        minimum: u64::from(base) + 2,
-        maximum: None,
-        table64: false,
-        shared: false,
-    };
-    imports.import("env", "__indirect_function_table", table);
-    imports.import("klp", "hostcall", EntityType::Function(1));
-    let mut funcs = FunctionSection::new();
-    funcs.function(0);
+/// One trampoline of a [`build`]: the function at `slot`, named `name`, of signature `sig`.
+/// The trampoline itself goes to table entry `base` and calls whatever entry `base + 1` holds
+/// (the original or the replacement).
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The hooked function's name, for backtraces.
+    pub name: String,
+    /// The hooked function's slot, passed to the handlers.
+    pub slot: u32,
+    /// Its signature.
+    pub sig: FuncSig,
+    /// The trampoline's own table entry; `base + 1` holds its target.
+    pub base: u32,
+    /// Which handlers it calls.
+    pub shape: Shape,
+}
+
+/// The trampoline function of `spec`, calling through type `ty` (the hooked signature).
+fn body(spec: &Spec, ty: u32) -> Function {
+    let sig = &spec.sig;
     let nparams = sig.params.len() as u32;
     let result_locals: Vec<(u32, wasm_encoder::ValType)> =
         sig.results.iter().map(|t| (1, valtype(t))).collect();
-    let mut f = Function::new(if shape.exit {
+    let mut f = Function::new(if spec.shape.exit {
         result_locals
     } else {
         Vec::new()
     });
-    if shape.entry {
+    if spec.shape.entry {
         f.instruction(&Instruction::I32Const(HostOp::TraceEntry as i32));
-        f.instruction(&Instruction::I32Const(slot as i32));
+        f.instruction(&Instruction::I32Const(spec.slot as i32));
         push_arg(&mut f, sig, 0);
         push_arg(&mut f, sig, 1);
         call_host(&mut f);
@@ -86,18 +84,18 @@ pub fn build(name: &str, slot: u32, sig: &FuncSig, base: u32, shape: Shape) -> V
     for i in 0..nparams {
         f.instruction(&Instruction::LocalGet(i));
     }
-    f.instruction(&Instruction::I32Const((base + 1) as i32));
+    f.instruction(&Instruction::I32Const((spec.base + 1) as i32));
     f.instruction(&Instruction::CallIndirect {
-        type_index: 0,
+        type_index: ty,
         table_index: 0,
     });
-    if shape.exit {
+    if spec.shape.exit {
         let n = sig.results.len() as u32;
         for r in (0..n).rev() {
             f.instruction(&Instruction::LocalSet(nparams + r));
         }
         f.instruction(&Instruction::I32Const(HostOp::TraceExit as i32));
-        f.instruction(&Instruction::I32Const(slot as i32));
+        f.instruction(&Instruction::I32Const(spec.slot as i32));
         if sig.results.first() == Some(&ValType::I32) {
             f.instruction(&Instruction::LocalGet(nparams));
         } else {
@@ -110,17 +108,61 @@ pub fn build(name: &str, slot: u32, sig: &FuncSig, base: u32, shape: Shape) -> V
         }
     }
     f.instruction(&Instruction::End);
+    f
+}
+
+/// Builds one module holding the trampolines of `specs`: one instance, however many functions
+/// an update hooks. Each is written to its `base` by its own element segment.
+pub fn build(specs: &[Spec]) -> Vec<u8> {
+    let i32t = wasm_encoder::ValType::I32;
+    let mut types = TypeSection::new();
+    types.ty().function([i32t; 4], [i32t]);
+    let mut sig_types: Vec<&FuncSig> = Vec::new();
+    let mut type_of = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let ty = match sig_types.iter().position(|s| **s == spec.sig) {
+            Some(i) => i,
+            None => {
+                sig_types.push(&spec.sig);
+                types.ty().function(
+                    spec.sig.params.iter().map(valtype),
+                    spec.sig.results.iter().map(valtype),
+                );
+                sig_types.len() - 1
+            }
+        };
+        type_of.push(ty as u32 + 1);
+    }
+    let mut imports = ImportSection::new();
+    let table = TableType {
+        element_type: RefType::FUNCREF,
+        minimum: specs
+            .iter()
+            .map(|s| u64::from(s.base) + 2)
+            .max()
+            .unwrap_or(0),
+        maximum: None,
+        table64: false,
+        shared: false,
+    };
+    imports.import("env", "__indirect_function_table", table);
+    imports.import("klp", "hostcall", EntityType::Function(0));
+    let mut funcs = FunctionSection::new();
     let mut code = CodeSection::new();
-    code.function(&f);
     let mut elems = ElementSection::new();
-    elems.active(
-        Some(0),
-        &ConstExpr::i32_const(base as i32),
-        Elements::Functions(std::borrow::Cow::Borrowed(&[1])),
-    );
     let mut names = NameMap::new();
     names.append(0, "klp_hostcall");
-    names.append(1, &format!("{TRAMPOLINE_PREFIX}{name}"));
+    for (i, (spec, &ty)) in specs.iter().zip(&type_of).enumerate() {
+        let index = i as u32 + 1;
+        funcs.function(ty);
+        code.function(&body(spec, ty));
+        elems.active(
+            Some(0),
+            &ConstExpr::i32_const(spec.base as i32),
+            Elements::Functions(std::borrow::Cow::Owned(vec![index])),
+        );
+        names.append(index, &format!("{TRAMPOLINE_PREFIX}{}", spec.name));
+    }
     let mut name_section = NameSection::new();
     name_section.functions(&names);
     let mut module = Module::new();
@@ -154,13 +196,27 @@ mod tests {
                 results: vec![ValType::I64, ValType::I32],
             },
         ];
+        let mut specs = Vec::new();
         for sig in &sigs {
             for (entry, exit) in [(true, false), (false, true), (true, true)] {
-                let wasm = build("f", 7, sig, 100, Shape { entry, exit });
+                let spec = Spec {
+                    name: "f".into(),
+                    slot: 7,
+                    sig: sig.clone(),
+                    base: 100 + 2 * specs.len() as u32,
+                    shape: Shape { entry, exit },
+                };
+                let wasm = build(std::slice::from_ref(&spec));
                 wasmparser::Validator::new()
                     .validate_all(&wasm)
                     .unwrap_or_else(|e| panic!("{sig}: {e}"));
+                specs.push(spec);
             }
         }
+        // All of them in one module: one type per distinct signature, one segment each.
+        let wasm = build(&specs);
+        wasmparser::Validator::new()
+            .validate_all(&wasm)
+            .expect("a batch of trampolines validates");
     }
 }

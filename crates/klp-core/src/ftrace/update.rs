@@ -50,26 +50,31 @@ pub fn alloc_range(e: &mut impl Engine, len: u32) -> SysResult<u32> {
 }
 
 /// Writes what `slots` should hold, then every slot redirected to one of them (a redirected
-/// slot holds a copy of its target's entry, which may just have changed).
+/// slot holds a copy of its target's entry, which may just have changed). The trampolines the
+/// update needs are built into one module: one instance per update, not per function.
 ///
 /// # Errors
 /// A table or instantiation error from the engine.
 pub fn sync(e: &mut impl Engine, slots: impl IntoIterator<Item = Slot>) -> SysResult<()> {
-    let dependents: BTreeMap<Slot, Vec<Slot>> = e.with_state(|s| {
-        let mut map: BTreeMap<Slot, Vec<Slot>> = BTreeMap::new();
+    let order = e.with_state(|s| {
+        let mut dependents: BTreeMap<Slot, Vec<Slot>> = BTreeMap::new();
         for (slot, r) in s.ftrace.ops.redirects() {
-            map.entry(r.target).or_default().push(slot);
+            dependents.entry(r.target).or_default().push(slot);
         }
-        map
+        let mut todo: Vec<Slot> = slots.into_iter().collect();
+        let mut done = BTreeSet::new();
+        let mut order = Vec::new();
+        while let Some(slot) = todo.pop() {
+            if done.insert(slot) {
+                order.push(slot);
+                todo.extend(dependents.get(&slot).into_iter().flatten().copied());
+            }
+        }
+        order
     });
-    let mut todo: Vec<Slot> = slots.into_iter().collect();
-    let mut done = BTreeSet::new();
-    while let Some(slot) = todo.pop() {
-        if !done.insert(slot) {
-            continue;
-        }
+    install_trampolines(e, &order)?;
+    for slot in order {
         sync_one(e, slot)?;
-        todo.extend(dependents.get(&slot).into_iter().flatten().copied());
     }
     Ok(())
 }
@@ -86,43 +91,92 @@ pub fn sync_all(e: &mut impl Engine) -> SysResult<()> {
     sync(e, slots)
 }
 
-/// Takes a slot's trampoline out: clears its two entries and gives them back.
+/// Takes a slot's trampoline out: clears its two entries and gives them back. The instance goes
+/// with the last trampoline it holds.
 fn remove_trampoline(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
     if let Some(old) = e.with_state(|s| s.ftrace.trampolines.remove(&slot)) {
         let cleared = e.table_clear(old.base, 2);
-        e.release(old.instance);
-        e.with_state(|s| s.ftrace.layout.give_back(old.base, 2));
+        let last = e.with_state(|s| {
+            s.ftrace.layout.give_back(old.base, 2);
+            let refs = s.ftrace.tramp_refs.entry(old.instance).or_insert(1);
+            *refs -= 1;
+            let last = *refs == 0;
+            if last {
+                s.ftrace.tramp_refs.remove(&old.instance);
+            }
+            last
+        });
+        if last {
+            e.release(old.instance);
+        }
         cleared?;
     }
     Ok(())
 }
 
-/// Builds and instantiates a trampoline for `slot`.
-fn install_trampoline(e: &mut impl Engine, slot: Slot, shape: Shape) -> SysResult<Trampoline> {
-    let base = alloc_range(e, 2)?;
-    let (name, sig) = e.with_state(|s| {
-        let sig = s
-            .ftrace
-            .info(slot)
-            .map(|i| i.sig.clone())
-            .unwrap_or_default();
-        (func_name(s, slot), sig)
+/// Builds and instantiates, as one module, the trampolines that the slots of `order` need and
+/// do not have (a slot whose trampoline has another shape loses it first).
+fn install_trampolines(e: &mut impl Engine, order: &[Slot]) -> SysResult<()> {
+    let wanted: Vec<(Slot, Shape)> = e.with_state(|s| {
+        order
+            .iter()
+            .filter(|&&slot| target(s, slot).is_some())
+            .filter_map(|&slot| {
+                let shape = s.ftrace.users(slot).shape()?;
+                let installed = s.ftrace.trampolines.get(&slot).map(|t| t.shape);
+                (installed != Some(shape)).then_some((slot, shape))
+            })
+            .collect()
     });
-    let wasm = trampoline::build(&name, slot.index(), &sig, base, shape);
-    let instance = match e.instantiate(&wasm) {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut specs = Vec::with_capacity(wanted.len());
+    let mut build = || -> SysResult<u32> {
+        for &(slot, shape) in &wanted {
+            remove_trampoline(e, slot)?;
+            let base = alloc_range(e, 2)?;
+            specs.push(e.with_state(|s| {
+                trampoline::Spec {
+                    name: func_name(s, slot),
+                    slot: slot.index(),
+                    sig: s
+                        .ftrace
+                        .info(slot)
+                        .map(|i| i.sig.clone())
+                        .unwrap_or_default(),
+                    base,
+                    shape,
+                }
+            }));
+        }
+        Ok(e.instantiate(&trampoline::build(&specs))?)
+    };
+    let instance = build();
+    let instance = match instance {
         Ok(instance) => instance,
         Err(err) => {
-            e.with_state(|s| s.ftrace.layout.give_back(base, 2));
-            return Err(err.into());
+            e.with_state(|s| {
+                for spec in &specs {
+                    s.ftrace.layout.give_back(spec.base, 2);
+                }
+            });
+            return Err(err);
         }
     };
-    let t = Trampoline {
-        base,
-        instance,
-        shape,
-    };
-    e.with_state(|s| s.ftrace.trampolines.insert(slot, t));
-    Ok(t)
+    e.with_state(|s| {
+        let f = &mut s.ftrace;
+        f.tramp_refs.insert(instance, specs.len() as u32);
+        for (&(slot, shape), spec) in wanted.iter().zip(&specs) {
+            let t = Trampoline {
+                base: spec.base,
+                instance,
+                shape,
+            };
+            f.trampolines.insert(slot, t);
+        }
+    });
+    Ok(())
 }
 
 fn sync_one(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
@@ -136,20 +190,18 @@ fn sync_one(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
     let Some(target) = target else {
         return remove_trampoline(e, slot);
     };
-    let Some(shape) = shape else {
-        remove_trampoline(e, slot)?;
-        e.table_copy(slot.index(), target)?;
-        return Ok(());
-    };
-    let tramp = match installed {
-        Some(t) if t.shape == shape => t,
-        _ => {
-            remove_trampoline(e, slot)?;
-            install_trampoline(e, slot, shape)?
+    match (shape, installed) {
+        (Some(shape), Some(tramp)) if tramp.shape == shape => {
+            e.table_copy(tramp.base + 1, target)?;
+            e.table_copy(slot.index(), tramp.base)?;
         }
-    };
-    e.table_copy(tramp.base + 1, target)?;
-    e.table_copy(slot.index(), tramp.base)?;
+        // [`install_trampolines`] installed every trampoline the update needs.
+        (Some(_), _) => return Err(crate::errno::Errno::EINVAL.into()),
+        (None, _) => {
+            remove_trampoline(e, slot)?;
+            e.table_copy(slot.index(), target)?;
+        }
+    }
     Ok(())
 }
 

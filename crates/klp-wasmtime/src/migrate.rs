@@ -1,0 +1,185 @@
+//! Moving the kernel to a fresh store, which is how dead instances are freed.
+//!
+//! At a safe point (an outermost call: no guest frame is live, no task holds one), the kernel
+//! is instantiated again in a new store from its compiled module, its memory grown to the old
+//! size and every page that differs copied, its table grown and every entry set to the same
+//! function of the re-instantiated owner, its stack pointer carried, and each live module
+//! instantiated again from its compiled module. Then the core state moves over and the old
+//! store, with every dead instance in it, is dropped. Nothing changes if any step fails.
+
+use crate::instances::{Origin, Owner};
+use crate::{Handles, HostData, ModuleCache, link_kernel, module_imports, new_store};
+use klp_core::engine::EngineError;
+use std::collections::HashMap;
+use wasmtime::{Instance, Ref, Store};
+
+/// Granule of the memory copy: pages equal in both memories are not touched.
+const PAGE: usize = 4096;
+
+/// Moves the kernel to a fresh store if enough instances are dead. A failed move leaves the
+/// kernel where it is, and it stays there (instances are then bounded only by the store's
+/// instance limit).
+pub fn at_safe_point(store: &mut Store<HostData>) {
+    let data = store.data_mut();
+    if data.running_since.is_some() || !data.instances().move_due() {
+        return;
+    }
+    if move_kernel(store).is_err() {
+        store.data_mut().instances().hold();
+    }
+}
+
+/// See the module's comment.
+///
+/// # Errors
+/// A table whose origins are not known (the kernel then stays), or any instantiation or growth
+/// failure in the fresh store; the old store is then untouched.
+pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
+    let table = store
+        .data()
+        .handles
+        .as_ref()
+        .expect("a running kernel has handles")
+        .table;
+    let len = table.size(&*store);
+    if !store.data_mut().instances().tracks(len) {
+        return Err(EngineError::Table(
+            "written behind the engine's back".into(),
+        ));
+    }
+    let old = store.data();
+    let old_handles = old.handles.as_ref().expect("a running kernel has handles");
+    let registry = old
+        .instances
+        .as_ref()
+        .expect("a running kernel has a registry");
+    let mut fresh = new_store(
+        store.engine(),
+        HostData {
+            state: None,
+            handles: None,
+            instances: None,
+            boot: old.boot,
+            watchdog: None,
+            running_since: None,
+            limits: old.limits,
+            cache: ModuleCache::default(),
+        },
+    );
+    if let Some(watchdog) = &old.watchdog {
+        fresh.set_epoch_deadline(watchdog.ticks);
+    }
+    let fail = |what: &'static str| {
+        move |e: wasmtime::Error| EngineError::Instantiate(format!("{what}: {e}"))
+    };
+    let handles = link_kernel(&mut fresh, &registry.kernel)?;
+
+    let table_len = old_handles.table.size(&*store);
+    let delta = table_len.saturating_sub(handles.table.size(&fresh));
+    handles
+        .table
+        .grow(&mut fresh, delta, Ref::Func(None))
+        .map_err(fail("table"))?;
+    let pages = old_handles.memory.size(&*store);
+    let delta = pages.saturating_sub(handles.memory.size(&fresh));
+    handles
+        .memory
+        .grow(&mut fresh, delta)
+        .map_err(fail("memory"))?;
+
+    // What each owner's element segments write, read right after its instantiation (a later
+    // owner may write the same entries).
+    let mut written: HashMap<Origin, Ref> = HashMap::new();
+    capture(
+        &mut fresh,
+        &handles,
+        Owner::Kernel,
+        &registry.kernel_placements,
+        &mut written,
+    );
+    for (id, live) in registry.live() {
+        let imports = module_imports(&handles, &live.module)?;
+        Instance::new(&mut fresh, &live.module, &imports).map_err(fail("module"))?;
+        capture(
+            &mut fresh,
+            &handles,
+            Owner::Module(id),
+            &live.placements,
+            &mut written,
+        );
+    }
+    for (entry, origin) in registry.origins().iter().enumerate() {
+        let func = match origin {
+            None => Ref::Func(None),
+            Some(origin) => written
+                .get(origin)
+                .cloned()
+                .ok_or_else(|| EngineError::Instantiate(format!("no function for {origin:?}")))?,
+        };
+        handles
+            .table
+            .set(&mut fresh, entry as u64, func)
+            .map_err(fail("table entry"))?;
+    }
+
+    copy_memory(
+        old_handles.memory.data(&*store),
+        handles.memory.data_mut(&mut fresh),
+    );
+    if let (Some(from), Some(to)) = (old_handles.stack_pointer, handles.stack_pointer) {
+        let sp = from.get(&mut *store);
+        to.set(&mut fresh, sp).map_err(fail("stack pointer"))?;
+    }
+
+    let old = store.data_mut();
+    let data = fresh.data_mut();
+    data.state = old.state.take();
+    data.watchdog = old.watchdog.take();
+    data.instances = old.instances.take();
+    data.cache = std::mem::take(&mut old.cache);
+    data.handles = Some(handles);
+    data.instances().moved();
+    // The old store goes, and every instance in it: the live ones run on in `fresh`.
+    std::mem::swap(store, &mut fresh);
+    Ok(())
+}
+
+/// Records the function at each of `placements` as written by `owner`.
+fn capture(
+    store: &mut Store<HostData>,
+    handles: &Handles,
+    owner: Owner,
+    placements: &[u32],
+    written: &mut HashMap<Origin, Ref>,
+) {
+    for &entry in placements {
+        if let Some(func) = handles.table.get(&mut *store, u64::from(entry)) {
+            written.insert((owner, entry), func);
+        }
+    }
+}
+
+/// Copies `from` into `to` (at least as long) page by page, skipping pages already equal.
+fn copy_memory(from: &[u8], to: &mut [u8]) {
+    for (src, dst) in from.chunks(PAGE).zip(to.chunks_mut(PAGE)) {
+        let dst = &mut dst[..src.len()];
+        if src != dst {
+            dst.copy_from_slice(src);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_memory;
+
+    #[test]
+    fn the_copy_makes_the_new_memory_equal_to_the_old() {
+        let from: Vec<u8> = (0..3 * super::PAGE + 5).map(|i| (i % 251) as u8).collect();
+        let mut to = vec![0u8; from.len() + super::PAGE];
+        to[..super::PAGE].copy_from_slice(&from[..super::PAGE]);
+        copy_memory(&from, &mut to);
+        assert_eq!(&to[..from.len()], &from[..]);
+        assert!(to[from.len()..].iter().all(|&b| b == 0));
+    }
+}
