@@ -10,6 +10,9 @@ use klp_shell::{self as shell, Host, Shell};
 use klp_wasmtime::{self as rt, Options};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The command line the kernel boots with unless `--cmdline` says otherwise.
 const DEFAULT_CMDLINE: &str = "console=hvc0 root=/dev/ram0 rw";
@@ -104,7 +107,11 @@ fn read_input(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The shell's surroundings on a terminal.
-struct Terminal;
+#[derive(Default)]
+struct Terminal {
+    /// Set by the Ctrl-C handler, if one is installed: `sleep` ends early.
+    sigint: Option<Arc<AtomicBool>>,
+}
 
 impl Host for Terminal {
     fn out(&mut self, text: &str) {
@@ -116,7 +123,18 @@ impl Host for Terminal {
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
     fn sleep(&mut self, seconds: f64) {
-        std::thread::sleep(std::time::Duration::from_secs_f64(seconds.min(3600.0)));
+        let end = Instant::now() + Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
+        let slice = Duration::from_millis(20);
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            if self
+                .sigint
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+            {
+                break;
+            }
+            std::thread::sleep(left.min(slice));
+        }
     }
 }
 
@@ -184,7 +202,7 @@ fn run(args: RunArgs) -> Result<i32> {
     for spec in &specs {
         mount(&mut engine, "--mount", spec)?;
     }
-    let mut host = Terminal;
+    let mut host = Terminal::default();
     let mut shell = Shell::new(shell::Options {
         errexit: args.errexit,
     });
@@ -196,6 +214,17 @@ fn run(args: RunArgs) -> Result<i32> {
             .with_context(|| format!("reading {}", path.display()))?;
         return Ok(shell.run(&mut engine, &mut host, &script));
     }
+    // Commands read from standard input: Ctrl-C (SIGINT) interrupts the running command, not
+    // the session, as in an interactive shell.
+    let sigint = Arc::new(AtomicBool::new(false));
+    let interrupter = engine.interrupter();
+    let flag = Arc::clone(&sigint);
+    ctrlc::set_handler(move || {
+        flag.store(true, Ordering::Relaxed);
+        interrupter.interrupt();
+    })
+    .context("installing the Ctrl-C handler")?;
+    host.sigint = Some(Arc::clone(&sigint));
     let interactive = std::io::stdin().is_terminal();
     let mut status = 0;
     let mut stdin = std::io::stdin().lock();
@@ -224,7 +253,11 @@ fn run(args: RunArgs) -> Result<i32> {
         if line.trim() == "exit" {
             break;
         }
+        sigint.store(false, Ordering::Relaxed);
         status = shell.run(&mut engine, &mut host, line);
+        if status == shell::INTERRUPTED && interactive {
+            host.out("\n");
+        }
         if status != 0 && args.errexit {
             break;
         }
@@ -234,7 +267,7 @@ fn run(args: RunArgs) -> Result<i32> {
 
 fn demo() -> Result<i32> {
     let mut engine = rt::boot(artifacts::KERNEL, DEFAULT_CMDLINE, true, Options::default())?;
-    let mut host = Terminal;
+    let mut host = Terminal::default();
     let mut status = 0;
     for step in demo::steps() {
         match step {

@@ -59,7 +59,7 @@ impl Engine for Faulty<'_> {
             return Err(EngineError::Trap(GuestTrap {
                 message: format!("injected fault at call {} ({callee:?})", self.calls),
                 frames: vec![Some("injected_fault".into())],
-                stuck_for: None,
+                stop: None,
             }));
         }
         let ret = self.inner.call(callee, args)?;

@@ -102,3 +102,27 @@ fn a_patch_that_spins_locks_up_each_caller_until_it_is_disabled() {
     );
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
+
+#[test]
+fn the_watchdog_thresh_sysctl_changes_the_deadline_at_once() {
+    let start = Instant::now();
+    let (status, out, err) = klp(&[
+        "run",
+        "-c",
+        "cat /proc/sys/kernel/watchdog_thresh; echo 61 > /proc/sys/kernel/watchdog_thresh; \
+         echo 1 > /proc/sys/kernel/watchdog_thresh; cat /proc/sys/kernel/watchdog_thresh; \
+         insmod test_klp_lockup in_init=1; echo insmod=$?",
+    ]);
+    let took = start.elapsed();
+    assert_eq!(status, 0, "{out}{err}");
+    assert_eq!(out, "2\n1\ninsmod=139\n", "{err}");
+    assert!(
+        err.starts_with("sh: echo: write error: Invalid argument\n"),
+        "{err}"
+    );
+    assert!(lockup_line(&err).contains("stuck for 2s!"), "{err}");
+    assert!(
+        took < Duration::from_secs(4),
+        "the 4 s default did not apply: {took:?}"
+    );
+}

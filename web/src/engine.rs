@@ -167,7 +167,7 @@ impl WebEngine {
                 other => EngineError::Trap(GuestTrap {
                     message: other.to_string(),
                     frames,
-                    stuck_for: None,
+                    stop: None,
                 }),
             };
         }
@@ -179,7 +179,7 @@ impl WebEngine {
         EngineError::Trap(GuestTrap {
             message,
             frames,
-            stuck_for: None,
+            stop: None,
         })
     }
 }

@@ -30,9 +30,19 @@ pub struct GuestTrap {
     pub message: String,
     /// Raw function names from the name section, innermost first; `None` where unnamed.
     pub frames: Vec<Option<String>>,
-    /// Set when the engine's watchdog interrupted a call that ran past its deadline (a soft
-    /// lockup, not a fault): how long the outermost guest call had been running.
-    pub stuck_for: Option<Duration>,
+    /// Set when the engine stopped a call that did not fault: its watchdog (a soft lockup) or
+    /// the user (Ctrl-C).
+    pub stop: Option<Stop>,
+}
+
+/// Why the engine stopped a guest call that did not fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The call ran past the watchdog's deadline: how long the outermost guest call had been
+    /// running.
+    SoftLockup(Duration),
+    /// The user interrupted the command (Ctrl-C): its task is killed, as by SIGINT.
+    Interrupted,
 }
 
 /// Errors from the engine.

@@ -1,6 +1,6 @@
 //! Booting the kernel and running top-level operations with oops handling.
 
-use crate::engine::{Engine, EngineError, GuestTrap};
+use crate::engine::{Engine, EngineError, GuestTrap, Stop};
 use crate::fs::modules::ModuleFiles;
 use crate::instrument::{self, FtraceMap};
 use crate::kallsyms::{self, Kallsyms};
@@ -74,23 +74,6 @@ pub fn boot(e: &mut impl Engine, modules: ModuleFiles) -> Result<(), BootError> 
     Ok(())
 }
 
-/// `watchdog_thresh` when the command line does not set it. Linux's is 10 (a soft lockup after
-/// 20 s); every command here takes milliseconds, so a guest call still running after 4 s is stuck,
-/// and a student should not wait 20 s to be told. 4 s is still far above any real call, even on a
-/// loaded machine.
-pub const DEFAULT_WATCHDOG_THRESH: u64 = 2;
-
-/// How long one guest call may run before the watchdog reports a soft lockup: twice
-/// `watchdog_thresh=N` (seconds, at most 60) from the command line, as in Linux; `None` when
-/// `watchdog_thresh=0` turns the watchdog off. A value that is not a number is ignored.
-pub fn soft_lockup_timeout(state: &KernelState) -> Option<Duration> {
-    let thresh = state
-        .cmdline_param("watchdog_thresh")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(DEFAULT_WATCHDOG_THRESH);
-    (thresh > 0).then(|| Duration::from_secs(thresh.min(60) * 2))
-}
-
 /// Runs a top-level operation on behalf of the command `comm`. A trap inside it is a kernel
 /// oops: the stack pointer is restored (the task is killed, the kernel goes on), the report is
 /// logged, and the error is returned with the report in [`Oops`]. A call the engine's watchdog
@@ -110,8 +93,13 @@ pub fn run_task<E: Engine, T>(
             for fd in e.with_state(|s| std::mem::take(&mut s.task_fds)) {
                 let _ = sys::call(e, "sys_close", &[fd]);
             }
-            let report = match trap.stuck_for {
-                Some(stuck) => lockup_report(e, comm, &trap, stuck),
+            let report = match trap.stop {
+                Some(Stop::SoftLockup(stuck)) => lockup_report(e, comm, &trap, stuck),
+                // Killed by SIGINT: nothing to report, as for a process.
+                Some(Stop::Interrupted) => {
+                    e.set_stack_pointer(sp);
+                    return Err(TaskError::Interrupted);
+                }
                 None => oops_report(e, comm, &trap),
             };
             for line in report.lines() {
@@ -134,7 +122,7 @@ fn locked_up<T>(result: &Result<T, SysError>) -> bool {
     matches!(
         result,
         Err(SysError::Engine(EngineError::Trap(GuestTrap {
-            stuck_for: Some(_),
+            stop: Some(Stop::SoftLockup(_)),
             ..
         })))
     )
@@ -156,6 +144,9 @@ pub enum TaskError {
     /// The guest trapped (a kernel oops) or locked up (the watchdog interrupted it).
     #[error("oops")]
     Oops(Oops),
+    /// The user interrupted the command (Ctrl-C): its task was killed, as by SIGINT.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 fn oops_report(e: &mut impl Engine, comm: &str, trap: &GuestTrap) -> String {

@@ -26,3 +26,4 @@ pub mod state;
 pub mod sys;
 pub mod sysfs;
 pub mod tracing;
+pub mod watchdog;

@@ -35,12 +35,14 @@ pub struct KernelState {
     pub oopses: u32,
     /// The host-backed mounts: the modules tree and host directories.
     pub mounts: Mounts,
+    /// The soft lockup watchdog's threshold in seconds (`watchdog_thresh`; 0: off).
+    pub watchdog_thresh: u32,
 }
 
 impl KernelState {
     /// A state for a kernel about to boot.
     pub fn new(ftrace: &FtraceMap, kallsyms: Kallsyms, cmdline: &str) -> Self {
-        KernelState {
+        let mut state = KernelState {
             ftrace: Ftrace::new(ftrace),
             kallsyms,
             modules: Vec::new(),
@@ -53,7 +55,10 @@ impl KernelState {
             task_fds: Vec::new(),
             oopses: 0,
             mounts: Mounts::default(),
-        }
+            watchdog_thresh: 0,
+        };
+        state.watchdog_thresh = crate::watchdog::thresh_from_cmdline(&state);
+        state
     }
 
     /// The value of `name=value` on the kernel command line (`1` for a bare `name`).

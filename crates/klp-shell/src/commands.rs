@@ -2,6 +2,7 @@
 
 use super::Host;
 use super::filters::{self, ReadFile, Streams};
+use crate::INTERRUPTED;
 use klp_core::engine::Engine;
 use klp_core::errno::Errno;
 use klp_core::fs;
@@ -105,6 +106,7 @@ fn filter(
                 oopses.push_str(&format!("{}\n", oops.report));
                 Err("Segmentation fault".into())
             }
+            Err(TaskError::Interrupted) => Err("Interrupted".into()),
         };
         let mut streams = Streams {
             stdin,
@@ -126,6 +128,8 @@ fn report(host: &mut dyn Host, tool: &str, subject: &str, err: TaskError) -> i32
             host.err(&format!("{}\nSegmentation fault\n", oops.report));
             139
         }
+        // Killed by SIGINT: the shell prints nothing, the status is 128 + 2.
+        TaskError::Interrupted => INTERRUPTED,
         TaskError::Sys(SysError::Errno(errno)) => {
             host.err(&format!("{tool}: {subject}: {errno}\n"));
             1

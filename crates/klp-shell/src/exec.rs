@@ -1,10 +1,10 @@
 //! Runs the syntax tree: and-or lists, pipelines (each command's output is the next one's
 //! input), redirections through the kernel's namespace, and `$?`.
 
-use super::Host;
 use super::commands;
 use super::lexer::RedirectKind;
 use super::parser::{AndOr, Command, Connector};
+use super::{Host, INTERRUPTED};
 use klp_core::engine::Engine;
 use klp_core::fs::{self, WriteError};
 use klp_core::kernel::{TaskError, run_task};
@@ -89,6 +89,7 @@ fn simple(
                         TaskError::Sys(SysError::Errno(errno)) => errno.strerror(),
                         TaskError::Sys(SysError::Engine(err)) => err.to_string(),
                         TaskError::Oops(oops) => format!("{}\nSegmentation fault", oops.report),
+                        TaskError::Interrupted => return (INTERRUPTED, piped.then(String::new)),
                     };
                     host.err(&format!(
                         "sh: {}: cannot open {path}: {reason}\n",
@@ -151,6 +152,7 @@ fn write(
     match written {
         Ok(result) => result,
         Err(TaskError::Oops(oops)) => Err(format!("{}\nSegmentation fault\n", oops.report)),
+        Err(TaskError::Interrupted) => Err(String::new()),
         Err(TaskError::Sys(err)) => Err(format!("sh: {path}: {err}\n")),
     }
 }

@@ -8,6 +8,9 @@ pub mod parser;
 
 use klp_core::engine::Engine;
 
+/// The status of a command interrupted by the user (Ctrl-C): killed by SIGINT, 128 + 2.
+pub const INTERRUPTED: i32 = 130;
+
 /// What the shell needs from its surroundings: a terminal and a clock to sleep on. Files,
 /// modules included, come from the kernel's namespace only.
 pub trait Host {

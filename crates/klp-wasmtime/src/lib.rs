@@ -4,10 +4,11 @@
 //! what the `klp` command, the integration tests and the benchmarks run on.
 //!
 //! The soft lockup watchdog is wasmtime's epoch interruption: a thread advances the engine's
-//! epoch every [`TICK`], and each outermost guest call gets a deadline that many ticks ahead
-//! (twice `watchdog_thresh`, [`klp_core::kernel::soft_lockup_timeout`]). A call still running
-//! then traps at its next function entry or loop back edge, as a [`GuestTrap`] with `stuck_for`
-//! set, which `run_task` reports as Linux's soft lockup.
+//! epoch every [`TICK`], and at each tick of an outermost guest call the watchdog checks it. A
+//! call running past twice `watchdog_thresh` ([`klp_core::watchdog::soft_lockup_timeout`], read at every tick), or
+//! one the user interrupted ([`Interrupter`], Ctrl-C), traps at its next function entry or loop
+//! back edge, as a [`GuestTrap`] whose `stop` says why: `run_task` reports the first as Linux's
+//! soft lockup and kills the second's task as SIGINT would.
 //!
 //! Growth is bounded by a resource limiter on the store: linear memory may not grow past `mem=`
 //! (128M without it, the kernel's default) and the table past [`TABLE_MAX`] entries. A refused
@@ -28,12 +29,12 @@ mod watchdog;
 
 pub use instances::{DEAD_BYTES_MAX, DEAD_MAX, StoreStats};
 pub use limits::TABLE_MAX;
-pub use watchdog::TICK;
+pub use watchdog::{Interrupter, TICK};
 
 use cache::ModuleCache;
 use guest_func::{Fnv1a, GuestFunc};
 use instances::Instances;
-use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
+use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId, Stop};
 use klp_core::fs::modules::ModuleFiles;
 use klp_core::hostcall;
 use klp_core::kernel::BootError;
@@ -42,12 +43,12 @@ use limits::{Limits, mem_param};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use wasmtime::{
     AsContext, AsContextMut, Caller, Config, Extern, Func, Global, Inlining, Instance, Linker,
     Memory, Module, Ref, Store, StoreContext, StoreContextMut, Table, Val, WasmBacktrace,
 };
-use watchdog::{Watchdog, nanos, watched};
+use watchdog::{Watchdog, watched};
 
 /// The data of the wasmtime `Store`: the core state and the handles of the running kernel.
 pub struct HostData {
@@ -58,7 +59,7 @@ pub struct HostData {
     /// instantiation, and while it moves.
     instances: Option<Instances>,
     boot: Instant,
-    /// The soft lockup watchdog; `None` when `watchdog_thresh=0` turned it off.
+    /// The soft lockup watchdog and interrupt flag; `None` only while the kernel moves.
     watchdog: Option<Watchdog>,
     /// When the outermost guest call running now started (the watchdog's coarse clock); `None`
     /// between calls.
@@ -138,15 +139,10 @@ pub fn instantiate_kernel(
     } else {
         Inlining::No
     });
-    let timeout = klp_core::kernel::soft_lockup_timeout(&state);
-    config.epoch_interruption(timeout.is_some());
+    config.epoch_interruption(true);
     let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Compile(e.to_string()))?;
     let boot = Instant::now();
-    let watchdog = match timeout {
-        // The first tick may come at once: one more tick makes the deadline at least `timeout`.
-        Some(t) => Some(Watchdog::start(&engine, nanos(t) / nanos(TICK) + 1, boot)?),
-        None => None,
-    };
+    let watchdog = Some(Watchdog::start(&engine, boot)?);
     let module = Module::new(&engine, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
     let mut instances = Instances::new(module.clone(), wasm)?;
     let mem = mem_param(&state);
@@ -179,15 +175,13 @@ pub fn instantiate_kernel(
     Ok(Context(store))
 }
 
-/// A store for a kernel: `data`, its resource limiter, and a deadline for the kernel's
-/// instantiation (which runs no code, but gets a deadline like any other entry).
+/// A store for a kernel: `data`, its resource limiter, and the watchdog's tick (and a deadline
+/// for the kernel's instantiation, which runs no code, but gets one like any other entry).
 fn new_store(engine: &wasmtime::Engine, data: HostData) -> Store<HostData> {
     let mut store = Store::new(engine, data);
     store.limiter(|data| &mut data.limits);
-    if let Some(watchdog) = &store.data().watchdog {
-        let ticks = watchdog.ticks;
-        store.set_epoch_deadline(ticks);
-    }
+    store.epoch_deadline_callback(watchdog::on_tick);
+    store.set_epoch_deadline(1);
     store
 }
 
@@ -290,6 +284,15 @@ impl WasmtimeEngine {
         self.0.data_mut().instances().stats()
     }
 
+    /// A handle that interrupts the command running in this kernel from another thread (the
+    /// `klp` command's Ctrl-C handler).
+    pub fn interrupter(&mut self) -> Interrupter {
+        let watchdog = self.0.data().watchdog.as_ref();
+        watchdog
+            .expect("a running kernel has a watchdog")
+            .interrupter()
+    }
+
     /// Moves the kernel to a fresh store now, as it does by itself once enough instances are
     /// dead: for tests (nothing visible may change) and benchmarks (what a move costs).
     ///
@@ -316,9 +319,24 @@ fn table<T: AsContext<Data = HostData>>(ctx: &T) -> Table {
     handles(ctx).table
 }
 
-/// Turns a wasmtime error into an [`EngineError`], keeping the trap's call trace. An interrupt
-/// is the watchdog's: the outermost call, which started `since` nanoseconds after `boot`, is stuck.
-fn engine_error(err: wasmtime::Error, boot: Instant, since: u64) -> EngineError {
+/// Turns the error of a guest call into an [`EngineError`], keeping the trap's call trace and
+/// why the watchdog stopped it, if it did.
+fn guest_error<T: AsContextMut<Data = HostData>>(
+    ctx: &mut Context<T>,
+    err: wasmtime::Error,
+) -> EngineError {
+    let mut store = ctx.as_context_mut();
+    let stop = store
+        .data_mut()
+        .watchdog
+        .as_mut()
+        .and_then(Watchdog::take_stop);
+    engine_error(err, stop)
+}
+
+/// Turns a wasmtime error into an [`EngineError`], keeping the trap's call trace; `stop` is why
+/// the watchdog interrupted the call, if it did.
+fn engine_error(err: wasmtime::Error, stop: Option<Stop>) -> EngineError {
     // An error of a guest call nested in a host call crosses `klp.hostcall` as the EngineError
     // `hostcall::dispatch` returned, under the host call's backtrace: a trap there already has
     // the innermost message and frames.
@@ -327,8 +345,7 @@ fn engine_error(err: wasmtime::Error, boot: Instant, since: u64) -> EngineError 
         return EngineError::Trap(inner.clone());
     }
     let trap = err.downcast_ref::<wasmtime::Trap>();
-    let stuck_for = (trap == Some(&wasmtime::Trap::Interrupt))
-        .then(|| Duration::from_nanos(nanos(boot.elapsed()).saturating_sub(since)));
+    let stop = stop.filter(|_| trap == Some(&wasmtime::Trap::Interrupt));
     let message = match (nested, trap) {
         (Some(nested), _) => nested.to_string(),
         (None, Some(trap)) => trap.to_string(),
@@ -350,7 +367,7 @@ fn engine_error(err: wasmtime::Error, boot: Instant, since: u64) -> EngineError 
     EngineError::Trap(GuestTrap {
         message,
         frames,
-        stuck_for,
+        stop,
     })
 }
 
@@ -388,11 +405,8 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
             }
         };
         match watched(self, |ctx| func.call(ctx, args)) {
-            (Some(result), since) => {
-                let boot = self.as_context().data().boot;
-                result.map_err(|err| engine_error(err, boot, since))
-            }
-            (None, _) => {
+            Some(result) => result.map_err(|err| guest_error(self, err)),
+            None => {
                 let ty = func.func().ty(&*self);
                 Err(EngineError::NoExport(format!("{callee:?} has type {ty:?}")))
             }
@@ -479,9 +493,8 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
         let imports = module_imports(handles(self), &module)?;
         let code = instances::code_size(&module);
         self.as_context_mut().data_mut().instances().attempted(code);
-        let (instance, since) = watched(self, |ctx| Instance::new(ctx, &module, &imports));
-        let boot = self.as_context().data().boot;
-        instance.map_err(|e| match engine_error(e, boot, since) {
+        let instance = watched(self, |ctx| Instance::new(ctx, &module, &imports));
+        instance.map_err(|e| match guest_error(self, e) {
             EngineError::Trap(t) => EngineError::Instantiate(t.message),
             other => other,
         })?;

@@ -66,9 +66,6 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
             cache: ModuleCache::default(),
         },
     );
-    if let Some(watchdog) = &old.watchdog {
-        fresh.set_epoch_deadline(watchdog.ticks);
-    }
     let fail = |what: &'static str| {
         move |e: wasmtime::Error| EngineError::Instantiate(format!("{what}: {e}"))
     };

@@ -14,6 +14,7 @@ use crate::hostfs;
 use crate::sys::{self, S_IFDIR, Stat, SysError, SysResult, flags};
 use crate::sysfs;
 use crate::tracing::tracefs;
+use crate::watchdog;
 use hostdir::HostDir;
 use modules::ModuleFiles;
 use mounts::{Backend, Change};
@@ -30,6 +31,7 @@ enum Served<'a> {
     Livepatch(&'a str),
     Tracing(&'a str),
     FtraceEnabled,
+    WatchdogThresh,
     /// A mount of the mount table, and the path inside it.
     Mount(usize, String),
 }
@@ -58,6 +60,9 @@ fn served_tree(path: &str) -> Option<Served<'_>> {
     if path == tracefs::FTRACE_ENABLED {
         return Some(Served::FtraceEnabled);
     }
+    if path == watchdog::WATCHDOG_THRESH {
+        return Some(Served::WatchdogThresh);
+    }
     under(path, sysfs::ROOT)
         .map(Served::Livepatch)
         .or_else(|| under(path, tracefs::ROOT).map(Served::Tracing))
@@ -67,7 +72,7 @@ fn served_tree(path: &str) -> Option<Served<'_>> {
 fn served_children(dir: &str) -> &'static [&'static str] {
     match dir {
         "/proc" => &["kallsyms", "mounts"],
-        "/proc/sys/kernel" => &["ftrace_enabled"],
+        "/proc/sys/kernel" => &["ftrace_enabled", "watchdog_thresh"],
         "/sys/kernel" => &["livepatch", "tracing"],
         _ => &[],
     }
@@ -81,6 +86,7 @@ macro_rules! tree {
             Served::Livepatch(rel) => hostfs::$f::<sysfs::Livepatch>($e, rel $(, $arg)*),
             Served::Tracing(rel) => hostfs::$f::<tracefs::Tracefs>($e, rel $(, $arg)*),
             Served::FtraceEnabled => hostfs::$f::<tracefs::FtraceEnabled>($e, "" $(, $arg)*),
+            Served::WatchdogThresh => hostfs::$f::<watchdog::WatchdogThresh>($e, "" $(, $arg)*),
             _ => $other,
         }
     };
