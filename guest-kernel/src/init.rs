@@ -75,6 +75,7 @@ pub unsafe extern "C" fn kernel_boot(cmdline: *const u8, len: usize) -> i32 {
         return -EBUSY;
     }
     *booted = true;
+    mm::init();
     // SAFETY: the caller's contract.
     let cmdline = unsafe { kernel_bytes(cmdline, len) };
     let len = cmdline.len().min(COMMAND_LINE_SIZE - 1);

@@ -1,4 +1,4 @@
-//! kmalloc/kfree: a first-fit allocator with coalescing over linear memory above `__heap_base`.
+//! kmalloc/kfree: a first-fit allocator with coalescing above `__heap_base`, its free list checked.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
@@ -26,16 +26,27 @@ unsafe extern "C" {
     static __stack_high: u8;
 }
 
-/// The heap: an address-ordered list of free blocks between `start` and the end of memory.
+/// The line `kernel BUG at mm/slub.c:<line>!` names when the free list is found corrupt.
+///
+/// This kernel's allocator is not SLUB; the number is fixed so that reports and the
+/// documentation (docs/livepatch.md §8) can name it.
+const SLUB_BUG_LINE: u32 = 449;
+
+/// The heap: an address-ordered list of free blocks between the heap's start and the end of
+/// memory. The heap is tiled by blocks: each starts with its size, so the blocks can be
+/// walked from [`heap_start`] to the end of memory (memory grown by anyone else, such as a
+/// module's own `memory.grow`, is a gap where such a walk stops).
+///
+/// `free_head` is the only pointer kept outside the blocks; it, and every `next` pointer
+/// followed, is checked before use ([`Heap::check`]), and a bad one is a `kernel BUG`.
 struct Heap {
-    start: usize,
     free_head: usize,
+    /// Bytes in free blocks, for /proc/meminfo.
     free_bytes: usize,
     limit: usize,
 }
 
 static HEAP: Global<Heap> = Global::new(Heap {
-    start: 0,
     free_head: 0,
     free_bytes: 0,
     limit: DEFAULT_MEM,
@@ -59,6 +70,11 @@ fn memory_bytes() -> usize {
     wasm32::memory_size(0) * WASM_PAGE
 }
 
+/// The first block's address: `__heap_base`, aligned.
+fn heap_start() -> usize {
+    ((&raw const __heap_base) as usize).next_multiple_of(ALIGN)
+}
+
 fn read_u32(addr: usize) -> u32 {
     // SAFETY: heap addresses are inside linear memory and 4-aligned.
     unsafe { (addr as *const u32).read() }
@@ -69,34 +85,121 @@ fn write_u32(addr: usize, value: u32) {
     unsafe { (addr as *mut u32).write(value) }
 }
 
+/// Whether `size` can be the size of a block at `addr`: at least `MIN_BLOCK`, aligned, and
+/// inside memory.
+fn block_fits(addr: usize, size: usize) -> bool {
+    size >= MIN_BLOCK && size.is_multiple_of(ALIGN) && addr + size <= memory_bytes()
+}
+
 impl Heap {
-    fn init_once(&mut self) {
-        if self.start == 0 {
-            let base = (&raw const __heap_base) as usize;
-            self.start = base.next_multiple_of(ALIGN);
-            self.limit = self.limit.max(memory_bytes());
-            let end = memory_bytes();
-            if end >= self.start + MIN_BLOCK {
-                self.release(self.start, end - self.start);
-            }
+    /// Puts all of memory above the heap's start on the free list (once, at boot).
+    fn init(&mut self) {
+        let (start, end) = (heap_start(), memory_bytes());
+        if self.free_head == 0 && end >= start + MIN_BLOCK {
+            self.release(start, end - start);
         }
+    }
+
+    /// Checks the free block `cur` reached from a block ending at `floor` (or from the list
+    /// head): aligned, not below `floor` (the list is address-ordered, which also rules out
+    /// cycles), a sane size inside memory, and a next pointer that is 0 or could be the next
+    /// block. Returns its size and next pointer; anything else is a `kernel BUG`.
+    ///
+    /// Since each block's next pointer is checked here, a bad `cur` can only be the head.
+    fn check(&mut self, floor: usize, cur: usize) -> (usize, usize) {
+        if !cur.is_multiple_of(ALIGN) || cur < floor || cur + MIN_BLOCK > memory_bytes() {
+            let head = (&raw const self.free_head) as usize;
+            self.bug("pointer", cur, head);
+        }
+        let size = read_u32(cur) as usize;
+        if !block_fits(cur, size) {
+            self.bug("block size", size, cur);
+        }
+        let next = read_u32(cur + 4) as usize;
+        if next != 0
+            && (!next.is_multiple_of(ALIGN)
+                || next <= cur + size
+                || next + MIN_BLOCK > memory_bytes())
+        {
+            self.bug("pointer", next, cur + 4);
+        }
+        (size, next)
+    }
+
+    /// The free list is corrupt at `at`: `what` (a pointer, a block size) is `bad`.
+    /// Rebuilds the list from the block headers, quarantining whatever cannot be walked, and
+    /// reports a `kernel BUG` as Linux's `BUG()` does: the allocating or freeing task dies (an
+    /// oops), the kernel and its allocator go on.
+    #[cold]
+    fn bug(&mut self, what: &str, bad: usize, at: usize) -> ! {
+        let (free, quarantined) = self.rebuild();
+        pr_err!(
+            "kmalloc: free list corrupt at {at:#010x}: {what} {bad:#010x}; rebuilt from the \
+             block headers: {free} bytes free, {quarantined} bytes quarantined"
+        );
+        pr_warn!("------------[ cut here ]------------");
+        pr_crit!("kernel BUG at mm/slub.c:{SLUB_BUG_LINE}!");
+        wasm32::unreachable()
+    }
+
+    /// Walks the blocks from the heap's start and links every block not marked in use into
+    /// a new free list, merging neighbours; stops at the first header that is not a block.
+    /// Returns the free bytes and the bytes past that point, which are left unused.
+    fn rebuild(&mut self) -> (usize, usize) {
+        let end = memory_bytes();
+        let (mut at, mut tail, mut free) = (heap_start(), 0, 0);
+        self.free_head = 0;
+        while at + MIN_BLOCK <= end {
+            let size = read_u32(at) as usize;
+            if !block_fits(at, size) {
+                break;
+            }
+            if read_u32(at + 4) != MAGIC {
+                free += size;
+                if tail != 0 && tail + read_u32(tail) as usize == at {
+                    write_u32(tail, read_u32(tail) + size as u32);
+                } else {
+                    write_u32(at + 4, 0);
+                    if tail == 0 {
+                        self.free_head = at;
+                    } else {
+                        write_u32(tail + 4, at as u32);
+                    }
+                    tail = at;
+                }
+            }
+            at += size;
+        }
+        self.free_bytes = free;
+        (free, end.saturating_sub(at))
     }
 
     /// Puts the block `[addr, addr + size)` on the free list, merging it with its neighbours.
     fn release(&mut self, addr: usize, size: usize) {
-        self.free_bytes += size;
-        let (mut prev, mut next) = (0, self.free_head);
+        let (mut prev, mut prev_size, mut next) = (0, 0, self.free_head);
+        let mut floor = heap_start();
         while next != 0 && next < addr {
-            prev = next;
-            next = read_u32(next + 4) as usize;
+            let (size, after) = self.check(floor, next);
+            (prev, prev_size, floor, next) = (next, size, next + size, after);
         }
+        if next != 0 {
+            self.check(floor, next);
+        }
+        if floor > addr {
+            // The block overlaps a free one: the list or the block's header is corrupt.
+            self.bug("freed block overlapping it", addr, prev);
+        }
+        if next != 0 && addr + size > next {
+            self.bug("freed block overlapping it", addr, next);
+        }
+        self.free_bytes += size;
         let (mut addr, mut size) = (addr, size);
         if next != 0 && addr + size == next {
             size += read_u32(next) as usize;
             next = read_u32(next + 4) as usize;
         }
-        if prev != 0 && prev + read_u32(prev) as usize == addr {
-            size += read_u32(prev) as usize;
+        if prev != 0 && prev + prev_size == addr {
+            size += prev_size;
             addr = prev;
         } else if prev != 0 {
             write_u32(prev + 4, addr as u32);
@@ -119,16 +222,14 @@ impl Heap {
     }
 
     fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
-        self.init_once();
         if align > ALIGN || size > u32::MAX as usize / 2 {
             return core::ptr::null_mut();
         }
         let need = (size + HDR).next_multiple_of(ALIGN).max(MIN_BLOCK);
         loop {
-            let (mut prev, mut cur) = (0, self.free_head);
+            let (mut prev, mut cur, mut floor) = (0, self.free_head, heap_start());
             while cur != 0 {
-                let block = read_u32(cur) as usize;
-                let next = read_u32(cur + 4) as usize;
+                let (block, next) = self.check(floor, cur);
                 if block >= need {
                     let (taken, rest) = if block - need >= MIN_BLOCK {
                         write_u32(cur + need, (block - need) as u32);
@@ -147,7 +248,7 @@ impl Heap {
                     write_u32(cur + 4, MAGIC);
                     return (cur + HDR) as *mut u8;
                 }
-                (prev, cur) = (cur, next);
+                (prev, cur, floor) = (cur, next, cur + block);
             }
             if !self.grow(need) {
                 return core::ptr::null_mut();
@@ -158,19 +259,28 @@ impl Heap {
     fn free(&mut self, ptr: *mut u8) {
         let addr = (ptr as usize).wrapping_sub(HDR);
         if ptr.is_null()
-            || addr < self.start
+            || addr < heap_start()
             || !addr.is_multiple_of(ALIGN)
-            || addr >= memory_bytes()
+            || addr + MIN_BLOCK > memory_bytes()
         {
             pr_err!("kfree: invalid pointer {:#010x}", ptr as usize);
             return;
         }
-        if read_u32(addr + 4) != MAGIC {
+        let size = read_u32(addr) as usize;
+        if read_u32(addr + 4) != MAGIC || !block_fits(addr, size) {
             pr_err!("kfree: double free or corruption at {:#010x}", ptr as usize);
             return;
         }
-        self.release(addr, read_u32(addr) as usize);
+        // Not in use any more, so that a rebuild of the list counts it as free.
+        write_u32(addr + 4, 0);
+        self.release(addr, size);
     }
+}
+
+/// Puts the memory above the kernel's data on the heap; called first at boot.
+pub fn init() {
+    // SAFETY: a short exclusive access.
+    unsafe { HEAP.get() }.init();
 }
 
 /// Sets the RAM size from a `mem=` boot parameter (`memparse` syntax: `64M`, `1G`, `65536K`).
@@ -203,14 +313,14 @@ fn memparse(arg: &[u8]) -> Option<usize> {
 pub fn stats() -> MemStats {
     // SAFETY: a short exclusive access.
     let heap = unsafe { HEAP.get() };
-    heap.init_once();
+    let free_bytes = heap.free_bytes;
     let mem = memory_bytes();
     let data_start = (&raw const __global_base) as usize;
     let data_end = (&raw const __data_end) as usize;
     MemStats {
         total: heap.limit,
-        free: heap.limit - mem + heap.free_bytes,
-        slab: mem - heap.start - heap.free_bytes,
+        free: heap.limit - mem + free_bytes,
+        slab: (mem - heap_start()).saturating_sub(free_bytes),
         kernel_data: data_end - data_start,
         kernel_stack: (&raw const __stack_high) as usize - (&raw const __stack_low) as usize,
     }

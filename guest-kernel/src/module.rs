@@ -6,7 +6,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use klp_abi::errno::{EEXIST, EINVAL, ENOENT};
+use klp_abi::errno::{EEXIST, EINVAL, ENOENT, ENOMEM};
 use klp_abi::module::{
     MODULE_FLAG_LIVEPATCH, MODULE_STATE_COMING, MODULE_STATE_GOING, MODULE_STATE_LIVE,
 };
@@ -65,7 +65,7 @@ fn find(name: &[u8]) -> Result<&'static mut Module, i32> {
 }
 
 /// Records a module (state Coming). A livepatch module taints the kernel with
-/// `TAINT_LIVEPATCH`. Returns 0 or `-EEXIST`.
+/// `TAINT_LIVEPATCH`. Returns 0, `-EEXIST`, or `-ENOMEM` when kmalloc cannot hold the record.
 ///
 /// # Safety
 ///
@@ -84,10 +84,15 @@ pub unsafe extern "C" fn module_add(
         return -EEXIST;
     }
     let livepatch = flags & MODULE_FLAG_LIVEPATCH != 0;
+    let mut record_name = Vec::new();
+    if record_name.try_reserve_exact(name.len()).is_err() || modules().try_reserve(1).is_err() {
+        return -ENOMEM;
+    }
+    record_name.extend_from_slice(name);
     modules().insert(
         0,
         Module {
-            name: name.into(),
+            name: record_name.into_boxed_slice(),
             base,
             size,
             livepatch,

@@ -37,10 +37,10 @@ const fn msecs_to_jiffies(ms: i32) -> i32 {
 /// The `sched_rr_timeslice_ms` handler.
 ///
 /// **Deliberate bug (missing validity check):** Linux resets the timeslice to its default
-/// when a value `<= 0` is written; this handler takes any integer, so after
-/// `echo 0 > /proc/sys/kernel/sched_rr_timeslice_ms` the timeslice is 0 jiffies and the next
-/// `cat /proc/schedstat` divides by zero: a kernel panic. Fixed by the `klp-fix-timeslice`
-/// livepatch, which refuses such values with `EINVAL`.
+/// when a value `<= 0` is written; this handler takes any integer and converts it in 32-bit
+/// arithmetic that wraps, so after `echo 0` (or 17179869, docs/livepatch.md §8) into it the
+/// timeslice is 0 jiffies and the next `cat /proc/schedstat` divides by zero: a kernel panic.
+/// Fixed by `klp-fix-timeslice`, which refuses values `<= 0` and repairs the timeslice.
 ///
 /// # Safety
 ///

@@ -4,6 +4,8 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 
+use klp_abi::errno::ENOMEM;
+
 use crate::uaccess::kernel_bytes;
 
 /// A show callback, `int (*show)(struct seq_file *m, void *v)` (the kernel's view of
@@ -15,12 +17,18 @@ pub type ShowFn = unsafe extern "C" fn(m: *mut SeqFile, v: *mut c_void) -> i32;
 /// Modules see it as the opaque [`klp_abi::SeqFile`] and append with [`seq_write`].
 pub struct SeqFile {
     buf: Vec<u8>,
+    /// Set when the buffer could not grow: the read fails with `ENOMEM`.
+    overflow: bool,
 }
 
 impl SeqFile {
-    /// Appends bytes (`seq_puts`).
+    /// Appends bytes (`seq_puts`); when memory runs out, the read will fail.
     pub fn puts(&mut self, s: &[u8]) {
-        self.buf.extend_from_slice(s);
+        if self.buf.try_reserve(s.len()).is_ok() {
+            self.buf.extend_from_slice(s);
+        } else {
+            self.overflow = true;
+        }
     }
 }
 
@@ -35,14 +43,22 @@ impl fmt::Write for SeqFile {
 ///
 /// # Errors
 ///
-/// The callback's negative return value, as a positive errno.
+/// The callback's negative return value, as a positive errno; `ENOMEM` when the buffer
+/// could not hold what it wrote.
 pub fn seq_show(show: ShowFn) -> Result<Vec<u8>, i32> {
-    let mut m = SeqFile { buf: Vec::new() };
+    let mut m = SeqFile {
+        buf: Vec::new(),
+        overflow: false,
+    };
     let m_ptr: *mut SeqFile = &mut m;
     // SAFETY: `show` is a procfs callback of the right type; `m` outlives the call, and
     // no other reference to it exists while the callback runs.
     let ret = unsafe { show(m_ptr, core::ptr::null_mut()) };
-    if ret < 0 { Err(-ret) } else { Ok(m.buf) }
+    match (ret, m.overflow) {
+        (ret, _) if ret < 0 => Err(-ret),
+        (_, true) => Err(ENOMEM),
+        _ => Ok(m.buf),
+    }
 }
 
 /// Appends `len` bytes at `buf` to the seq_file `m`; returns 0.

@@ -3,7 +3,7 @@
 use core::ops::Deref;
 
 use klp_abi::new_utsname::{FIELD_LEN, SIZE as UTSNAME_SIZE};
-use klp_abi::{CtlTable, NEW_UTS_LEN, NewUtsname};
+use klp_abi::{CtlTable, NEW_UTS_LEN, NewUtsname, USER_BUFFER_SIZE};
 
 use crate::proc::sysctl::{proc_dostring, register_sysctl};
 use crate::sync::Global;
@@ -24,14 +24,30 @@ const fn field(s: &str) -> [u8; FIELD_LEN] {
     out
 }
 
-/// The initial (and only) UTS namespace, `init_uts_ns.name`.
-static INIT_UTS_NS: Global<NewUtsname> = Global::new(NewUtsname {
-    sysname: field("Linux"),
-    nodename: field("(none)"),
-    release: field(UTS_RELEASE),
-    version: field(UTS_VERSION),
-    machine: field("wasm32"),
-    domainname: field("(none)"),
+/// `struct uts_namespace`: the name, then the room an overflow of the name runs into.
+#[repr(C)]
+struct UtsNamespace {
+    /// `init_uts_ns.name`, what uname(2) copies.
+    name: NewUtsname,
+    /// Bytes nobody reads. Linux's namespace goes on with `user_ns`, `ucounts` and `ns`;
+    /// here the name is followed by room for the longest write the deliberate overflow in
+    /// [`proc_do_uts_string`] can make (one `write(2)`, at most `USER_BUFFER_SIZE` bytes,
+    /// plus its NUL), so that it reaches the same bytes in every build and no other kernel
+    /// data, whatever the linker places next (docs/livepatch.md §8).
+    overflow_room: [u8; USER_BUFFER_SIZE as usize],
+}
+
+/// The initial (and only) UTS namespace, `init_uts_ns`.
+static INIT_UTS_NS: Global<UtsNamespace> = Global::new(UtsNamespace {
+    name: NewUtsname {
+        sysname: field("Linux"),
+        nodename: field("(none)"),
+        release: field(UTS_RELEASE),
+        version: field(UTS_VERSION),
+        machine: field("wasm32"),
+        domainname: field("(none)"),
+    },
+    overflow_room: [0; USER_BUFFER_SIZE as usize],
 });
 
 /// A field of the utsname.
@@ -62,7 +78,7 @@ impl Deref for UtsField {
 /// Reads a field (at most 65 bytes, stopping at the NUL).
 pub fn utsname_field(which: Field) -> UtsField {
     // SAFETY: a short read of the namespace.
-    let uts = unsafe { INIT_UTS_NS.get() };
+    let uts = unsafe { &INIT_UTS_NS.get().name };
     let buf = match which {
         Field::Sysname => uts.sysname,
         Field::Release => uts.release,
@@ -82,7 +98,7 @@ pub fn uname(out: &mut [u8; UTSNAME_SIZE]) {
 /// The `hostname=` boot parameter: sets the node name, truncated to 64 bytes.
 pub fn set_hostname(name: &[u8]) {
     // SAFETY: a short write of the namespace.
-    let uts = unsafe { INIT_UTS_NS.get() };
+    let uts = unsafe { &mut INIT_UTS_NS.get().name };
     let len = name.len().min(NEW_UTS_LEN);
     uts.nodename = [0; FIELD_LEN];
     uts.nodename[..len].copy_from_slice(&name[..len]);
@@ -94,8 +110,9 @@ pub fn set_hostname(name: &[u8]) {
 /// points at, up to the first newline. **Deliberate bug (missing bounds check):** unlike
 /// Linux, which copies through a `__NEW_UTS_LEN + 1` byte buffer with `proc_dostring`, the
 /// write is not limited to `table->maxlen`, so a host name longer than 64 bytes runs into the
-/// next field (`release`), visible in `uname -a`, `/proc/version` and
-/// `/proc/sys/kernel/osrelease`. Fixed by the `klp-fix-hostname` livepatch.
+/// next fields (`release` first), visible in `uname -a`, `/proc/version` and
+/// `/proc/sys/kernel/osrelease`, and past the name into the namespace's unused room, never
+/// further (docs/livepatch.md §8 has every offset). Fixed by the `klp-fix-hostname` livepatch.
 ///
 /// # Safety
 ///
@@ -133,6 +150,8 @@ unsafe extern "C" fn proc_do_uts_string(
 /// `/proc/sys/kernel/{ostype,osrelease,version,hostname,domainname}`.
 static UTS_KERN_TABLE: [CtlTable; 5] = {
     let uts = INIT_UTS_NS.as_ptr();
+    // SAFETY: only the field's address is taken.
+    let uts = unsafe { &raw mut (*uts).name };
     // SAFETY: only field addresses are taken; nothing is read.
     unsafe {
         [

@@ -77,6 +77,10 @@ pub mod sys {
         pub fn klp_disable_patch(patch: *const KlpPatch) -> i32;
         /// Logs `Kernel panic - not syncing: <msg>` and stops the kernel.
         pub fn panic(msg: *const u8, len: usize) -> !;
+        /// Allocates `size` zeroed bytes, 8-aligned; NULL when memory is exhausted.
+        pub fn kmalloc(size: usize, flags: u32) -> *mut u8;
+        /// Frees a block from `kmalloc`.
+        pub fn kfree(ptr: *mut u8);
     }
 }
 

@@ -23,7 +23,7 @@ pub fn proc_root() -> Ino {
 ///
 /// # Errors
 ///
-/// `EEXIST`; `EINVAL` for an empty name or one with a slash.
+/// `EEXIST`; `EINVAL` for an empty name or one with a slash; `ENOMEM`.
 pub fn proc_create(name: &[u8], show: ShowFn) -> Result<(), i32> {
     if name.is_empty() || name.contains(&b'/') {
         return Err(EINVAL);
@@ -32,12 +32,11 @@ pub fn proc_create(name: &[u8], show: ShowFn) -> Result<(), i32> {
     if vfs::lookup(root, name).is_some() {
         return Err(EEXIST);
     }
-    vfs::create(root, name, FsType::Proc, S_IFREG | 0o444, Node::Seq(show));
-    Ok(())
+    vfs::create(root, name, FsType::Proc, S_IFREG | 0o444, Node::Seq(show)).map(|_| ())
 }
 
 /// Creates `/proc/<name>` for a module: reading it calls `show(m, v)` through the pointer.
-/// Returns 0 or -errno (`-EEXIST`, `-EINVAL`).
+/// Returns 0 or -errno (`-EEXIST`, `-EINVAL`, `-ENOMEM`).
 ///
 /// # Safety
 ///

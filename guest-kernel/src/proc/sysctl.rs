@@ -1,9 +1,10 @@
 //! /proc/sys: sysctl tables, their files, and the generic string and integer handlers.
 
+use alloc::vec::Vec;
 use core::fmt::Write;
 
 use klp_abi::CtlTable;
-use klp_abi::errno::EINVAL;
+use klp_abi::errno::{EINVAL, ENOMEM};
 use klp_abi::stat::S_IFREG;
 
 use crate::printk::{CONSOLE_PRINTK, LineBuf};
@@ -20,20 +21,26 @@ static KERN_TABLE: [CtlTable; 1] = [CtlTable::new(
 )];
 
 /// The directory `/proc/sys/<name>`, created on first use.
-fn sysctl_dir(name: &[u8]) -> Ino {
+fn sysctl_dir(name: &[u8]) -> Result<Ino, i32> {
     let proc = super::proc_root();
-    let sys = vfs::lookup(proc, b"sys")
-        .unwrap_or_else(|| vfs::mkdir_in(proc, b"sys", FsType::Proc, 0o555));
-    vfs::lookup(sys, name).unwrap_or_else(|| vfs::mkdir_in(sys, name, FsType::Proc, 0o555))
+    let sys = match vfs::lookup(proc, b"sys") {
+        Some(sys) => sys,
+        None => vfs::mkdir_in(proc, b"sys", FsType::Proc, 0o555)?,
+    };
+    match vfs::lookup(sys, name) {
+        Some(dir) => Ok(dir),
+        None => vfs::mkdir_in(sys, name, FsType::Proc, 0o555),
+    }
 }
 
-/// Adds the files of `table` to `/proc/sys/<dir>`, as `register_sysctl`.
+/// Adds the files of `table` to `/proc/sys/<dir>`, as `register_sysctl` (at boot, when
+/// memory cannot be short: an entry that cannot be allocated is left out).
 pub fn register_sysctl(dir: &[u8], table: &'static [CtlTable]) {
-    let dir = sysctl_dir(dir);
+    let Ok(dir) = sysctl_dir(dir) else { return };
     for entry in table {
         // SAFETY: table names are NUL-terminated C strings.
         let name = unsafe { core::ffi::CStr::from_ptr(entry.procname.cast()) }.to_bytes();
-        vfs::create(
+        let _ = vfs::create(
             dir,
             name,
             FsType::Proc,
@@ -66,6 +73,8 @@ pub fn write(table: &'static CtlTable, buf: &[u8], pos: u64) -> Result<usize, i3
     call_handler(table, true, buf.as_ptr().cast_mut(), buf.len(), pos)
 }
 
+/// Calls the handler on a kernel copy of the buffer, one byte longer and NUL-terminated, as
+/// Linux's `proc_sys_call_handler` does (`kvzalloc(count + 1)`), and frees the copy after.
 fn call_handler(
     table: &'static CtlTable,
     write: bool,
@@ -73,11 +82,34 @@ fn call_handler(
     len: usize,
     pos: u64,
 ) -> Result<usize, i32> {
-    let (mut len, mut ppos) = (len, pos as i64);
+    let mut kbuf = Vec::new();
+    kbuf.try_reserve_exact(len + 1).map_err(|_| ENOMEM)?;
+    kbuf.resize(len + 1, 0);
+    if write {
+        // SAFETY: the caller passes a buffer of `len` bytes.
+        kbuf[..len].copy_from_slice(unsafe { kernel_bytes(buf, len) });
+    }
+    let (mut count, mut ppos) = (len, pos as i64);
     // SAFETY: the handler gets the table it was registered with and a buffer of `len` bytes;
     // it is called through its pointer, so a livepatched handler runs the same way.
-    let ret = unsafe { (table.proc_handler)(table, i32::from(write), buf, &mut len, &mut ppos) };
-    if ret < 0 { Err(-ret) } else { Ok(len) }
+    let ret = unsafe {
+        (table.proc_handler)(
+            table,
+            i32::from(write),
+            kbuf.as_mut_ptr(),
+            &mut count,
+            &mut ppos,
+        )
+    };
+    if ret < 0 {
+        return Err(-ret);
+    }
+    if !write {
+        let count = count.min(len);
+        // SAFETY: as above; the handler filled at most `len` bytes of the copy.
+        unsafe { core::ptr::copy_nonoverlapping(kbuf.as_ptr(), buf, count) };
+    }
+    Ok(count)
 }
 
 /// Reads or writes the NUL-terminated string of `table->maxlen` bytes at `table->data`,

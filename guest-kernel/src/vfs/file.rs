@@ -2,14 +2,14 @@
 
 use alloc::vec::Vec;
 
-use klp_abi::errno::{EACCES, EBADF, EINVAL, EIO, EISDIR, EMFILE, ENOENT, ENOTDIR};
+use klp_abi::errno::{EACCES, EBADF, EINVAL, EIO, EISDIR, EMFILE, ENOENT, ENOMEM, ENOTDIR};
 use klp_abi::fcntl::{O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY, O_RDONLY, O_TRUNC, O_WRONLY};
 use klp_abi::stat::S_IFREG;
 
 use super::namei::{self, Last};
 use super::{FsType, Ino, Node, create, inode, put, readdir};
 use crate::proc::sysctl;
-use crate::ramfs;
+use crate::ramfs::{self, RamFile};
 use crate::seq_file::seq_show;
 use crate::sync::Global;
 
@@ -60,13 +60,13 @@ fn create_file(path: &[u8]) -> Result<Ino, i32> {
     if inode(dir).map(|d| d.fs) != Some(FsType::Ramfs) {
         return Err(EACCES);
     }
-    Ok(create(
+    create(
         dir,
         name,
         FsType::Ramfs,
         S_IFREG | 0o644,
-        Node::File(Vec::new()),
-    ))
+        Node::File(RamFile::default()),
+    )
 }
 
 /// open(2); returns the lowest free descriptor.
@@ -94,13 +94,14 @@ pub fn open(path: &[u8], flags: i32) -> Result<i32, i32> {
         Node::Sysctl(table) if flags & O_ACCMODE != O_WRONLY && table.mode & 0o400 == 0 => {
             return Err(EACCES);
         }
-        Node::File(data) if wants_write && flags & O_TRUNC != 0 => ramfs::truncate(data),
+        Node::File(data) if wants_write && flags & O_TRUNC != 0 => data.truncate(),
         _ => {}
     }
     let files = files();
     let fd = match files.iter().position(Option::is_none) {
         Some(fd) => fd,
         None if files.len() < NR_OPEN => {
+            files.try_reserve(1).map_err(|_| ENOMEM)?;
             files.push(None);
             files.len() - 1
         }
@@ -129,7 +130,7 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
     let (ino, pos) = (f.ino, f.pos);
     let n = match &inode(ino).ok_or(EBADF)?.node {
         Node::Dir(_) => return Err(EISDIR),
-        Node::File(data) => ramfs::read(data, pos, buf),
+        Node::File(data) => data.read(pos, buf),
         &Node::Seq(show) => {
             if file(fd)?.seq.is_none() {
                 // The callback may be module code calling back into the kernel: no borrow
@@ -161,11 +162,11 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, i32> {
         Node::Dir(_) => return Err(EISDIR),
         Node::File(data) => {
             let pos = if flags & O_APPEND != 0 {
-                data.len() as u64
+                data.size()
             } else {
                 pos
             };
-            let n = ramfs::write(data, pos, buf)?;
+            let n = data.write(pos, buf)?;
             file(fd)?.pos = pos;
             n
         }

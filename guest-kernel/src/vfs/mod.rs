@@ -13,8 +13,10 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use klp_abi::CtlTable;
+use klp_abi::errno::ENOMEM;
 use klp_abi::stat::S_IFDIR;
 
+use crate::ramfs::RamFile;
 use crate::seq_file::ShowFn;
 use crate::sync::Global;
 
@@ -40,7 +42,7 @@ pub enum Node {
     /// A directory's entries, in creation order.
     Dir(Vec<DirEntry>),
     /// A ramfs file's contents.
-    File(Vec<u8>),
+    File(RamFile),
     /// A procfs file whose contents come from a show callback.
     Seq(ShowFn),
     /// A `/proc/sys` file served by a sysctl handler.
@@ -110,8 +112,33 @@ pub fn lookup(dir: Ino, name: &[u8]) -> Option<Ino> {
 }
 
 /// Creates an inode in `dir` under `name` (which must not exist yet) and returns it.
-pub fn create(dir: Ino, name: &[u8], fs: FsType, mode: u32, node: Node) -> Ino {
+///
+/// # Errors
+///
+/// `ENOMEM` when kmalloc cannot hold the inode or the directory entry (`d_alloc` and
+/// `new_inode` failing in Linux); nothing is created then.
+pub fn create(dir: Ino, name: &[u8], fs: FsType, mode: u32, node: Node) -> Result<Ino, i32> {
     let is_dir = matches!(node, Node::Dir(_));
+    let mut entry_name = Vec::new();
+    entry_name
+        .try_reserve_exact(name.len())
+        .map_err(|_| ENOMEM)?;
+    entry_name.extend_from_slice(name);
+    if let Some(Inode {
+        node: Node::Dir(entries),
+        ..
+    }) = inode(dir)
+    {
+        entries.try_reserve(1).map_err(|_| ENOMEM)?;
+    }
+    let inodes = table();
+    let free = inodes
+        .iter()
+        .skip(ROOT_INO as usize + 1)
+        .position(Option::is_none);
+    if free.is_none() {
+        inodes.try_reserve(1).map_err(|_| ENOMEM)?;
+    }
     let new = Inode {
         fs,
         mode,
@@ -120,12 +147,7 @@ pub fn create(dir: Ino, name: &[u8], fs: FsType, mode: u32, node: Node) -> Ino {
         opened: 0,
         node,
     };
-    let inodes = table();
-    let ino = match inodes
-        .iter()
-        .skip(ROOT_INO as usize + 1)
-        .position(Option::is_none)
-    {
+    let ino = match free {
         Some(free) => free + ROOT_INO as usize + 1,
         None => {
             inodes.push(None);
@@ -140,13 +162,13 @@ pub fn create(dir: Ino, name: &[u8], fs: FsType, mode: u32, node: Node) -> Ino {
         }
         if let Node::Dir(entries) = &mut parent.node {
             entries.push(DirEntry {
-                name: name.into(),
+                name: entry_name.into_boxed_slice(),
                 ino,
                 is_dir,
             });
         }
     }
-    ino
+    Ok(ino)
 }
 
 /// Removes `name` from `dir`; the inode is freed once no descriptor has it open.
@@ -186,20 +208,25 @@ fn release(ino: Ino) {
     }
 }
 
-/// Bytes of page cache the ramfs files occupy: each file's size rounded up to 4 KiB pages.
+/// Bytes of page cache the ramfs files occupy: the pages they have allocated, each a 4 KiB
+/// kmalloc block (so this is part of the memory counted as used, never more than it).
 pub fn ramfs_pages_bytes() -> usize {
     table()
         .iter()
         .flatten()
         .map(|i| match &i.node {
-            Node::File(data) => data.len().next_multiple_of(4096),
+            Node::File(file) => file.page_bytes(),
             _ => 0,
         })
         .sum()
 }
 
 /// Creates the directory `name` in `dir`.
-pub fn mkdir_in(dir: Ino, name: &[u8], fs: FsType, mode: u32) -> Ino {
+///
+/// # Errors
+///
+/// As [`create`].
+pub fn mkdir_in(dir: Ino, name: &[u8], fs: FsType, mode: u32) -> Result<Ino, i32> {
     create(dir, name, fs, S_IFDIR | mode, Node::Dir(Vec::new()))
 }
 
@@ -219,9 +246,12 @@ pub fn init() {
         node: Node::Dir(Vec::new()),
     }));
     pr_info!("VFS: Mounted root (ramfs filesystem) on device 0:1.");
-    mkdir_in(ROOT_INO, b"tmp", FsType::Ramfs, 0o1777);
-    mkdir_in(ROOT_INO, b"proc", FsType::Proc, 0o555);
-    let sys = mkdir_in(ROOT_INO, b"sys", FsType::Sysfs, 0o555);
-    let kernel = mkdir_in(sys, b"kernel", FsType::Sysfs, 0o755);
-    mkdir_in(kernel, b"livepatch", FsType::Sysfs, 0o755);
+    // Boot-time directories: memory cannot be short yet.
+    let _ = mkdir_in(ROOT_INO, b"tmp", FsType::Ramfs, 0o1777);
+    let _ = mkdir_in(ROOT_INO, b"proc", FsType::Proc, 0o555);
+    if let Ok(sys) = mkdir_in(ROOT_INO, b"sys", FsType::Sysfs, 0o555)
+        && let Ok(kernel) = mkdir_in(sys, b"kernel", FsType::Sysfs, 0o755)
+    {
+        let _ = mkdir_in(kernel, b"livepatch", FsType::Sysfs, 0o755);
+    }
 }

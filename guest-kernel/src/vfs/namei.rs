@@ -116,8 +116,7 @@ pub fn mkdir(path: &[u8]) -> Result<(), i32> {
     if fs_of(dir) != Some(FsType::Ramfs) {
         return Err(EPERM);
     }
-    mkdir_in(dir, name, FsType::Ramfs, 0o755);
-    Ok(())
+    mkdir_in(dir, name, FsType::Ramfs, 0o755).map(|_| ())
 }
 
 /// unlink(2): removes a file; an open file lives on until it is closed.

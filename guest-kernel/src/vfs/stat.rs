@@ -26,7 +26,7 @@ pub fn stat(path: &[u8]) -> Result<Stat, i32> {
     let ino = namei::path_lookup(path)?;
     let inode = inode(ino).ok_or(ENOENT)?;
     let (mode, size) = match &inode.node {
-        Node::File(data) => (inode.mode, data.len() as u32),
+        Node::File(data) => (inode.mode, data.size() as u32),
         Node::Sysctl(table) => (S_IFREG | table.mode, 0),
         Node::Dir(_) | Node::Seq(_) => (inode.mode, 0),
     };

@@ -2,8 +2,10 @@
 //!
 //! The replacement is Linux's own: copy the field into a `__NEW_UTS_LEN + 1` byte buffer,
 //! let `proc_dostring` read or write that (it truncates to 64 bytes), copy it back. After
-//! enabling, the init also repairs the fields an earlier overflow may have overwritten,
-//! reaching the kernel's local `INIT_UTS_NS` through a `.klp.sym` relocation.
+//! enabling, the init also repairs the fields an earlier overflow may have overwritten, and
+//! ends the host and domain names at 64 bytes, reaching the kernel's local `INIT_UTS_NS`
+//! through a `.klp.sym` relocation. It cannot repair kernel data past the namespace
+//! (docs/livepatch.md §8).
 #![no_std]
 
 use core::ptr::addr_of_mut;
@@ -67,7 +69,7 @@ static FUNCS: [KlpFunc; 2] = [
 static OBJS: [KlpObject; 2] = [KlpObject::vmlinux(&FUNCS), KlpObject::END];
 static PATCH: KlpPatch = KlpPatch::new(&OBJS);
 
-/// Enables the fix, then repairs release, version and machine.
+/// Enables the fix, then repairs release, version and machine and terminates the names.
 #[unsafe(no_mangle)]
 pub extern "C" fn init_module() -> i32 {
     let ret = klp_enable_patch(&PATCH);
@@ -77,6 +79,8 @@ pub extern "C" fn init_module() -> i32 {
         repair(&mut uts.release, RELEASE);
         repair(&mut uts.version, VERSION);
         repair(&mut uts.machine, MACHINE);
+        uts.nodename[64] = 0;
+        uts.domainname[64] = 0;
     }
     ret
 }

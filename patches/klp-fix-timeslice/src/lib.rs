@@ -13,6 +13,8 @@ use klp_guest::{CtlTable, KlpFunc, KlpObject, KlpPatch, klp_enable_patch, sys::p
 
 /// Timer ticks per second of this kernel.
 const HZ: i32 = 250;
+/// The default timeslice in milliseconds, `RR_TIMESLICE` in Linux.
+const RR_TIMESLICE_MS: i32 = 100;
 
 unsafe extern "C" {
     /// `proc/sysctl.rs`: parses one integer, returns the bytes used or -EINVAL.
@@ -63,10 +65,20 @@ static FUNCS: [KlpFunc; 2] = [
 static OBJS: [KlpObject; 2] = [KlpObject::vmlinux(&FUNCS), KlpObject::END];
 static PATCH: KlpPatch = KlpPatch::new(&OBJS);
 
-/// Enables the fix.
+/// Enables the fix, then repairs a timeslice the bug already let through: a value of 0 or
+/// less, or one whose conversion to jiffies wrapped to 0 or less (17179869 ms and more), is
+/// reset to the default, as Linux's `sched_rr_handler` does for values `<= 0`.
 #[unsafe(no_mangle)]
 pub extern "C" fn init_module() -> i32 {
-    klp_enable_patch(&PATCH)
+    let ret = klp_enable_patch(&PATCH);
+    // SAFETY: plain loads and stores of the kernel's tunables; the kernel is single-threaded.
+    unsafe {
+        if ret == 0 && (SYSCTL_SCHED_RR_TIMESLICE <= 0 || SCHED_RR_TIMESLICE <= 0) {
+            SYSCTL_SCHED_RR_TIMESLICE = RR_TIMESLICE_MS;
+            SCHED_RR_TIMESLICE = RR_TIMESLICE_MS * HZ / 1000;
+        }
+    }
+    ret
 }
 
 /// Nothing to undo: the livepatch core disables and frees the patch.
