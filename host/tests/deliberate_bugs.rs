@@ -55,7 +55,7 @@ fn assert_fixed(status: i32, out: &str, err: &str) {
     );
     assert_eq!(status, 0, "{out}{err}");
     assert!(
-        out.ends_with("6.12.0-klp\n65\n65\nworks\n9\n1\n"),
+        out.ends_with("6.12.0-klp\n65\n65\nworks\n10\n1\n"),
         "the fix loaded and repaired the release: {out}"
     );
 }
