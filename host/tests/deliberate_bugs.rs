@@ -119,7 +119,7 @@ fn a_poisoned_free_list_is_a_kernel_bug_and_the_allocator_goes_on() {
     ]);
     assert_eq!(status, 0, "{out}{err}");
     assert!(
-        err.starts_with("Oops: wasm trap: wasm `unreachable` instruction executed [#1]\n"),
+        err.starts_with("Oops: invalid opcode: 0000 [#1]\n"),
         "{err}"
     );
     assert!(err.contains("\n <TASK>\n bug\n"), "{err}");

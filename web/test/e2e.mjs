@@ -218,10 +218,11 @@ try {
     const { out, err } = await type(STEPS[7]);
     transcript.out += out;
     transcript.err += err;
-    assert.match(err, /^Oops: wasm trap: wasm `unreachable` instruction executed \[#1\]$/m);
+    assert.match(err, /^Oops: invalid opcode: 0000 \[#1\]$/m);
+    assert.match(err, /^RIP: panic \(wasm trap: wasm `unreachable` instruction executed\)$/m);
     assert.match(err, /^ panic_const_div_by_zero\n show_schedstat\n seq_show$/m);
     assert.equal(record(await type(STEPS[8])), ORIGINAL);
-    assert.match(record(await type(STEPS[9])), /\] Oops: wasm trap: .*\n(.*\n){3}\[ *[\d.]+\]  panic\n/);
+    assert.match(record(await type(STEPS[9])), /\] Oops: invalid opcode: .*\n(.*\n){4}\[ *[\d.]+\]  panic\n/);
   });
 
   await check("the transcript, dmesg and oops match `klp run -c` (timestamps masked)", async () => {
@@ -232,7 +233,7 @@ try {
     }
     assert.match(transcript.out, /livepatch: 'livepatch_sample': unpatching complete/);
     assert.match(transcript.out, /kernel BUG at guest-kernel\/src\/sched.rs/);
-    assert.match(transcript.out, /Oops: wasm trap/);
+    assert.match(transcript.out, /Oops: invalid opcode/);
     assert.equal(maskTimestamps(transcript.out), maskTimestamps(cli.stdout));
     assert.equal(transcript.err, cli.stderr);
   });

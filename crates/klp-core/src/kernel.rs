@@ -154,11 +154,47 @@ fn oops_report(e: &mut impl Engine, comm: &str, trap: &GuestTrap) -> String {
         s.oopses += 1;
         (s.oopses, s.taint_flags())
     });
+    let report = task_report(comm, &tainted, trap);
+    // Where it happened, as Linux's `RIP:` line, with the engine's own words for the trap.
+    let rip = format!(
+        "RIP: {} ({})\n",
+        frame_name(trap.frames.first()),
+        trap.message
+    );
+    let at = report.find("Call Trace:").unwrap_or(0);
     format!(
-        "Oops: {} [#{n}]\n{}\n---[ end trace 0000000000000000 ]---",
-        trap.message,
-        task_report(comm, &tainted, trap)
+        "Oops: {}: 0000 [#{n}]\n{}{rip}{}\n---[ end trace 0000000000000000 ]---",
+        oops_kind(&trap.message),
+        &report[..at],
+        &report[at..]
     )
+}
+
+/// The x86 exception Linux would name for a WebAssembly trap: `BUG()` is `unreachable` here as
+/// `ud2` is there, a division traps as `#DE` does, a bad access faults, a runaway recursion hits
+/// the stack guard.
+fn oops_kind(message: &str) -> &'static str {
+    const KINDS: [(&str, &str); 7] = [
+        ("unreachable", "invalid opcode"),
+        ("indirect call type mismatch", "invalid opcode"),
+        ("divide by zero", "divide error"),
+        ("integer overflow", "divide error"),
+        ("call stack exhausted", "stack guard page"),
+        ("out of bounds", "general protection fault"),
+        ("uninitialized element", "general protection fault"),
+    ];
+    KINDS
+        .iter()
+        .find(|(wasm, _)| message.contains(wasm))
+        .map_or("general protection fault", |&(_, linux)| linux)
+}
+
+/// A frame's name as the call trace prints it (`?` when unnamed).
+fn frame_name(frame: Option<&Option<String>>) -> String {
+    match frame {
+        Some(Some(raw)) => kallsyms::symbol_name(raw).unwrap_or_else(|| raw.to_string()),
+        _ => "?".to_string(),
+    }
 }
 
 /// The soft lockup watchdog's report, as Linux's `watchdog_timer_fn` prints it: the seconds the
@@ -182,11 +218,7 @@ fn task_report(comm: &str, tainted: &str, trap: &GuestTrap) -> String {
         "CPU: 0 PID: {PID} Comm: {comm} Tainted: {tainted} 6.12.0-klp #1\nCall Trace:\n <TASK>\n"
     );
     for frame in &trap.frames {
-        let name = frame.as_deref().map_or_else(
-            || "?".to_string(),
-            |raw| kallsyms::symbol_name(raw).unwrap_or_else(|| raw.to_string()),
-        );
-        report.push_str(&format!(" {name}\n"));
+        report.push_str(&format!(" {}\n", frame_name(Some(frame))));
     }
     report.push_str(" </TASK>");
     report
