@@ -764,3 +764,33 @@ fn module_writing_the_ftrace_table_is_refused_at_link() {
          back"
     );
 }
+
+#[test]
+fn functions_up_to_the_cap_parse_and_one_more_is_refused_with_the_counts() {
+    let module = |n: u32| {
+        let mut types = wasm_encoder::TypeSection::new();
+        types.ty().function([], []);
+        let mut funcs = wasm_encoder::FunctionSection::new();
+        let mut code = wasm_encoder::CodeSection::new();
+        for _ in 0..n {
+            funcs.function(0);
+            let mut body = wasm_encoder::Function::new([]);
+            body.instructions().end();
+            code.function(&body);
+        }
+        let mut out = wasm_encoder::Module::new();
+        out.section(&types).section(&funcs).section(&code);
+        out.section(&wasm_encoder::CustomSection {
+            name: "linking".into(),
+            data: linking_section(&[], &[]).into(),
+        });
+        out.finish()
+    };
+    let o = ObjectFile::parse(&module(MAX_MODULE_FUNCS)).unwrap();
+    assert_eq!(o.functions().len(), MAX_MODULE_FUNCS as usize);
+    let err = ObjectFile::parse(&module(MAX_MODULE_FUNCS + 1)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "module has 16385 functions (0 imported, 16385 defined), over the limit of 16384"
+    );
+}
