@@ -8,7 +8,7 @@ use super::{
 };
 use crate::engine::{Callee, Engine, EngineError};
 use crate::errno::Errno;
-use crate::ftrace;
+use crate::ftrace::{self, Slot};
 use crate::instrument::FuncSig;
 use crate::livepatch;
 use crate::object::{LinkPlan, Linked, ObjectError, ObjectFile};
@@ -338,6 +338,8 @@ fn record(
     };
     tx.push(Undo::Instance(instance));
     e.with_state(|s| s.ftrace.add_module(name, slot_base, &sigs));
+    // The instantiation wrote the orig entries; ftrace fills the slots from them.
+    ftrace::sync(e, (slot_base..slot_base + n).map(Slot::new))?;
     let symbols = object.symbols(data_base, slot_base);
     e.with_state(|s| s.kallsyms.add_module(name, symbols));
     tx.push(Undo::Symbols);

@@ -125,16 +125,18 @@ pub(super) fn link(
         let ty = re.global_type(g.ty).map_err(|e| malformed(e.to_string()))?;
         globals.global(ty, &g.init);
     }
+    // One segment, the orig entries `slot_base + n..`: the loader has ftrace copy them into
+    // the slots. A second N-entry segment for the slots would cost wasmtime about a third more
+    // compile time and memory.
     let mut elements = ElementSection::new();
     if n > 0 {
         let funcs: Vec<u32> = (0..n).collect();
-        for base in [plan.slot_base, plan.slot_base + n] {
-            elements.active(
-                None,
-                &ConstExpr::i32_const(i32::from_ne_bytes(base.to_ne_bytes())),
-                Elements::Functions(funcs.as_slice().into()),
-            );
-        }
+        let orig = plan.slot_base + n;
+        elements.active(
+            None,
+            &ConstExpr::i32_const(i32::from_ne_bytes(orig.to_ne_bytes())),
+            Elements::Functions(funcs.as_slice().into()),
+        );
     }
 
     let mut module = Module::new();

@@ -92,7 +92,8 @@ pub struct LinkPlan {
     /// Address of the data image in kernel memory.
     pub data_base: u32,
     /// First table entry: defined function `i` gets slot `slot_base + i`, its orig entry
-    /// `slot_base + n + i`.
+    /// `slot_base + n + i`. The linked module's element segment fills the orig entries only;
+    /// the slots are the loader's (ftrace's) to write.
     pub slot_base: u32,
 }
 
