@@ -1,6 +1,6 @@
-//! insmod refuses what would cost without bound or oops, early and with Linux's texts: the
-//! function caps of modules, kernels and patches, entry points of the wrong type, and the
-//! engine running out of table or instances.
+//! insmod's limits: its work grows linearly with a module's functions, and it refuses what would
+//! cost without bound or oops, early and with Linux's texts: the function caps of modules,
+//! kernels and patches, entry points of the wrong type, the engine out of table or instances.
 
 mod common;
 mod klp_bin;
@@ -293,59 +293,111 @@ fn a_table_that_cannot_grow_is_cannot_allocate_memory() {
     );
 }
 
-/// The wasmtime engine, except that every instantiation fails as at the store's instance limit.
-struct AtInstanceLimit(WasmtimeEngine);
+/// The wasmtime engine, counting the work the core asks of it; with `at_instance_limit` every
+/// instantiation fails as at the store's instance limit.
+struct Counting {
+    inner: WasmtimeEngine,
+    at_instance_limit: bool,
+    /// Guest calls.
+    calls: u32,
+    /// Table entries copied.
+    table_copies: u32,
+    /// Bytes of the modules instantiated.
+    wasm_bytes: usize,
+}
 
-impl Engine for AtInstanceLimit {
+impl Counting {
+    fn new(at_instance_limit: bool) -> Self {
+        Counting {
+            inner: boot(),
+            at_instance_limit,
+            calls: 0,
+            table_copies: 0,
+            wasm_bytes: 0,
+        }
+    }
+}
+
+impl Engine for Counting {
     fn with_state<R>(&mut self, f: impl FnOnce(&mut KernelState) -> R) -> R {
-        self.0.with_state(f)
+        self.inner.with_state(f)
     }
     fn call(&mut self, callee: Callee<'_>, args: &[i32]) -> Result<Option<i32>, EngineError> {
-        self.0.call(callee, args)
+        self.calls += 1;
+        self.inner.call(callee, args)
     }
     fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), EngineError> {
-        self.0.read(addr, buf)
+        self.inner.read(addr, buf)
     }
     fn write(&mut self, addr: u32, data: &[u8]) -> Result<(), EngineError> {
-        self.0.write(addr, data)
+        self.inner.write(addr, data)
     }
     fn table_len(&mut self) -> u32 {
-        self.0.table_len()
+        self.inner.table_len()
     }
     fn table_grow(&mut self, delta: u32) -> Result<u32, EngineError> {
-        self.0.table_grow(delta)
+        self.inner.table_grow(delta)
     }
     fn table_copy(&mut self, dst: u32, src: u32) -> Result<(), EngineError> {
-        self.0.table_copy(dst, src)
+        self.table_copies += 1;
+        self.inner.table_copy(dst, src)
     }
     fn table_clear(&mut self, start: u32, len: u32) -> Result<(), EngineError> {
-        self.0.table_clear(start, len)
+        self.inner.table_clear(start, len)
     }
     fn stack_pointer(&mut self) -> u32 {
-        self.0.stack_pointer()
+        self.inner.stack_pointer()
     }
     fn set_stack_pointer(&mut self, sp: u32) {
-        self.0.set_stack_pointer(sp);
+        self.inner.set_stack_pointer(sp);
     }
-    fn instantiate(&mut self, _wasm: &[u8]) -> Result<InstanceId, EngineError> {
-        Err(EngineError::Instantiate(
-            "resource limit exceeded: instance count too high at 10001".into(),
-        ))
+    fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError> {
+        if self.at_instance_limit {
+            return Err(EngineError::Instantiate(
+                "resource limit exceeded: instance count too high at 10001".into(),
+            ));
+        }
+        self.wasm_bytes += wasm.len();
+        self.inner.instantiate(wasm)
     }
     fn now_ns(&mut self) -> u64 {
-        self.0.now_ns()
+        self.inner.now_ns()
     }
     fn backtrace(&mut self) -> Vec<Option<String>> {
-        self.0.backtrace()
+        self.inner.backtrace()
     }
     fn release(&mut self, id: InstanceId) {
-        self.0.release(id);
+        self.inner.release(id);
     }
+}
+
+/// The work of loading a module of `n` empty functions: guest calls, table entries copied,
+/// bytes instantiated.
+fn load_work(n: u32) -> (u32, u32, usize) {
+    let mut e = Counting::new(false);
+    let module = objects::empty_functions(n);
+    loader::load_module(&mut e, "many", &module, &[]).expect("loads");
+    (e.calls, e.table_copies, e.wasm_bytes)
+}
+
+#[test]
+fn the_work_of_insmod_grows_linearly_with_the_functions() {
+    let (calls, copies, bytes) = load_work(1000);
+    let (calls2, copies2, bytes2) = load_work(2000);
+    assert_eq!(
+        calls2, calls,
+        "the guest calls do not depend on the functions"
+    );
+    assert_eq!((copies, copies2), (1000, 2000), "one copy per slot");
+    assert!(
+        bytes2 <= 2 * bytes + 4096,
+        "the linked module grows linearly: {bytes} then {bytes2} bytes"
+    );
 }
 
 #[test]
 fn the_engine_instance_limit_is_cannot_allocate_memory() {
-    let mut e = AtInstanceLimit(boot());
+    let mut e = Counting::new(true);
     let out = shell(
         &mut e,
         "insmod hello; dmesg | tail -1; lsmod | grep -c hello",
