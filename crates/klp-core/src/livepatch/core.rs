@@ -83,24 +83,35 @@ fn init_object_loaded(
     id: PatchId,
     obj: usize,
 ) -> Result<(), Unresolved> {
-    let Some(object) = d.lp.get(id).map(|p| p.objs[obj].clone()) else {
+    // Resolved on a borrow of the object: the patch is not copied.
+    let Some(object) = d.lp.get(id).map(|p| &p.objs[obj]) else {
         return Err(Unresolved::Lookup);
     };
-    let mut slots = Vec::new();
-    for func in &object.funcs {
-        let (name, sympos) = (&func.old_name, func.old_sympos);
-        match ctx.0.kallsyms.lookup(object.name(), name, sympos) {
-            Ok(sym) if sym.kind == SymKind::Func => slots.push(Slot::new(sym.addr)),
-            Ok(_) => {
-                d.err(format!("symbol '{name}' not found in symbol table"));
-                return Err(Unresolved::NotAFunction);
+    let resolved: Result<Vec<Slot>, (String, Unresolved)> = object
+        .funcs
+        .iter()
+        .map(|func| {
+            let (name, sympos) = (&func.old_name, func.old_sympos);
+            match ctx.0.kallsyms.lookup(object.name(), name, sympos) {
+                Ok(sym) if sym.kind == SymKind::Func => Ok(Slot::new(sym.addr)),
+                Ok(_) => Err((
+                    format!("symbol '{name}' not found in symbol table"),
+                    Unresolved::NotAFunction,
+                )),
+                Err(err) => Err((
+                    lookup_message(&err, name, sympos, object.name()),
+                    Unresolved::Lookup,
+                )),
             }
-            Err(err) => {
-                d.err(lookup_message(&err, name, sympos, object.name()));
-                return Err(Unresolved::Lookup);
-            }
+        })
+        .collect();
+    let slots = match resolved {
+        Ok(slots) => slots,
+        Err((message, why)) => {
+            d.err(message);
+            return Err(why);
         }
-    }
+    };
     if let Some(p) = d.lp.get_mut(id) {
         for (func, slot) in p.objs[obj].funcs.iter_mut().zip(slots) {
             func.old_func = Some(slot);
@@ -347,7 +358,7 @@ pub fn klp_register_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
     if e.with_state(|s| s.livepatch.by_name(&name).is_some()) {
         return Err(Errno::EEXIST.into());
     }
-    let desc = klp_struct::read_patch(e, addr)?;
+    let desc = klp_struct::read_patch(e, &name, addr)?;
     run(e, |d, ctx| match init_patch(d, ctx, &name, desc) {
         Ok((d, _)) => d.finish(),
         Err(plan) => plan,
@@ -366,7 +377,7 @@ pub fn klp_enable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
         Some((id, at)) if at == addr => run_enable(e, |d, ctx| enable_patch(d, ctx, id)),
         Some(_) => Err(Errno::EINVAL.into()),
         None => {
-            let desc = klp_struct::read_patch(e, addr)?;
+            let desc = klp_struct::read_patch(e, &name, addr)?;
             run_enable(e, |d, ctx| match init_patch(d, ctx, &name, desc) {
                 Ok((d, id)) => enable_patch(d, ctx, id),
                 Err(plan) => plan,

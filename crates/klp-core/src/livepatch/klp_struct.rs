@@ -4,15 +4,16 @@ use super::PatchId;
 use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::ftrace::Slot;
-use crate::sys::{SysError, SysResult};
+use crate::sys::{self, SysError, SysResult};
 use klp_abi::{klp_func, klp_object, klp_patch};
 
 /// Longest symbol or object name read from guest memory.
 const MAX_NAME: usize = 512;
 /// Most objects one patch may describe.
 const MAX_OBJECTS: usize = 64;
-/// Most functions one object may describe.
-const MAX_FUNCS: usize = 1 << 16;
+/// Most functions one patch may describe, all its objects together (objects may share one
+/// `klp_func` array: each reference counts).
+pub const MAX_PATCH_FUNCS: usize = 1 << 14;
 
 /// One patched function (`struct klp_func`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,14 +154,17 @@ fn read_cstr(e: &mut impl Engine, addr: u32) -> SysResult<String> {
     Err(Errno::EINVAL.into())
 }
 
-/// Reads a `klp_patch` and everything it points to.
+/// Reads the `klp_patch` of the patch module `name` and everything it points to, once.
 ///
 /// # Errors
-/// `EFAULT` for pointers outside memory, `EINVAL` for unterminated or oversized tables or names.
-pub(super) fn read_patch(e: &mut impl Engine, addr: u32) -> SysResult<PatchDesc> {
+/// `EFAULT` for pointers outside memory, `EINVAL` for unterminated or oversized tables or names;
+/// more than [`MAX_PATCH_FUNCS`] functions are `EINVAL` with a message, refused as soon as the
+/// count passes the limit.
+pub(super) fn read_patch(e: &mut impl Engine, name: &str, addr: u32) -> SysResult<PatchDesc> {
     let objs_addr = read_u32(e, addr + klp_patch::OBJS)?;
     let replace = read_u32(e, addr + klp_patch::REPLACE)? != 0;
-    let mut objs = Vec::new();
+    let mut objs: Vec<KlpObject> = Vec::new();
+    let mut total = 0;
     for i in 0..=MAX_OBJECTS {
         if i == MAX_OBJECTS {
             return Err(Errno::EINVAL.into());
@@ -178,9 +182,19 @@ pub(super) fn read_patch(e: &mut impl Engine, addr: u32) -> SysResult<PatchDesc>
         } else {
             Some(read_cstr(e, name_ptr)?)
         };
+        let Some(funcs) = read_funcs(e, funcs_ptr, MAX_PATCH_FUNCS - total)? else {
+            sys::printk(
+                e,
+                &format!(
+                    "\x013livepatch: patch '{name}' has more than {MAX_PATCH_FUNCS} functions"
+                ),
+            )?;
+            return Err(Errno::EINVAL.into());
+        };
+        total += funcs.len();
         objs.push(KlpObject {
             name: obj_name,
-            funcs: read_funcs(e, funcs_ptr)?,
+            funcs,
             patched: false,
         });
     }
@@ -194,18 +208,19 @@ pub(super) fn read_patch(e: &mut impl Engine, addr: u32) -> SysResult<PatchDesc>
     })
 }
 
-fn read_funcs(e: &mut impl Engine, addr: u32) -> SysResult<Vec<KlpFunc>> {
+/// Reads a `klp_func` array of at most `room` entries; `None` when it has more.
+fn read_funcs(e: &mut impl Engine, addr: u32, room: usize) -> SysResult<Option<Vec<KlpFunc>>> {
     let mut funcs = Vec::new();
-    for i in 0..=MAX_FUNCS {
-        if i == MAX_FUNCS {
-            return Err(Errno::EINVAL.into());
-        }
+    for i in 0..=room {
         let f = addr
             .checked_add(klp_func::SIZE * i as u32)
             .ok_or(Errno::EFAULT)?;
         let name_ptr = read_u32(e, f + klp_func::OLD_NAME)?;
         if name_ptr == 0 {
-            return Ok(funcs);
+            return Ok(Some(funcs));
+        }
+        if i == room {
+            return Ok(None);
         }
         funcs.push(KlpFunc {
             old_name: read_cstr(e, name_ptr)?,
@@ -214,5 +229,5 @@ fn read_funcs(e: &mut impl Engine, addr: u32) -> SysResult<Vec<KlpFunc>> {
             old_func: None,
         });
     }
-    Err(Errno::EINVAL.into())
+    Ok(None)
 }

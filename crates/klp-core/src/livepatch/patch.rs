@@ -111,19 +111,26 @@ pub(super) fn patch_object(
     id: PatchId,
     obj: usize,
 ) -> Result<(), Errno> {
-    let Some(funcs) = d.lp.get(id).map(|p| p.objs[obj].funcs.clone()) else {
+    // The resolved functions' slots and index, not a copy of the object.
+    let Some(funcs) = d.lp.get(id).map(|p| {
+        let funcs = p.objs[obj].funcs.iter().enumerate();
+        funcs
+            .filter_map(|(i, f)| f.old_func.map(|slot| (slot, f.new_func, i)))
+            .collect::<Vec<_>>()
+    }) else {
         return Err(Errno::EINVAL);
     };
-    for func in &funcs {
-        let Some(slot) = func.old_func else {
-            continue;
-        };
-        if let Err(refusal) = ftrace.may_redirect(slot, func.new_func) {
-            refusal_messages(d, &func.old_name, &refusal);
+    for (slot, new_func, i) in funcs {
+        if let Err(refusal) = ftrace.may_redirect(slot, new_func) {
+            let name =
+                d.lp.get(id)
+                    .map(|p| p.objs[obj].funcs[i].old_name.clone())
+                    .unwrap_or_default();
+            refusal_messages(d, &name, &refusal);
             unpatch_object(d, id, obj);
             return Err(refusal.errno());
         }
-        d.lp.stacks.push(slot, id, func.new_func);
+        d.lp.stacks.push(slot, id, new_func);
         d.touch(slot);
     }
     set_patched(&mut d.lp, id, obj, true);

@@ -3,11 +3,12 @@
 use super::resolve::resolve;
 use super::undo::{Transaction, Undo};
 use super::{
-    LoadedModule, ModuleState, log, module_call, own_ref, set_refcnt, set_state, valid_module_name,
+    LoadedModule, ModuleState, gone_is_enodev, log, module_call, own_ref, set_refcnt, set_state,
+    valid_module_name,
 };
-use crate::engine::{Callee, Engine};
+use crate::engine::{Callee, Engine, EngineError};
 use crate::errno::Errno;
-use crate::ftrace;
+use crate::ftrace::{self, Slot};
 use crate::instrument::FuncSig;
 use crate::livepatch;
 use crate::object::{LinkPlan, Linked, ObjectError, ObjectFile};
@@ -26,6 +27,17 @@ fn invalid_format(e: &mut impl Engine, name: &str, err: &ObjectError) -> SysErro
     match log(e, &message) {
         Ok(()) => Errno::ENOEXEC.into(),
         Err(trap) => trap,
+    }
+}
+
+/// The errno of a module the engine could not instantiate. The linker made and validated it, so
+/// a compile error means the engine refused its code (`Invalid module format`), and any other
+/// failure a resource the engine ran out of (its instance limit, memory, the table): ENOMEM, as
+/// Linux's loader gives when it cannot allocate a module.
+fn instantiate_errno(err: &EngineError) -> Errno {
+    match err {
+        EngineError::Compile(_) => Errno::ENOEXEC,
+        _ => Errno::ENOMEM,
     }
 }
 
@@ -237,7 +249,19 @@ fn place(
     };
     let sigs: Vec<FuncSig> = object.functions().iter().map(|f| f.sig.clone()).collect();
     let n = sigs.len() as u32;
-    let slot_base = ftrace::alloc_range(e, 2 * n)?;
+    let slot_base = match ftrace::alloc_range(e, 2 * n) {
+        Ok(base) => base,
+        // The table cannot grow (its limit, or the host's memory): ENOMEM, as Linux's module
+        // loader gives when it cannot allocate the module's memory.
+        Err(SysError::Engine(EngineError::Table(why))) => {
+            log(
+                e,
+                &format!("{name}: no room for {} table entries: {why}", 2 * n),
+            )?;
+            return Err(Errno::ENOMEM.into());
+        }
+        Err(err) => return Err(err),
+    };
     tx.push(Undo::Slots { base: slot_base, n });
     let plan = LinkPlan {
         data_base,
@@ -309,11 +333,16 @@ fn record(
         Ok(instance) => instance,
         Err(err) => {
             log(e, &format!("{name}: {err}"))?;
-            return Err(Errno::ENOEXEC.into());
+            return Err(instantiate_errno(&err).into());
         }
     };
     tx.push(Undo::Instance(instance));
+    // The module writes its orig entries; ftrace fills the slots from them.
+    if let Some(fill) = linked.fill {
+        e.call(Callee::Slot(fill), &[])?;
+    }
     e.with_state(|s| s.ftrace.add_module(name, slot_base, &sigs));
+    ftrace::sync(e, (slot_base..slot_base + n).map(Slot::new))?;
     let symbols = object.symbols(data_base, slot_base);
     e.with_state(|s| s.kallsyms.add_module(name, symbols));
     tx.push(Undo::Symbols);
@@ -374,7 +403,7 @@ fn initialize(
         ret?;
     }
     tx.push(Undo::Init { exit });
-    set_state(e, name, ModuleState::Live)
+    set_state(e, name, ModuleState::Live).map_err(gone_is_enodev)
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ mod rmmod;
 mod undo;
 
 use crate::engine::Engine;
-use crate::sys::{self, SysResult};
+use crate::errno::Errno;
+use crate::sys::{self, SysError, SysResult};
 pub use insmod::load_module;
 pub use rmmod::unload_module;
 pub(crate) use undo::{FirstError, first_or_trap, retried};
@@ -110,12 +111,24 @@ fn users(s: &crate::state::KernelState, name: &str, except: Option<&str>) -> u32
 /// were.
 ///
 /// # Errors
-/// A trap in the kernel.
+/// A trap in the kernel; `ENODEV` when the module is no longer on the kernel's module list
+/// (see [`gone_is_enodev`]).
 pub fn set_refcnt(e: &mut impl Engine, name: &str, own: u32) -> SysResult<()> {
     let count = e.with_state(|s| s.module(name).is_some().then(|| users(s, name, None) + own));
     match count {
-        Some(count) => write_refcnt(e, name, count),
+        Some(count) => write_refcnt(e, name, count).map_err(gone_is_enodev),
         None => Ok(()),
+    }
+}
+
+/// The kernel's module list answers `ENOENT` for a module it no longer has (one that called
+/// `module_del` on itself). Taking a reference on such a module is Linux's failed
+/// `try_module_get`, which `klp_enable_patch` and the loader report as `ENODEV` ("No such
+/// device"); `ENOENT` would read "Unknown symbol in module" in insmod.
+fn gone_is_enodev(err: SysError) -> SysError {
+    match err {
+        SysError::Errno(Errno::ENOENT) => Errno::ENODEV.into(),
+        other => other,
     }
 }
 

@@ -11,6 +11,7 @@ use wasmparser::{
 use super::InstrumentError;
 use super::ftrace::{FTRACE_SECTION, FtraceEntry, FtraceMap, FuncSig};
 use super::rewrite;
+use crate::func_count::{self, MAX_KERNEL_FUNCS};
 use crate::object::linking::{LinkingInfo, SymTarget};
 
 /// Name of the custom section listing notrace functions, one raw name per line.
@@ -57,6 +58,8 @@ pub(crate) struct Kernel<'a> {
     pub globals: Vec<GlobalType>,
     /// Raw names from the name section, by function index.
     pub func_names: HashMap<u32, &'a str>,
+    /// The first named symbol of each function in the linking symbol table, by function index.
+    pub func_syms: HashMap<u32, &'a str>,
     /// Global names from the name section.
     pub global_names: HashMap<u32, &'a str>,
     /// Sections before the table section that are copied unchanged (type, import, function).
@@ -110,8 +113,16 @@ pub(crate) fn const_i32(expr: &ConstExpr<'_>) -> Option<u32> {
 }
 
 impl<'a> Kernel<'a> {
-    /// Validates (with [`super::FEATURES`]) and reads `wasm`.
+    /// Validates (with [`super::FEATURES`]) and reads `wasm`; more than [`MAX_KERNEL_FUNCS`]
+    /// functions are refused from the section headers, before validation.
     pub(crate) fn parse(wasm: &'a [u8]) -> Result<Self, InstrumentError> {
+        let count = func_count::count(wasm)?;
+        if count.total() > MAX_KERNEL_FUNCS {
+            return Err(unsupported(format!(
+                "{} functions, over the limit of {MAX_KERNEL_FUNCS}",
+                count.total()
+            )));
+        }
         super::validate(wasm)?;
         let mut k = Kernel {
             types: Vec::new(),
@@ -122,6 +133,7 @@ impl<'a> Kernel<'a> {
             num_imported_globals: 0,
             globals: Vec::new(),
             func_names: HashMap::new(),
+            func_syms: HashMap::new(),
             global_names: HashMap::new(),
             head: Vec::new(),
             function_section: None,
@@ -282,6 +294,11 @@ impl<'a> Kernel<'a> {
             ));
         }
         k.read_names()?;
+        for sym in k.linking.iter().flat_map(|l| &l.symbols) {
+            if let (SymTarget::Func(f), Some(name)) = (sym.target, sym.name) {
+                k.func_syms.entry(f).or_insert(name);
+            }
+        }
         Ok(k)
     }
 
@@ -320,12 +337,9 @@ impl<'a> Kernel<'a> {
         if let Some(n) = self.func_names.get(&f) {
             return (*n).to_string();
         }
-        self.linking
-            .iter()
-            .flat_map(|l| &l.symbols)
-            .find(|s| s.target == SymTarget::Func(f) && s.name.is_some())
-            .and_then(|s| s.name)
-            .map_or_else(|| format!("func{f}"), str::to_string)
+        self.func_syms
+            .get(&f)
+            .map_or_else(|| format!("func{f}"), |n| (*n).to_string())
     }
 
     /// The signature of function `f`.

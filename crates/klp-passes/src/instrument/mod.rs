@@ -32,6 +32,7 @@ use wasm_encoder::{
 };
 use wasmparser::{BinaryReader, ExternalKind, Name, NameSectionReader};
 
+use crate::func_count::MAX_KERNEL_FUNCS;
 pub use features::FEATURES;
 pub(crate) use features::validate;
 pub use ftrace::{FTRACE_SECTION, FtraceEntry, FtraceMap, FuncSig, ValType};
@@ -237,6 +238,14 @@ pub fn instrument(wasm: &[u8], extra_notrace: &[&str]) -> Result<Instrumented, I
                 return Err(unsupported(format!("export `{name}` names something else")));
             }
         }
+    }
+    // The output must be readable again: its thunks count towards the cap.
+    let total = nfuncs.saturating_add(u32::try_from(thunks.len()).unwrap_or(u32::MAX));
+    if total > MAX_KERNEL_FUNCS {
+        return Err(unsupported(format!(
+            "{total} functions with the thunks ({} of them), over the limit of {MAX_KERNEL_FUNCS}",
+            thunks.len()
+        )));
     }
 
     // Code.
@@ -696,6 +705,29 @@ mod tests {
             "(module (memory 1) (global $__stack_pointer (mut i32) (i32.const 65536)) {items})"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn a_kernel_whose_thunks_would_pass_the_function_cap_is_refused() {
+        // One exported function gets a thunk: at the cap, the output would be one over it.
+        let with = |n: u32| {
+            kernel(&format!(
+                "(func (export \"run\")){}",
+                "(func)".repeat(n as usize - 1)
+            ))
+        };
+        let below = instrument(&with(MAX_KERNEL_FUNCS - 1), &[]).unwrap();
+        assert_eq!(below.ftrace.nr_slots, MAX_KERNEL_FUNCS);
+        let err = instrument(&with(MAX_KERNEL_FUNCS), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported kernel: 65537 functions with the thunks (1 of them), over the limit of 65536"
+        );
+        let err = instrument(&with(MAX_KERNEL_FUNCS + 1), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported kernel: 65537 functions, over the limit of 65536"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! imports the kernel's memory, table 0 and `__stack_pointer`, with every call going through a
 //! slot, and the relocated data image the loader writes into kernel memory.
 
+mod entry;
 mod link;
 pub(crate) mod linking;
 mod reloc;
@@ -19,6 +20,7 @@ use wasmparser::{
     Parser, Payload, RelocSectionReader, RelocationEntry, TypeRef,
 };
 
+use crate::func_count::{self, MAX_MODULE_FUNCS};
 use crate::instrument::FuncSig;
 use crate::instrument::kernel::const_i32;
 use crate::kallsyms::{self, SymKind, Symbol};
@@ -90,7 +92,8 @@ pub struct LinkPlan {
     /// Address of the data image in kernel memory.
     pub data_base: u32,
     /// First table entry: defined function `i` gets slot `slot_base + i`, its orig entry
-    /// `slot_base + n + i`.
+    /// `slot_base + n + i`. The linked module writes the orig entries only, when its fill
+    /// function ([`Linked::fill`]) is called; the slots are the loader's (ftrace's) to write.
     pub slot_base: u32,
 }
 
@@ -99,6 +102,10 @@ pub struct LinkPlan {
 pub struct Linked {
     /// The module to instantiate against the kernel's memory, table and stack pointer.
     pub wasm: Vec<u8>,
+    /// The slot that holds the module's fill function once it is instantiated (`None` when
+    /// it defines no function): calling it writes the orig entries, then the slots are to be
+    /// filled from them.
+    pub fill: Option<u32>,
     /// The relocated data image, to write at `data_base`.
     pub data: Vec<u8>,
     /// Slot of `init_module`.
@@ -194,12 +201,24 @@ impl ObjectFile {
     /// outside [`crate::instrument::FEATURES`], a missing `linking` section, a module that
     /// defines its own memory, has a start function, several tables, passive or non-constant
     /// data segments, imports other than functions, memory, table and `__stack_pointer`,
-    /// unsupported signatures, or data over 64 MiB.
+    /// unsupported signatures, data over 64 MiB, more than [`MAX_MODULE_FUNCS`] functions,
+    /// imported and defined (counted from the section headers before anything else is read), or an `init_module` or
+    /// `cleanup_module` that is not a defined function of type `() -> i32` or `() -> ()`.
     pub fn parse(bytes: &[u8]) -> Result<Self, ObjectError> {
         if bytes.len() > MAX_FILE {
             return Err(malformed(format!(
                 "module is {} bytes, over the {MAX_FILE}-byte limit",
                 bytes.len()
+            )));
+        }
+        let count = func_count::count(bytes)?;
+        if count.total() > MAX_MODULE_FUNCS {
+            return Err(malformed(format!(
+                "module has {} functions ({} imported, {} defined), over the limit of \
+                 {MAX_MODULE_FUNCS}",
+                count.total(),
+                count.imported,
+                count.defined
             )));
         }
         crate::instrument::validate(bytes).map_err(|e| match e {
@@ -507,21 +526,26 @@ impl<'a> Reader<'a> {
             o.align = o.align.max(1 << info.p2align);
         }
         o.layout_data()?;
+        // The first named undefined symbol of each imported function.
+        let mut import_names: HashMap<u32, &str> = HashMap::new();
+        for s in o.symbols.iter().filter(|s| !s.defined) {
+            if let (SymTarget::Func(i), Some(n)) = (s.target, &s.name) {
+                import_names.entry(i).or_insert(n);
+            }
+        }
         let mut imported_globals = 0;
+        let mut import_types = Vec::new();
         for imp in &self.imports {
             match imp.ty {
                 TypeRef::Func(t) | TypeRef::FuncExact(t) => {
                     let f = o.num_imported_funcs;
-                    let sym_name = o.symbols.iter().find_map(|s| match (s.target, &s.name) {
-                        (SymTarget::Func(i), Some(n)) if i == f && !s.defined => Some(n.clone()),
-                        _ => None,
-                    });
+                    let sym_name = import_names.get(&f).map(|n| (*n).to_string());
                     o.undef_of_import.push(o.undefined.len());
                     o.undefined.push(Undefined {
                         name: sym_name.unwrap_or_else(|| imp.name.to_string()),
                         kind: UndefKind::Func(o.sig_of_type(t)?),
                     });
-                    o.func_types.insert(f as usize, t);
+                    import_types.push(t);
                     o.num_imported_funcs += 1;
                 }
                 TypeRef::Memory(m) => {
@@ -549,6 +573,7 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+        o.func_types.splice(0..0, import_types);
         o.num_imported_globals = imported_globals;
         let table_imports = self
             .imports
@@ -579,6 +604,7 @@ impl<'a> Reader<'a> {
             return Err(malformed("function and code section counts differ"));
         }
         o.body_sizes = self.body_sizes;
+        entry::check(&o)?;
         Ok(o)
     }
 }
@@ -682,20 +708,30 @@ impl ObjectFile {
         exports: &[wasmparser::Export<'_>],
     ) -> Result<Vec<ModFunc>, ObjectError> {
         let nimp = self.num_imported_funcs;
-        let mut out = Vec::new();
+        // The first named defined symbol and the first export of each function, indexed once.
+        let mut syms: HashMap<u32, &Sym> = HashMap::new();
+        for s in self
+            .symbols
+            .iter()
+            .filter(|s| s.defined && s.name.is_some())
+        {
+            if let SymTarget::Func(f) = s.target {
+                syms.entry(f).or_insert(s);
+            }
+        }
+        let mut exported: HashMap<u32, &str> = HashMap::new();
+        for e in exports.iter().filter(|e| e.kind == ExternalKind::Func) {
+            exported.entry(e.index).or_insert(e.name);
+        }
+        let mut out = Vec::with_capacity(self.func_types.len().saturating_sub(nimp as usize));
         for (i, t) in self.func_types.iter().enumerate().skip(nimp as usize) {
             let f = i as u32;
-            let sym = self
-                .symbols
-                .iter()
-                .find(|s| s.defined && s.target == SymTarget::Func(f) && s.name.is_some());
-            let export = exports
-                .iter()
-                .find(|e| e.kind == ExternalKind::Func && e.index == f);
+            let sym = syms.get(&f);
+            let export = exported.get(&f);
             let name = sym
                 .and_then(|s| s.name.clone())
                 .or_else(|| self.func_names.get(&f).cloned())
-                .or_else(|| export.map(|e| e.name.to_string()))
+                .or_else(|| export.map(|e| (*e).to_string()))
                 .unwrap_or_else(|| format!("func{f}"));
             out.push(ModFunc {
                 index: f - nimp,

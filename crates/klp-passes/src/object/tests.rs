@@ -610,7 +610,7 @@ fn every_relocation_type_is_applied() {
 }
 
 #[test]
-fn linked_module_fills_slots_and_orig_entries() {
+fn linked_module_fills_the_orig_entries_only() {
     let wasm = hand_module(&Breakage::default());
     let l = ObjectFile::parse(&wasm)
         .unwrap()
@@ -619,13 +619,18 @@ fn linked_module_fills_slots_and_orig_entries() {
     let printed = wasmprinter::print_bytes(&l.wasm).unwrap();
     let funcs = "func $_ZN3mod8local_fn17h0123456789abcdefE $init_module $cleanup_module";
     assert!(
-        printed.contains(&format!("(elem (;0;) (i32.const 50) {funcs})")),
-        "{printed}"
+        printed.contains(&format!("(elem (;0;) {funcs})")),
+        "a passive segment of the functions: {printed}"
     );
     assert!(
-        printed.contains(&format!("(elem (;1;) (i32.const 53) {funcs})")),
-        "{printed}"
+        printed.contains("(elem (;1;) (i32.const 50) func $__klp_fill)"),
+        "the fill function in the first slot: {printed}"
     );
+    assert!(
+        printed.contains("i32.const 53\n    i32.const 0\n    i32.const 3\n    table.init 0"),
+        "it fills the orig entries: {printed}"
+    );
+    assert_eq!(l.fill, Some(50));
     assert!(
         printed.contains(r#"(import "env" "__indirect_function_table" (table (;0;) 56 funcref))"#)
     );
@@ -762,5 +767,35 @@ fn module_writing_the_ftrace_table_is_refused_at_link() {
         err.to_string(),
         "function `writer` uses `table.set 0`, which writes the ftrace table behind the host's \
          back"
+    );
+}
+
+#[test]
+fn functions_up_to_the_cap_parse_and_one_more_is_refused_with_the_counts() {
+    let module = |n: u32| {
+        let mut types = wasm_encoder::TypeSection::new();
+        types.ty().function([], []);
+        let mut funcs = wasm_encoder::FunctionSection::new();
+        let mut code = wasm_encoder::CodeSection::new();
+        for _ in 0..n {
+            funcs.function(0);
+            let mut body = wasm_encoder::Function::new([]);
+            body.instructions().end();
+            code.function(&body);
+        }
+        let mut out = wasm_encoder::Module::new();
+        out.section(&types).section(&funcs).section(&code);
+        out.section(&wasm_encoder::CustomSection {
+            name: "linking".into(),
+            data: linking_section(&[], &[]).into(),
+        });
+        out.finish()
+    };
+    let o = ObjectFile::parse(&module(MAX_MODULE_FUNCS)).unwrap();
+    assert_eq!(o.functions().len(), MAX_MODULE_FUNCS as usize);
+    let err = ObjectFile::parse(&module(MAX_MODULE_FUNCS + 1)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "module has 16385 functions (0 imported, 16385 defined), over the limit of 16384"
     );
 }
