@@ -337,11 +337,8 @@ fn record(
         }
     };
     tx.push(Undo::Instance(instance));
-    // The module writes its orig entries; ftrace fills the slots from them.
-    if let Some(fill) = linked.fill {
-        e.call(Callee::Slot(fill), &[])?;
-    }
     e.with_state(|s| s.ftrace.add_module(name, slot_base, &sigs));
+    // The instantiation wrote the orig entries; ftrace fills the slots from them.
     ftrace::sync(e, (slot_base..slot_base + n).map(Slot::new))?;
     let symbols = object.symbols(data_base, slot_base);
     e.with_state(|s| s.kallsyms.add_module(name, symbols));

@@ -2,9 +2,9 @@
 
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{
-    CodeSection, ConstExpr, ElementSection, Elements, EntityType, Function, FunctionSection,
-    GlobalSection, GlobalType, ImportSection, MemoryType, Module, NameMap, NameSection, RefType,
-    TableType, TypeSection, ValType,
+    CodeSection, ConstExpr, ElementSection, Elements, EntityType, FunctionSection, GlobalSection,
+    GlobalType, ImportSection, MemoryType, Module, NameMap, NameSection, RefType, TableType,
+    TypeSection, ValType,
 };
 use wasmparser::{BinaryReader, CodeSectionReader, RelocationEntry, Validator, WasmFeatures};
 
@@ -15,9 +15,6 @@ use crate::object::linking::SymTarget;
 
 /// Prefix of module parameter symbols.
 const PARAM_PREFIX: &str = "__param_";
-
-/// Name-section name of the function that fills a module's orig entries.
-const FILL_NAME: &str = "__klp_fill";
 
 /// See [`ObjectFile::link`].
 pub(super) fn link(
@@ -128,15 +125,17 @@ pub(super) fn link(
         let ty = re.global_type(g.ty).map_err(|e| malformed(e.to_string()))?;
         globals.global(ty, &g.init);
     }
+    // One segment, the orig entries `slot_base + n..`: the loader has ftrace copy them into
+    // the slots. A second N-entry segment for the slots would cost wasmtime about a third more
+    // compile time and memory.
     let mut elements = ElementSection::new();
     if n > 0 {
-        fill(
-            plan,
-            n,
-            &mut types,
-            &mut functions,
-            &mut code,
-            &mut elements,
+        let funcs: Vec<u32> = (0..n).collect();
+        let orig = plan.slot_base + n;
+        elements.active(
+            None,
+            &ConstExpr::i32_const(i32::from_ne_bytes(orig.to_ne_bytes())),
+            Elements::Functions(funcs.as_slice().into()),
         );
     }
 
@@ -161,47 +160,11 @@ pub(super) fn link(
     };
     Ok(Linked {
         wasm,
-        fill: (n > 0).then_some(plan.slot_base),
         data,
         init: slot_of("init_module"),
         exit: slot_of("cleanup_module"),
         params: cx.params()?,
     })
-}
-
-/// Adds the module's fill function, [`Linked::fill`]: `table.init` of the orig entries
-/// `slot_base + n..` from a passive segment of the `n` functions, placed itself in the first
-/// slot by a one-entry active segment (the loader calls it, then has ftrace fill the slots from
-/// the orig entries, that slot included). Wasmtime compiles a passive segment with a third less
-/// time and memory than an active one on the imported table, and half of two.
-fn fill(
-    plan: &LinkPlan,
-    n: u32,
-    types: &mut TypeSection,
-    functions: &mut FunctionSection,
-    code: &mut CodeSection,
-    elements: &mut ElementSection,
-) {
-    let const_u32 = |v: u32| i32::from_ne_bytes(v.to_ne_bytes());
-    let void = types.len();
-    types.ty().function([], []);
-    functions.function(void);
-    let mut body = Function::new([]);
-    body.instructions()
-        .i32_const(const_u32(plan.slot_base + n))
-        .i32_const(0)
-        .i32_const(const_u32(n))
-        .table_init(0, 0)
-        .elem_drop(0)
-        .end();
-    code.function(&body);
-    let funcs: Vec<u32> = (0..n).collect();
-    elements.passive(Elements::Functions(funcs.as_slice().into()));
-    elements.active(
-        None,
-        &ConstExpr::i32_const(const_u32(plan.slot_base)),
-        Elements::Functions([n].as_slice().into()),
-    );
 }
 
 /// What relocation and rewriting need.
@@ -353,11 +316,6 @@ impl Context<'_> {
         let mut funcs = NameMap::new();
         for f in &o.functions {
             funcs.append(f.index, &f.name);
-        }
-        if let Ok(n) = u32::try_from(o.functions.len())
-            && n > 0
-        {
-            funcs.append(n, FILL_NAME);
         }
         names.functions(&funcs);
         let map = self.global_map();

@@ -92,8 +92,8 @@ pub struct LinkPlan {
     /// Address of the data image in kernel memory.
     pub data_base: u32,
     /// First table entry: defined function `i` gets slot `slot_base + i`, its orig entry
-    /// `slot_base + n + i`. The linked module writes the orig entries only, when its fill
-    /// function ([`Linked::fill`]) is called; the slots are the loader's (ftrace's) to write.
+    /// `slot_base + n + i`. The linked module's element segment fills the orig entries only;
+    /// the slots are the loader's (ftrace's) to write.
     pub slot_base: u32,
 }
 
@@ -102,10 +102,6 @@ pub struct LinkPlan {
 pub struct Linked {
     /// The module to instantiate against the kernel's memory, table and stack pointer.
     pub wasm: Vec<u8>,
-    /// The slot that holds the module's fill function once it is instantiated (`None` when
-    /// it defines no function): calling it writes the orig entries, then the slots are to be
-    /// filled from them.
-    pub fill: Option<u32>,
     /// The relocated data image, to write at `data_base`.
     pub data: Vec<u8>,
     /// Slot of `init_module`.
