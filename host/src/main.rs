@@ -282,11 +282,24 @@ fn demo() -> Result<i32> {
     Ok(status)
 }
 
+/// An error and its causes on one line, `outer: inner`, leaving out a cause whose words the
+/// line already holds (an error that prints its source and also chains it).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
+}
+
 fn main() {
     match try_main() {
         Ok(status) => std::process::exit(status),
         Err(err) => {
-            eprintln!("klp: {err:#}");
+            eprintln!("klp: {}", one_line(&err));
             std::process::exit(1);
         }
     }
