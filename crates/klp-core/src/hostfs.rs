@@ -1,5 +1,5 @@
-//! Attribute trees the host core serves itself (sysfs's livepatch directory, tracefs), with the
-//! open/read/write rules kernfs applies to them.
+//! Attribute trees the host core serves itself (sysfs's livepatch and module directories,
+//! tracefs), with the open/read/write rules kernfs applies to them.
 
 use crate::engine::Engine;
 use crate::errno::Errno;
@@ -42,6 +42,12 @@ pub trait Tree {
     /// The node at `rel` (relative to the tree's root), if it exists.
     fn node(s: &KernelState, rel: &str) -> Option<Node>;
 
+    /// The node at `rel` with whatever it shows from kernel memory (a module parameter's
+    /// value); by default [`Tree::node`].
+    fn lookup(e: &mut impl Engine, rel: &str) -> Option<Node> {
+        e.with_state(|s| Self::node(s, rel))
+    }
+
     /// Writes an attribute that [`check_writable`] allowed.
     ///
     /// # Errors
@@ -50,7 +56,7 @@ pub trait Tree {
 }
 
 fn lookup<T: Tree>(e: &mut impl Engine, rel: &str) -> Result<Node, Errno> {
-    e.with_state(|s| T::node(s, rel)).ok_or(Errno::ENOENT)
+    T::lookup(e, rel).ok_or(Errno::ENOENT)
 }
 
 /// Reads an attribute.

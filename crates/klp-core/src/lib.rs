@@ -22,6 +22,7 @@ pub mod hostfs;
 pub mod kernel;
 pub mod livepatch;
 pub mod loader;
+pub mod module_sysfs;
 pub mod state;
 pub mod sys;
 pub mod sysfs;

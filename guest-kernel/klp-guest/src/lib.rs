@@ -151,14 +151,31 @@ impl ModuleParam {
     }
 }
 
-/// Declares an `int` module parameter: `module_param!(replace: i32 = 0)` defines the global
-/// data symbol `__param_replace` (4 bytes) that the loader sets from `replace=1`.
+/// Declares an `int` module parameter, as Linux's `module_param(replace, int, 0644)`:
+/// `module_param!(replace: i32 = 0, 0o644)` defines the global data symbol `__param_replace`
+/// (4 bytes) that the loader sets from `replace=1`, and the `.modinfo` entries
+/// `parmtype=replace:int` and `parmperm=replace:0o644`. The permission is that of
+/// `/sys/module/<module>/parameters/replace`; 0 leaves the parameter out of sysfs.
 #[macro_export]
 macro_rules! module_param {
-    ($name:ident : i32 = $default:expr) => {
+    ($name:ident : i32 = $default:expr, $perm:literal) => {
         #[allow(non_upper_case_globals)]
         #[unsafe(export_name = concat!("__param_", stringify!($name)))]
         pub static $name: $crate::ModuleParam = $crate::ModuleParam::new($default);
+        const _: () = {
+            const INFO: &str = concat!(
+                "parmtype=",
+                stringify!($name),
+                ":int\0parmperm=",
+                stringify!($name),
+                ":",
+                stringify!($perm),
+                "\0"
+            );
+            #[unsafe(link_section = ".modinfo")]
+            #[used]
+            static MODINFO: [u8; INFO.len()] = $crate::bytes(INFO);
+        };
     };
 }
 

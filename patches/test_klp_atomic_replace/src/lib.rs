@@ -6,7 +6,7 @@ use core::ffi::c_void;
 
 use klp_guest::{KlpFunc, KlpObject, KlpPatch, SeqFile, klp_enable_patch, module_param, seq_puts};
 
-module_param!(replace: i32 = 0);
+module_param!(replace: i32 = 0, 0o644);
 
 /// The replacement for `meminfo_proc_show`.
 unsafe extern "C" fn livepatch_meminfo_proc_show(m: *mut SeqFile, _v: *mut c_void) -> i32 {

@@ -9,8 +9,8 @@ use core::ptr;
 use klp_guest::errno::EINVAL;
 use klp_guest::{KlpFunc, KlpObject, KlpPatch, module_param};
 
-module_param!(funcs: i32 = 1);
-module_param!(vmlinux: i32 = 0);
+module_param!(funcs: i32 = 1, 0o444);
+module_param!(vmlinux: i32 = 0, 0o444);
 
 /// The most functions one patch replaces.
 const MAX_FUNCS: usize = 1000;

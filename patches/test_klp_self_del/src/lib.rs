@@ -8,7 +8,7 @@ use klp_guest::{
     KlpFunc, KlpObject, KlpPatch, SeqFile, errno, klp_enable_patch, module_param, seq_puts,
 };
 
-module_param!(after_enable: i32 = 0);
+module_param!(after_enable: i32 = 0, 0o644);
 
 unsafe extern "C" {
     /// The kernel's removal of a module from the module list.

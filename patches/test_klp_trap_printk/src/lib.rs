@@ -10,8 +10,8 @@ use klp_guest::{
     klp_unregister_patch, module_param,
 };
 
-module_param!(show: i32 = 0);
-module_param!(register_only: i32 = 0);
+module_param!(show: i32 = 0, 0o644);
+module_param!(register_only: i32 = 0, 0o644);
 
 /// The broken replacement for `printk`: every call is an oops.
 unsafe extern "C" fn trap_printk(_msg: *const u8, _len: usize) -> i32 {

@@ -11,6 +11,7 @@ pub mod mounts;
 use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::hostfs;
+use crate::module_sysfs;
 use crate::sys::{self, S_IFDIR, Stat, SysError, SysResult, flags};
 use crate::sysfs;
 use crate::tracing::tracefs;
@@ -30,6 +31,7 @@ enum Served<'a> {
     ProcMounts,
     Livepatch(&'a str),
     Tracing(&'a str),
+    Module(&'a str),
     FtraceEnabled,
     WatchdogThresh,
     /// A mount of the mount table, and the path inside it.
@@ -66,6 +68,7 @@ fn served_tree(path: &str) -> Option<Served<'_>> {
     under(path, sysfs::ROOT)
         .map(Served::Livepatch)
         .or_else(|| under(path, tracefs::ROOT).map(Served::Tracing))
+        .or_else(|| under(path, module_sysfs::ROOT).map(Served::Module))
 }
 
 /// Entries the host adds to kernel directories: its own files living there.
@@ -73,6 +76,7 @@ fn served_children(dir: &str) -> &'static [&'static str] {
     match dir {
         "/proc" => &["kallsyms", "mounts"],
         "/proc/sys/kernel" => &["ftrace_enabled", "watchdog_thresh"],
+        "/sys" => &["module"],
         "/sys/kernel" => &["livepatch", "tracing"],
         _ => &[],
     }
@@ -85,6 +89,7 @@ macro_rules! tree {
         match $served {
             Served::Livepatch(rel) => hostfs::$f::<sysfs::Livepatch>($e, rel $(, $arg)*),
             Served::Tracing(rel) => hostfs::$f::<tracefs::Tracefs>($e, rel $(, $arg)*),
+            Served::Module(rel) => hostfs::$f::<module_sysfs::SysModule>($e, rel $(, $arg)*),
             Served::FtraceEnabled => hostfs::$f::<tracefs::FtraceEnabled>($e, "" $(, $arg)*),
             Served::WatchdogThresh => hostfs::$f::<watchdog::WatchdogThresh>($e, "" $(, $arg)*),
             _ => $other,

@@ -535,6 +535,7 @@ mod tests {
             uses: Vec::new(),
             refcnt: 0,
             livepatch: false,
+            params: Vec::new(),
         });
     }
 

@@ -3,8 +3,8 @@
 use super::resolve::resolve;
 use super::undo::{Transaction, Undo};
 use super::{
-    LoadedModule, ModuleState, gone_is_enodev, log, module_call, own_ref, set_refcnt, set_state,
-    valid_module_name,
+    LoadedModule, ModuleState, Param, gone_is_enodev, log, module_call, own_ref, set_refcnt,
+    set_state, valid_module_name,
 };
 use crate::engine::{Callee, Engine, EngineError};
 use crate::errno::Errno;
@@ -75,6 +75,17 @@ fn modinfo(bytes: &[u8]) -> Vec<(String, String)> {
         }
     }
     info
+}
+
+/// The sysfs permission `.modinfo` gives parameter `param` (`parmperm=param:0o644`, or Linux's
+/// octal `0644`); 0, leaving it out of sysfs, when it gives none.
+fn param_perm(info: &[(String, String)], param: &str) -> u32 {
+    info.iter()
+        .filter(|(k, _)| k == "parmperm")
+        .filter_map(|(_, v)| v.split_once(':'))
+        .find(|(p, _)| *p == param)
+        .and_then(|(_, perm)| u32::from_str_radix(perm.trim_start_matches("0o"), 8).ok())
+        .map_or(0, |perm| perm & 0o777)
 }
 
 /// Loads a module: `insmod NAME [param=value...]`.
@@ -213,10 +224,8 @@ fn load(
     let prepared = prepare(e, name, object, params)?;
     let placed = place(e, name, object, &prepared, tx)?;
     let (init, exit) = (placed.linked.init, placed.linked.exit);
-    let is_livepatch = modinfo(bytes)
-        .iter()
-        .any(|(k, v)| k == "livepatch" && v == "Y");
-    record(e, name, object, placed, prepared.uses, is_livepatch, tx)?;
+    let info = modinfo(bytes);
+    record(e, name, object, placed, prepared.uses, &info, tx)?;
     initialize(e, name, init, exit, tx)
 }
 
@@ -317,9 +326,10 @@ fn record(
     object: &ObjectFile,
     placed: Placed,
     uses: Vec<String>,
-    is_livepatch: bool,
+    info: &[(String, String)],
     tx: &mut Transaction<'_>,
 ) -> SysResult<()> {
+    let is_livepatch = info.iter().any(|(k, v)| k == "livepatch" && v == "Y");
     let Placed {
         data_alloc,
         data_base,
@@ -364,6 +374,15 @@ fn record(
         uses: uses.clone(),
         refcnt: 0,
         livepatch: is_livepatch,
+        params: linked
+            .params
+            .iter()
+            .map(|(param, addr)| Param {
+                name: param.clone(),
+                addr: *addr,
+                perm: param_perm(info, param),
+            })
+            .collect(),
     };
     e.with_state(|s| s.modules.push(record));
     tx.push(Undo::Recorded);

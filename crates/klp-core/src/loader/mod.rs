@@ -43,6 +43,19 @@ pub struct LoadedModule {
     pub refcnt: u32,
     /// It registered a live patch.
     pub livepatch: bool,
+    /// Its parameters (`module_param`), in symbol order.
+    pub params: Vec<Param>,
+}
+
+/// A module parameter: an `int` in the module's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// Its name (`insmod MODULE name=value`).
+    pub name: String,
+    /// Its address in kernel memory, inside the module's data.
+    pub addr: u32,
+    /// The permission of `/sys/module/<module>/parameters/<name>`; 0: not in sysfs.
+    pub perm: u32,
 }
 
 /// `enum module_state` as `module_set_state` numbers it.

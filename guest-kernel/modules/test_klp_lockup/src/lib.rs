@@ -4,8 +4,8 @@
 
 use klp_guest::{module_param, pr_info};
 
-module_param!(in_init: i32 = 0);
-module_param!(in_exit: i32 = 0);
+module_param!(in_init: i32 = 0, 0o644);
+module_param!(in_exit: i32 = 0, 0o644);
 
 /// Spins without ever returning, like a driver waiting for hardware that never answers.
 fn spin() -> ! {
