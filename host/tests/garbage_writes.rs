@@ -1,4 +1,4 @@
-//! Garbage into every writable sysfs, tracefs and sysctl file: the host never panics, a refused
+//! Garbage into every writable sysfs (livepatch, module parameters), tracefs and sysctl file: the host never panics, a refused
 //! write changes nothing that any of those files shows, and the kernel goes on working.
 //!
 //! Not written: `hostname`, `domainname` and `sched_rr_timeslice_ms`, whose overflows are the
@@ -16,7 +16,12 @@ mod common;
 use common::Recorder;
 
 /// The trees written and watched.
-const ROOTS: [&str; 3] = ["/sys/kernel/livepatch", "/sys/kernel/tracing", "/proc/sys"];
+const ROOTS: [&str; 4] = [
+    "/sys/kernel/livepatch",
+    "/sys/kernel/tracing",
+    "/sys/module",
+    "/proc/sys",
+];
 
 /// The deliberate bugs (see the module comment).
 const SPARED: [&str; 3] = ["hostname", "domainname", "sched_rr_timeslice_ms"];
@@ -125,7 +130,8 @@ fn garbage_into_every_writable_file_is_refused_cleanly_or_taken() {
     let mut e = boot();
     let (status, out) = sh(
         &mut e,
-        "insmod livepatch-sample; insmod test_klp_mod_target; insmod test_klp_mod_patch",
+        "insmod livepatch-sample; insmod test_klp_mod_target; insmod test_klp_mod_patch; \
+         insmod test_klp_lockup",
     );
     assert_eq!(status, 0, "{out}");
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
