@@ -89,6 +89,10 @@ pub mod stat {
     pub const S_IFDIR: u32 = 0o040000;
     /// File type of a regular file.
     pub const S_IFREG: u32 = 0o100000;
+    /// A character device.
+    pub const S_IFCHR: u32 = 0o020000;
+    /// The file type bits of a mode.
+    pub const S_IFMT: u32 = 0o170000;
     /// Size of `statbuf` in bytes.
     pub const SIZE: usize = 16;
     /// `st_mode`: file type and permission bits.

@@ -12,7 +12,7 @@ pub use klp_abi::USER_BUFFER_SIZE;
 /// `open(2)` flags, as the kernel defines them.
 pub use klp_abi::fcntl as flags;
 /// Directory bit of `Stat::mode`.
-pub use klp_abi::stat::S_IFDIR;
+pub use klp_abi::stat::{S_IFCHR, S_IFDIR, S_IFMT};
 
 /// A failed syscall: the kernel returned an errno, or the guest trapped.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -118,7 +118,7 @@ pub fn read(e: &mut impl Engine, fd: i32, len: u32) -> SysResult<Vec<u8>> {
 /// Reads until end of file.
 ///
 /// # Errors
-/// The kernel's errno or a trap.
+/// The kernel's errno or a trap; `EFBIG` past [`READ_MAX`] bytes.
 pub fn read_to_end(e: &mut impl Engine, fd: i32) -> SysResult<Vec<u8>> {
     let mut all = Vec::new();
     loop {
@@ -126,9 +126,17 @@ pub fn read_to_end(e: &mut impl Engine, fd: i32) -> SysResult<Vec<u8>> {
         if chunk.is_empty() {
             return Ok(all);
         }
+        if all.len() + chunk.len() > READ_MAX {
+            return Err(Errno::EFBIG.into());
+        }
         all.extend_from_slice(&chunk);
     }
 }
+
+/// The most [`read_to_end`] reads: the host holds a whole file (the shell's pipelines buffer
+/// each command's output), so an endless one (`/dev/zero`) stops here with `EFBIG`, as the
+/// input limit of host files does.
+pub const READ_MAX: usize = 64 << 20;
 
 /// `write(2)` of all of `data`, in chunks that fit the user buffer.
 ///

@@ -194,7 +194,11 @@ fn echo(host: &mut dyn Host, args: &[&str]) -> i32 {
 }
 
 fn mode_string(stat: &Stat) -> String {
-    let kind = if fs::is_dir(stat) { 'd' } else { '-' };
+    let kind = match stat.mode & sys::S_IFMT {
+        sys::S_IFDIR => 'd',
+        sys::S_IFCHR => 'c',
+        _ => '-',
+    };
     let mut s = String::from(kind);
     for shift in [6, 3, 0] {
         let bits = (stat.mode >> shift) & 7;

@@ -7,7 +7,7 @@ use klp_abi::fcntl::{O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY, O_RDONLY, O_TRUN
 use klp_abi::stat::S_IFREG;
 
 use super::namei::{self, Last};
-use super::{FsType, Ino, Node, create, inode, put, readdir};
+use super::{CharDev, FsType, Ino, Node, create, inode, put, readdir};
 use crate::proc::sysctl;
 use crate::ramfs::{self, RamFile};
 use crate::seq_file::seq_show;
@@ -141,6 +141,11 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
             ramfs::read(file(fd)?.seq.as_deref().unwrap_or_default(), pos, buf)
         }
         &Node::Sysctl(table) => sysctl::read(table, buf, pos)?,
+        Node::Chr(CharDev::Null) => 0,
+        Node::Chr(CharDev::Zero) => {
+            buf.fill(0);
+            buf.len()
+        }
     };
     file(fd)?.pos += n as u64;
     Ok(n)
@@ -172,6 +177,7 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, i32> {
         }
         Node::Seq(_) => return Err(EIO),
         &mut Node::Sysctl(table) => sysctl::write(table, buf, pos)?,
+        Node::Chr(_) => buf.len(),
     };
     file(fd)?.pos += n as u64;
     Ok(n)

@@ -1,6 +1,6 @@
 //! The VFS: the inode table of every mounted filesystem, directories, and inode lifetime.
 //!
-//! One table holds the inodes of the root ramfs, procfs and sysfs; each inode records the
+//! One table holds the inodes of the root ramfs, procfs, sysfs and devtmpfs; each inode records the
 //! filesystem it belongs to, which decides the operations it supports ([`file`]). An inode
 //! lives while a directory links to it or a file descriptor has it open.
 
@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use klp_abi::CtlTable;
 use klp_abi::errno::ENOMEM;
-use klp_abi::stat::S_IFDIR;
+use klp_abi::stat::{S_IFCHR, S_IFDIR};
 
 use crate::ramfs::RamFile;
 use crate::seq_file::ShowFn;
@@ -35,6 +35,17 @@ pub enum FsType {
     Proc,
     /// sysfs at `/sys`: directories only; the host serves `/sys/kernel/livepatch`.
     Sysfs,
+    /// devtmpfs at `/dev`: the memory devices.
+    Devtmpfs,
+}
+
+/// A character device of drivers/char/mem.c.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum CharDev {
+    /// `/dev/null`: reads end at once, writes are taken and dropped.
+    Null,
+    /// `/dev/zero`: reads give zeros, writes are taken and dropped.
+    Zero,
 }
 
 /// What an inode holds.
@@ -47,6 +58,8 @@ pub enum Node {
     Seq(ShowFn),
     /// A `/proc/sys` file served by a sysctl handler.
     Sysctl(&'static CtlTable),
+    /// A character device.
+    Chr(CharDev),
 }
 
 /// A name in a directory.
@@ -230,7 +243,8 @@ pub fn mkdir_in(dir: Ino, name: &[u8], fs: FsType, mode: u32) -> Result<Ino, i32
     create(dir, name, fs, S_IFDIR | mode, Node::Dir(Vec::new()))
 }
 
-/// Mounts the root ramfs with `/tmp`, procfs at `/proc` and sysfs at `/sys`.
+/// Mounts the root ramfs with `/tmp`, procfs at `/proc`, sysfs at `/sys` and devtmpfs at `/dev`
+/// with `null` and `zero`.
 pub fn init() {
     let inodes = table();
     if !inodes.is_empty() {
@@ -253,5 +267,10 @@ pub fn init() {
         && let Ok(kernel) = mkdir_in(sys, b"kernel", FsType::Sysfs, 0o755)
     {
         let _ = mkdir_in(kernel, b"livepatch", FsType::Sysfs, 0o755);
+    }
+    if let Ok(dev) = mkdir_in(ROOT_INO, b"dev", FsType::Devtmpfs, 0o755) {
+        for (name, chr) in [(&b"null"[..], CharDev::Null), (b"zero", CharDev::Zero)] {
+            let _ = create(dev, name, FsType::Devtmpfs, S_IFCHR | 0o666, Node::Chr(chr));
+        }
     }
 }

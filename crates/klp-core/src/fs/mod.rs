@@ -393,6 +393,10 @@ pub fn read_module(e: &mut impl Engine, name_or_path: &str) -> SysResult<Vec<u8>
         || name_or_path.ends_with(".wasm")
         || name_or_path.ends_with(".ko");
     if is_path {
+        // finit_module reads only regular files (kernel_read_file: EINVAL for a device).
+        if stat(e, name_or_path)?.mode & sys::S_IFMT == sys::S_IFCHR {
+            return Err(Errno::EINVAL.into());
+        }
         return read_file(e, name_or_path);
     }
     let release = e.with_state(|s| s.mounts.release().to_string());

@@ -35,6 +35,7 @@ const KERNEL_MOUNTS: &[&str] = &[
     "rootfs / rootfs rw 0 0",
     "proc /proc proc rw 0 0",
     "sysfs /sys sysfs rw 0 0",
+    "devtmpfs /dev devtmpfs rw 0 0",
     "tracefs /sys/kernel/tracing tracefs rw 0 0",
 ];
 
