@@ -3,34 +3,14 @@
 //! klp-fix-timeslice, and a poisoned kmalloc free list is a `kernel BUG` the allocator survives.
 
 mod klp_bin;
+mod scratch;
 use klp_bin::klp;
-use std::path::PathBuf;
-
-/// A temporary directory of this test's own, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "klp-deliberate-bugs-{tag}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use scratch::Scratch;
 
 /// Runs `script` with `klp run --script` (lines too long for a command line): (status,
 /// stdout, stderr).
 fn run_script(tag: &str, script: &str) -> (i32, String, String) {
-    let dir = TempDir::new(tag);
+    let dir = Scratch::new(tag);
     let path = dir.0.join("script.sh");
     std::fs::write(&path, script).unwrap();
     klp(&["run", "--script", path.to_str().unwrap()])

@@ -2,7 +2,7 @@
 //!
 //! Every kernel call such an operation makes is failed in turn with a trap (an oops); each time
 //! the kernel is left exactly as it was before the operation, or with the operation complete.
-//! [`Faulty`] wraps the wasmtime engine and traps the Nth call the core makes through it. Calls
+//! [`Spy`] wraps the wasmtime engine and traps the Nth call the core makes through it. Calls
 //! the guest makes back into the core (`klp.hostcall`: `klp_enable_patch` from a module's init, a
 //! trampoline's handler) run with the runtime's own engine handle, not with the wrapper, so only
 //! the core's top-level calls are failed: a patch enabled from a module's init is covered through
@@ -11,114 +11,17 @@
 use std::collections::BTreeMap;
 
 use klp_artifacts as artifacts;
-use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
+use klp_core::engine::{Callee, Engine};
 use klp_core::fs;
 use klp_core::kernel::{self, TaskError};
-use klp_core::state::KernelState;
 use klp_core::sys::SysResult;
 use klp_shell as shell;
 use klp_wasmtime::{self as rt, Options, WasmtimeEngine};
 
 mod common;
+mod spy;
 use common::Recorder;
-
-/// An engine that traps the `fail_at`th call made through it and forwards everything else to the
-/// real engine. It also records the blocks `kmalloc` handed out through it and those `kfree`
-/// took back.
-struct Faulty<'a> {
-    inner: &'a mut WasmtimeEngine,
-    calls: u32,
-    fail_at: Option<u32>,
-    allocated: Vec<u32>,
-    freed: Vec<u32>,
-}
-
-impl<'a> Faulty<'a> {
-    fn new(inner: &'a mut WasmtimeEngine, fail_at: Option<u32>) -> Self {
-        Faulty {
-            inner,
-            calls: 0,
-            fail_at,
-            allocated: Vec::new(),
-            freed: Vec::new(),
-        }
-    }
-}
-
-impl Engine for Faulty<'_> {
-    fn with_state<R>(&mut self, f: impl FnOnce(&mut KernelState) -> R) -> R {
-        self.inner.with_state(f)
-    }
-
-    fn call(&mut self, callee: Callee<'_>, args: &[i32]) -> Result<Option<i32>, EngineError> {
-        self.calls += 1;
-        if Some(self.calls) == self.fail_at {
-            // A real trap leaves the stack pointer where the trapping frames moved it.
-            let sp = self.inner.stack_pointer();
-            self.inner.set_stack_pointer(sp - 256);
-            return Err(EngineError::Trap(GuestTrap {
-                message: format!("injected fault at call {} ({callee:?})", self.calls),
-                frames: vec![Some("injected_fault".into())],
-                stop: None,
-            }));
-        }
-        let ret = self.inner.call(callee, args)?;
-        match callee {
-            Callee::Export("kmalloc") => self.allocated.extend(ret.map(|r| r as u32)),
-            Callee::Export("kfree") => self.freed.push(args[0] as u32),
-            _ => {}
-        }
-        Ok(ret)
-    }
-
-    fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), EngineError> {
-        self.inner.read(addr, buf)
-    }
-
-    fn write(&mut self, addr: u32, data: &[u8]) -> Result<(), EngineError> {
-        self.inner.write(addr, data)
-    }
-
-    fn table_len(&mut self) -> u32 {
-        self.inner.table_len()
-    }
-
-    fn table_grow(&mut self, delta: u32) -> Result<u32, EngineError> {
-        self.inner.table_grow(delta)
-    }
-
-    fn table_copy(&mut self, dst: u32, src: u32) -> Result<(), EngineError> {
-        self.inner.table_copy(dst, src)
-    }
-
-    fn table_clear(&mut self, start: u32, len: u32) -> Result<(), EngineError> {
-        self.inner.table_clear(start, len)
-    }
-
-    fn stack_pointer(&mut self) -> u32 {
-        self.inner.stack_pointer()
-    }
-
-    fn set_stack_pointer(&mut self, sp: u32) {
-        self.inner.set_stack_pointer(sp);
-    }
-
-    fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError> {
-        self.inner.instantiate(wasm)
-    }
-
-    fn now_ns(&mut self) -> u64 {
-        self.inner.now_ns()
-    }
-
-    fn backtrace(&mut self) -> Vec<Option<String>> {
-        self.inner.backtrace()
-    }
-
-    fn release(&mut self, id: InstanceId) {
-        self.inner.release(id);
-    }
-}
+use spy::{Faults, Spy};
 
 /// Everything of the kernel an operation may change, read with the real engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,7 +232,11 @@ fn run(e: &mut WasmtimeEngine, op: Op, fail_at: Option<u32>) -> Outcome {
     };
     let (mut calls, mut outstanding) = (0, Vec::new());
     let result = kernel::run_task(e, comm, |e| {
-        let mut faulty = Faulty::new(e, fail_at);
+        let faults = Faults {
+            call: fail_at,
+            ..Faults::default()
+        };
+        let mut faulty = Spy::new(e, faults);
         let result = operate(&mut faulty, op);
         calls = faulty.calls;
         outstanding = faulty.allocated.clone();

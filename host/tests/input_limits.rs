@@ -1,23 +1,12 @@
 //! Files `klp` and insmod read are checked before they are read: regular files only, 64 MiB at most.
 
 mod klp_bin;
+mod scratch;
 use klp_bin::klp;
-use std::path::{Path, PathBuf};
-
-/// A fresh directory under the system's temp dir, removed on drop.
-struct Scratch(PathBuf);
+use scratch::Scratch;
+use std::path::Path;
 
 impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "klp-limits-{tag}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
     /// A FIFO nobody writes to: reading it would block forever.
     fn fifo(&self, name: &str) -> String {
         let path = self.0.join(name);
@@ -35,12 +24,6 @@ impl Scratch {
         let file = std::fs::File::create(&path).unwrap();
         file.set_len((64 << 20) + 1).unwrap();
         text(&path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

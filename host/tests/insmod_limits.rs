@@ -5,36 +5,25 @@
 mod common;
 mod klp_bin;
 mod objects;
+mod scratch;
+mod spy;
 
 use common::Recorder;
 use klp_artifacts as artifacts;
 use klp_bin::klp;
-use klp_core::engine::{Callee, Engine, EngineError, InstanceId};
+use klp_core::engine::Engine;
 use klp_core::errno::Errno;
 use klp_core::fs;
 use klp_core::loader;
-use klp_core::state::KernelState;
 use klp_core::sys::SysError;
 use klp_passes::func_count::{MAX_KERNEL_FUNCS, MAX_MODULE_FUNCS};
 use klp_shell as shell;
 use klp_wasmtime::{self as rt, Options, TABLE_MAX, WasmtimeEngine};
 use objects::{I32, Object};
-use std::path::PathBuf;
-
-/// A fresh directory under the system's temp dir, removed on drop.
-struct Scratch(PathBuf);
+use scratch::Scratch;
+use spy::{Faults, Spy};
 
 impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "klp-refusals-{tag}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
     /// Writes `bytes` to `file` in the directory; returns its host path.
     fn write(&self, file: &str, bytes: &[u8]) -> String {
         let path = self.0.join(file);
@@ -46,12 +35,6 @@ impl Scratch {
     fn run(&self, script: &str) -> (i32, String, String) {
         let mount = format!("{}:/mnt", self.0.display());
         klp(&["run", "--mount", &mount, "-c", script])
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -290,91 +273,14 @@ fn a_table_that_cannot_grow_is_cannot_allocate_memory() {
     );
 }
 
-/// The wasmtime engine, counting the work the core asks of it; with `at_instance_limit` every
-/// instantiation fails as at the store's instance limit.
-struct Counting {
-    inner: WasmtimeEngine,
-    at_instance_limit: bool,
-    /// Guest calls.
-    calls: u32,
-    /// Table entries copied.
-    table_copies: u32,
-    /// Bytes of the modules instantiated.
-    wasm_bytes: usize,
-}
-
-impl Counting {
-    fn new(at_instance_limit: bool) -> Self {
-        Counting {
-            inner: boot(),
-            at_instance_limit,
-            calls: 0,
-            table_copies: 0,
-            wasm_bytes: 0,
-        }
-    }
-}
-
-impl Engine for Counting {
-    fn with_state<R>(&mut self, f: impl FnOnce(&mut KernelState) -> R) -> R {
-        self.inner.with_state(f)
-    }
-    fn call(&mut self, callee: Callee<'_>, args: &[i32]) -> Result<Option<i32>, EngineError> {
-        self.calls += 1;
-        self.inner.call(callee, args)
-    }
-    fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), EngineError> {
-        self.inner.read(addr, buf)
-    }
-    fn write(&mut self, addr: u32, data: &[u8]) -> Result<(), EngineError> {
-        self.inner.write(addr, data)
-    }
-    fn table_len(&mut self) -> u32 {
-        self.inner.table_len()
-    }
-    fn table_grow(&mut self, delta: u32) -> Result<u32, EngineError> {
-        self.inner.table_grow(delta)
-    }
-    fn table_copy(&mut self, dst: u32, src: u32) -> Result<(), EngineError> {
-        self.table_copies += 1;
-        self.inner.table_copy(dst, src)
-    }
-    fn table_clear(&mut self, start: u32, len: u32) -> Result<(), EngineError> {
-        self.inner.table_clear(start, len)
-    }
-    fn stack_pointer(&mut self) -> u32 {
-        self.inner.stack_pointer()
-    }
-    fn set_stack_pointer(&mut self, sp: u32) {
-        self.inner.set_stack_pointer(sp);
-    }
-    fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError> {
-        if self.at_instance_limit {
-            return Err(EngineError::Instantiate(
-                "resource limit exceeded: instance count too high at 10001".into(),
-            ));
-        }
-        self.wasm_bytes += wasm.len();
-        self.inner.instantiate(wasm)
-    }
-    fn now_ns(&mut self) -> u64 {
-        self.inner.now_ns()
-    }
-    fn backtrace(&mut self) -> Vec<Option<String>> {
-        self.inner.backtrace()
-    }
-    fn release(&mut self, id: InstanceId) {
-        self.inner.release(id);
-    }
-}
-
 /// The work of loading a module of `n` empty functions: guest calls, table entries copied,
 /// bytes instantiated.
 fn load_work(n: u32) -> (u32, u32, usize) {
-    let mut e = Counting::new(false);
+    let mut kernel = boot();
+    let mut e = Spy::new(&mut kernel, Faults::default());
     let module = objects::empty_functions(n);
     loader::load_module(&mut e, "many", &module, &[]).expect("loads");
-    (e.calls, e.table_copies, e.wasm_bytes)
+    (e.calls, e.table_copies, e.instantiated_bytes)
 }
 
 #[test]
@@ -394,7 +300,13 @@ fn the_work_of_insmod_grows_linearly_with_the_functions() {
 
 #[test]
 fn the_engine_instance_limit_is_cannot_allocate_memory() {
-    let mut e = Counting::new(true);
+    let mut kernel = boot();
+    // Every instantiation fails as at the store's instance limit.
+    let faults = Faults {
+        instantiate: Some("resource limit exceeded: instance count too high at 10001".into()),
+        ..Faults::default()
+    };
+    let mut e = Spy::new(&mut kernel, faults);
     let out = shell(
         &mut e,
         "insmod hello; dmesg | tail -1; lsmod | grep -c hello",

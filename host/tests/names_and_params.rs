@@ -2,32 +2,14 @@
 //! paths with a NUL byte are refused before they reach the kernel.
 
 mod klp_bin;
+mod scratch;
 use klp_bin::klp;
-use std::path::PathBuf;
-
-/// A fresh directory under the system's temp dir, removed on drop.
-struct Scratch(PathBuf);
+use scratch::Scratch;
 
 impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "klp-names-{tag}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
     /// `--mount` for this directory at /mnt.
     fn mount(&self) -> String {
         format!("{}:/mnt", self.0.display())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

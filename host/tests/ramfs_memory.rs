@@ -2,31 +2,13 @@
 //! inodes and dentries is ENOMEM for the syscall that needed one, and meminfo's figures add up.
 
 mod klp_bin;
+mod scratch;
 use klp_bin::klp;
-use std::path::PathBuf;
+use scratch::Scratch;
 
-/// A temporary directory of this test's own, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "klp-ramfs-memory-{tag}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
+impl Scratch {
     fn path(&self, name: &str) -> String {
         self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -46,7 +28,7 @@ fn fill(times: usize, file: &str) -> String {
 #[test]
 fn one_file_can_use_the_memory_meminfo_calls_free() {
     // A file grew as one buffer, doubled by copying: ENOSPC at 32 MiB with 60 MiB free.
-    let dir = TempDir::new("big");
+    let dir = Scratch::new("big");
     std::fs::write(dir.path("m"), vec![7u8; 1 << 20]).unwrap();
     let script = format!(
         "{}\nls -l /tmp\ncat /proc/meminfo\nrm /tmp/big\ncat /proc/meminfo",
@@ -75,7 +57,7 @@ fn one_file_can_use_the_memory_meminfo_calls_free() {
 #[test]
 fn running_out_of_inodes_and_dentries_is_enomem_not_a_panic() {
     // With mem=8M a full ramfs made every later command a `Kernel panic - not syncing`.
-    let dir = TempDir::new("dentries");
+    let dir = Scratch::new("dentries");
     std::fs::write(dir.path("m"), vec![0u8; 1 << 20]).unwrap();
     let dirs: Vec<String> = (0..2000).map(|i| format!("/tmp/d{i}")).collect();
     let script = format!(
@@ -111,7 +93,7 @@ fn running_out_of_inodes_and_dentries_is_enomem_not_a_panic() {
 fn cached_is_part_of_memtotal_however_many_small_files() {
     // Each small file counted as a 4 KiB page it did not have: 2,500 of them showed
     // 10 MB Cached of 8 MB MemTotal.
-    let dir = TempDir::new("cached");
+    let dir = Scratch::new("cached");
     let mut script: String = (0..2500).map(|i| format!("echo x > /tmp/f{i}\n")).collect();
     script.push_str("rm /tmp/f0\nrm /tmp/f1\ncat /proc/meminfo\n");
     let path = dir.path("script.sh");
