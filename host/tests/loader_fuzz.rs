@@ -43,6 +43,9 @@ const HANG: Duration = Duration::from_secs(30);
 /// Cases per kernel before a fresh boot (each insmod leaves an instance in the store).
 const CASES_PER_BOOT: u32 = 250;
 
+/// Reasons listed per kind in the report, most frequent first.
+const REPORT_ROWS: usize = 15;
+
 /// The kinds of case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -183,7 +186,11 @@ struct Fuzzer {
     deadline: Deadline,
 }
 
-fn boot() -> WasmtimeEngine {
+/// What each kernel has loaded before its cases, in turn: nothing, or a module that generated
+/// patches name as an object (so that their functions for it are patched at once).
+const SETUPS: [&str; 2] = ["true", "insmod test_klp_mod_target"];
+
+fn boot(setup: &str) -> WasmtimeEngine {
     let mut e = rt::boot(
         artifacts::KERNEL,
         "console=hvc0 watchdog_thresh=1",
@@ -192,7 +199,10 @@ fn boot() -> WasmtimeEngine {
     )
     .expect("kernel boots");
     // Grow the module list's storage once, as fault_injection.rs's `prepared` does.
-    let (status, text) = sh(&mut e, "insmod hello; rmmod hello; dmesg -C");
+    let (status, text) = sh(
+        &mut e,
+        &format!("insmod hello; rmmod hello; {setup}; dmesg -C"),
+    );
     assert_eq!(status, 0, "{text}");
     e
 }
@@ -240,16 +250,22 @@ fn refusal(out: &str, log: &str) -> (String, bool) {
     (format!("{error} | {}", normalize(reason)), by_loader)
 }
 
-/// Digits masked, file offsets and generated or mangled symbol names left out, at most 90
-/// characters: refusals that differ only in those count together.
+/// Digits masked, file offsets, quoted names and generated or mangled symbol names left out,
+/// at most 90 characters: refusals that differ only in those count together.
 fn normalize(line: &str) -> String {
     let line = line.split(" (at offset ").next().unwrap_or_default();
     let words: Vec<String> = line
         .split(' ')
         .map(|w| {
-            let generated = ["_ZN", ".Lanon", "sym", "fz_", ".rodata.", ".data.", ".bss."];
-            if generated.iter().any(|g| w.starts_with(g)) {
+            let generated = ["_ZN", ".Lanon", "fz_", ".rodata.", ".data.", ".bss."];
+            let numbered = w
+                .strip_prefix("sym")
+                .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()));
+            if numbered || generated.iter().any(|g| w.starts_with(g)) {
                 return "<sym>".to_string();
+            }
+            if w.len() > 2 && w.starts_with('\'') && w.ends_with('\'') {
+                return "'<name>'".to_string();
             }
             let mut out = String::new();
             for c in w.chars() {
@@ -267,7 +283,7 @@ fn normalize(line: &str) -> String {
 impl Fuzzer {
     fn new() -> Fuzzer {
         Fuzzer {
-            e: boot(),
+            e: boot(SETUPS[0]),
             since_boot: 0,
             boots: 1,
             tallies: BTreeMap::new(),
@@ -276,7 +292,7 @@ impl Fuzzer {
     }
 
     fn reboot(&mut self) {
-        self.e = boot();
+        self.e = boot(SETUPS[self.boots as usize % SETUPS.len()]);
         self.since_boot = 0;
         self.boots += 1;
     }
@@ -375,8 +391,13 @@ impl Fuzzer {
             for (what, counts) in [("refused", &t.refused), ("stuck", &t.stuck)] {
                 let mut rows: Vec<_> = counts.iter().collect();
                 rows.sort_by(|a, b| b.1.cmp(a.1));
-                for (why, n) in rows {
+                for (why, n) in rows.iter().take(REPORT_ROWS) {
                     writeln!(out, "  {what} {n:6}  {why}").unwrap();
+                }
+                if rows.len() > REPORT_ROWS {
+                    let rest = &rows[REPORT_ROWS..];
+                    let n: u32 = rest.iter().map(|r| r.1).sum();
+                    writeln!(out, "  {what} {n:6}  ({} other reasons)", rest.len()).unwrap();
                 }
             }
         }

@@ -33,11 +33,16 @@ const R_TYPE_INDEX_LEB: u8 = 6;
 const R_GLOBAL_INDEX_LEB: u8 = 7;
 const R_TABLE_NUMBER_LEB: u8 = 20;
 
-const WEAK: u32 = 0x1;
-const LOCAL: u32 = 0x2;
-const HIDDEN: u32 = 0x4;
-const UNDEFINED: u32 = 0x10;
-const EXPLICIT_NAME: u32 = 0x40;
+/// `WASM_SYM_BINDING_WEAK`.
+pub const WEAK: u32 = 0x1;
+/// `WASM_SYM_BINDING_LOCAL`.
+pub const LOCAL: u32 = 0x2;
+/// `WASM_SYM_VISIBILITY_HIDDEN`.
+pub const HIDDEN: u32 = 0x4;
+/// `WASM_SYM_UNDEFINED`.
+pub const UNDEFINED: u32 = 0x10;
+/// `WASM_SYM_EXPLICIT_NAME`.
+pub const EXPLICIT_NAME: u32 = 0x40;
 
 /// Functions an object may import, with the type it declares: kernel exports with their own
 /// type or another, private symbols through `.klp.sym` (a wrong position, a wrong type), and
@@ -58,7 +63,8 @@ const IMPORTS: [(&str, u32); 9] = [
 /// Data an object may use without defining it.
 const UNDEFINED_DATA: [&str; 3] = ["jiffies", "no_such_data", ".klp.sym.vmlinux.HEAP,0"];
 
-/// Functions a generated live patch replaces (the `*_proc_show` and printk take two i32s).
+/// Functions a generated live patch replaces (the `*_proc_show` and printk take two i32s;
+/// `test_klp_mod_target_proc_show` is in a module).
 const TARGETS: [&str; 7] = [
     "cmdline_proc_show",
     "version_proc_show",
@@ -66,7 +72,7 @@ const TARGETS: [&str; 7] = [
     "printk",
     "bench_target_notrace",
     "no_such_function",
-    "test_klp_mod_target_show",
+    "test_klp_mod_target_proc_show",
 ];
 
 /// Objects a generated live patch names (`None` is vmlinux).
@@ -125,8 +131,11 @@ fn string(s: &str) -> Vec<u8> {
     out
 }
 
+/// A data segment's entry in the segment info: name, alignment (a power of two).
+pub type SegInfo = (String, u32);
+
 /// One symbol-table entry.
-enum Sym {
+pub enum Sym {
     /// Flags, function index, name.
     Func(u32, u32, Option<String>),
     /// Flags, name, `(segment, offset, size)` when defined.
@@ -135,6 +144,8 @@ enum Sym {
     Global(u32, u32, Option<String>),
     /// Flags, table index, name.
     Table(u32, u32, Option<String>),
+    /// Flags, section index (rustc names custom sections this way; the loader ignores them).
+    Section(u32, u32),
 }
 
 /// A data segment: address, bytes, relocations (offsets within the bytes), name, alignment.
@@ -590,52 +601,68 @@ impl<'a, 'b> Object<'a, 'b> {
     }
 
     fn linking(&self) -> Vec<u8> {
-        let mut syms = leb(self.symbols.len() as u32);
-        let named = |flags: u32| flags & UNDEFINED == 0 || flags & EXPLICIT_NAME != 0;
-        for s in &self.symbols {
-            match s {
-                Sym::Func(flags, index, name)
-                | Sym::Global(flags, index, name)
-                | Sym::Table(flags, index, name) => {
-                    syms.push(match s {
-                        Sym::Func(..) => 0,
-                        Sym::Global(..) => 2,
-                        _ => 5,
-                    });
-                    syms.extend(leb(*flags));
-                    syms.extend(leb(*index));
-                    if named(*flags) {
-                        let fallback = format!("sym{index}");
-                        syms.extend(string(name.as_deref().unwrap_or(&fallback)));
-                    }
+        let segments: Vec<SegInfo> = self
+            .segments
+            .iter()
+            .map(|s| (s.name.to_string(), s.p2align))
+            .collect();
+        linking_section(&self.symbols, &segments)
+    }
+}
+
+/// A `linking` section's payload: version 2, the symbol table, the segment info (name and
+/// alignment of each data segment).
+pub fn linking_section(symbols: &[Sym], segments: &[SegInfo]) -> Vec<u8> {
+    let mut syms = leb(symbols.len() as u32);
+    let named = |flags: u32| flags & UNDEFINED == 0 || flags & EXPLICIT_NAME != 0;
+    for s in symbols {
+        match s {
+            Sym::Func(flags, index, name)
+            | Sym::Global(flags, index, name)
+            | Sym::Table(flags, index, name) => {
+                syms.push(match s {
+                    Sym::Func(..) => 0,
+                    Sym::Global(..) => 2,
+                    _ => 5,
+                });
+                syms.extend(leb(*flags));
+                syms.extend(leb(*index));
+                if named(*flags) {
+                    let fallback = format!("sym{index}");
+                    syms.extend(string(name.as_deref().unwrap_or(&fallback)));
                 }
-                Sym::Data(flags, name, def) => {
-                    syms.push(1);
-                    syms.extend(leb(*flags));
-                    syms.extend(string(name));
-                    if flags & UNDEFINED == 0 {
-                        let (seg, offset, size) = def.unwrap_or_default();
-                        syms.extend(leb(seg));
-                        syms.extend(leb(offset));
-                        syms.extend(leb(size));
-                    }
+            }
+            Sym::Section(flags, section) => {
+                syms.push(3);
+                syms.extend(leb(*flags));
+                syms.extend(leb(*section));
+            }
+            Sym::Data(flags, name, def) => {
+                syms.push(1);
+                syms.extend(leb(*flags));
+                syms.extend(string(name));
+                if flags & UNDEFINED == 0 {
+                    let (seg, offset, size) = def.unwrap_or_default();
+                    syms.extend(leb(seg));
+                    syms.extend(leb(offset));
+                    syms.extend(leb(size));
                 }
             }
         }
-        let mut segs = leb(self.segments.len() as u32);
-        for s in &self.segments {
-            segs.extend(string(s.name));
-            segs.extend(leb(s.p2align));
-            segs.extend(leb(0));
-        }
-        let mut out = leb(2);
-        for (id, payload) in [(8u8, syms), (5, segs)] {
-            out.push(id);
-            out.extend(leb(payload.len() as u32));
-            out.extend(payload);
-        }
-        out
     }
+    let mut segs = leb(segments.len() as u32);
+    for (name, p2align) in segments {
+        segs.extend(string(name));
+        segs.extend(leb(*p2align));
+        segs.extend(leb(0));
+    }
+    let mut out = leb(2);
+    for (id, payload) in [(8u8, syms), (5, segs)] {
+        out.push(id);
+        out.extend(leb(payload.len() as u32));
+        out.extend(payload);
+    }
+    out
 }
 
 /// A `reloc.*` section's payload: the section it applies to, then the entries.

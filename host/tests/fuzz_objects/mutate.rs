@@ -1,9 +1,14 @@
 //! Structure-aware mutations of real module objects: relocations, symbols, data words, sections.
 
 use arbitrary::{Result, Unstructured};
-use wasmparser::{BinaryReader, DataSectionReader, Parser};
+use wasmparser::{
+    BinaryReader, DataSectionReader, Linking, LinkingSectionReader, Parser, SymbolInfo,
+};
 
-use super::generate::{Reloc, has_addend, reloc_section};
+use super::generate::{
+    EXPLICIT_NAME, HIDDEN, LOCAL, Reloc, SegInfo, Sym, UNDEFINED, WEAK, has_addend,
+    linking_section, reloc_section,
+};
 
 /// A module as its sections: id, custom name (for id 0), payload.
 struct Sections(Vec<(u8, String, Vec<u8>)>);
@@ -120,6 +125,109 @@ fn mutate_reloc(u: &mut Unstructured<'_>, data: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
+/// A `linking` section decoded: its symbols and segment info; `None` when it holds something
+/// [`linking_section`] does not write (event symbols, init functions, comdats).
+fn decode_linking(data: &[u8]) -> Option<(Vec<Sym>, Vec<SegInfo>)> {
+    let reader = LinkingSectionReader::new(BinaryReader::new(data, 0)).ok()?;
+    let (mut symbols, mut segments) = (Vec::new(), Vec::new());
+    for sub in reader.subsections() {
+        match sub.ok()? {
+            Linking::SymbolTable(map) => {
+                for sym in map {
+                    symbols.push(match sym.ok()? {
+                        SymbolInfo::Func { flags, index, name } => {
+                            Sym::Func(flags.bits(), index, name.map(str::to_string))
+                        }
+                        SymbolInfo::Global { flags, index, name } => {
+                            Sym::Global(flags.bits(), index, name.map(str::to_string))
+                        }
+                        SymbolInfo::Table { flags, index, name } => {
+                            Sym::Table(flags.bits(), index, name.map(str::to_string))
+                        }
+                        SymbolInfo::Data {
+                            flags,
+                            name,
+                            symbol,
+                        } => Sym::Data(
+                            flags.bits(),
+                            name.to_string(),
+                            symbol.map(|d| (d.index, d.offset, d.size)),
+                        ),
+                        SymbolInfo::Section { flags, section } => {
+                            Sym::Section(flags.bits(), section)
+                        }
+                        _ => return None,
+                    });
+                }
+            }
+            Linking::SegmentInfo(map) => {
+                for seg in map {
+                    let seg = seg.ok()?;
+                    segments.push((seg.name.to_string(), seg.alignment));
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some((symbols, segments))
+}
+
+/// Names a mutated symbol may take: the loader's special names, a kernel export, nothing.
+const NAMES: [&str; 7] = [
+    "init_module",
+    "cleanup_module",
+    "__param_level",
+    "__stack_pointer",
+    "printk",
+    ".klp.sym.vmlinux.printk,0",
+    "",
+];
+
+/// Changes one symbol (a flag, its index, its name, its data definition) or one segment's
+/// alignment or name, keeping the encoding well-formed.
+fn mutate_linking(u: &mut Unstructured<'_>, data: &mut Vec<u8>) -> Result<()> {
+    let Some((mut symbols, mut segments)) = decode_linking(data) else {
+        return flip_bytes(u, data);
+    };
+    if !segments.is_empty() && u.ratio(1, 5)? {
+        let i = u.choose_index(segments.len())?;
+        if u.arbitrary()? {
+            segments[i].1 = u.int_in_range(0..=20)?;
+        } else {
+            segments[i].0 = (*u.choose(&[".bss", ".data", ".rodata", "", ".tbss"])?).into();
+        }
+    } else if !symbols.is_empty() {
+        let i = u.choose_index(symbols.len())?;
+        let flip = *u.choose(&[WEAK, LOCAL, HIDDEN, UNDEFINED, EXPLICIT_NAME])?;
+        let what = u.int_in_range(0..=3)?;
+        let name = (*u.choose(&NAMES)?).to_string();
+        match &mut symbols[i] {
+            Sym::Func(flags, index, sym_name)
+            | Sym::Global(flags, index, sym_name)
+            | Sym::Table(flags, index, sym_name) => match what {
+                0 => *flags ^= flip,
+                1 => *index = interesting(u, *index)?,
+                _ => *sym_name = Some(name),
+            },
+            Sym::Data(flags, sym_name, def) => match (what, def) {
+                (0, _) => *flags ^= flip,
+                (1, Some((seg, _, _))) => *seg = interesting(u, *seg)?,
+                (2, Some((_, offset, size))) => {
+                    *offset = interesting(u, *offset)?;
+                    *size = interesting(u, *size)?;
+                }
+                _ => *sym_name = name,
+            },
+            Sym::Section(flags, section) => match what {
+                0 => *flags ^= flip,
+                _ => *section = interesting(u, *section)?,
+            },
+        }
+    }
+    *data = linking_section(&symbols, &segments);
+    Ok(())
+}
+
 /// Flips, sets or deletes a few bytes of `data`.
 fn flip_bytes(u: &mut Unstructured<'_>, data: &mut Vec<u8>) -> Result<()> {
     if data.is_empty() {
@@ -164,8 +272,8 @@ fn mutate_data_word(u: &mut Unstructured<'_>, data: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// Where a mutation goes: mostly where the loader reads structure (relocations, the symbol
-/// table, data), sometimes anywhere.
+/// A built-in module mutated 1 to 3 times: mostly where the loader reads structure (relocations,
+/// the symbol table decoded and re-encoded, data words), sometimes raw bytes anywhere.
 pub fn module(u: &mut Unstructured<'_>, wasm: &[u8]) -> Result<Vec<u8>> {
     let mut s = Sections::parse(wasm);
     for _ in 0..u.int_in_range(1..=3)? {
@@ -179,7 +287,12 @@ pub fn module(u: &mut Unstructured<'_>, wasm: &[u8]) -> Result<Vec<u8>> {
                     mutate_reloc(u, &mut s.0[i].2)?;
                 }
             }
-            35..=54 => {
+            35..=46 => {
+                if let Some(i) = s.find(0, "linking") {
+                    mutate_linking(u, &mut s.0[i].2)?;
+                }
+            }
+            47..=54 => {
                 if let Some(i) = s.find(0, "linking") {
                     flip_bytes(u, &mut s.0[i].2)?;
                 }
