@@ -15,7 +15,10 @@
 //! the removal, the kernel's footprint (host/tests/footprint) must be what it was before the
 //! insmod. A case running past [`HANG`] (the kernel's watchdog fires after 2 s) aborts the test.
 //! A module whose exit traps or spins cannot be removed (as in Linux): the case is counted as
-//! `stuck` and a fresh kernel is booted.
+//! `stuck` and a fresh kernel is booted. A mutated built-in module whose own code ran (its init
+//! or exit) may change the kernel as any module can (a /proc entry its exit no longer finds,
+//! its own kmalloc blocks): it is compared on the loader's part of the footprint only, and when
+//! it changed the rest, a fresh kernel is booted for the cases after it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -126,6 +129,8 @@ struct Tally {
     loaded: u32,
     /// Mutated built-in modules whose own code ran, compared on the loader's part only.
     own_code: u32,
+    /// Those of them that changed the rest of the kernel (a fresh kernel follows each).
+    own_changes: u32,
     /// Modules that loaded and could not be removed, by the same key as `refused`.
     stuck: BTreeMap<String, u32>,
     /// Refusals by insmod's error and the first line of the kernel's reason.
@@ -349,8 +354,16 @@ impl Fuzzer {
             // code does to the rest of the kernel (a /proc entry its exit no longer finds, a
             // block it no longer frees) is the module's doing. The loader's part must hold.
             tally.own_code += 1;
+            let changed = before != after;
             before = loader_owned(before);
             after = loader_owned(after);
+            if changed {
+                // What else it changed may break later cases: they get a fresh kernel.
+                tally.own_changes += 1;
+                check(&what, &before, &after, &transcript, &log);
+                self.reboot();
+                return;
+            }
         }
         check(&what, &before, &after, &transcript, &log);
     }
@@ -383,8 +396,9 @@ impl Fuzzer {
             if t.own_code > 0 {
                 writeln!(
                     out,
-                    "  {} ran their own code: compared on the loader's part of the kernel",
-                    t.own_code
+                    "  {} ran their own code: compared on the loader's part of the kernel \
+                     ({} changed the rest)",
+                    t.own_code, t.own_changes
                 )
                 .unwrap();
             }
