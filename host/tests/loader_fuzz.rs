@@ -191,9 +191,14 @@ struct Fuzzer {
     deadline: Deadline,
 }
 
-/// What each kernel has loaded before its cases, in turn: nothing, or a module that generated
-/// patches name as an object (so that their functions for it are patched at once).
-const SETUPS: [&str; 2] = ["true", "insmod test_klp_mod_target"];
+/// What each kernel has loaded before its cases, in turn: nothing, a module that generated
+/// patches name as an object (so that their functions for it are patched at once), or the
+/// function tracer on every function (so that each module's functions get trampolines).
+const SETUPS: [&str; 3] = [
+    "true",
+    "insmod test_klp_mod_target",
+    "echo function > /sys/kernel/tracing/current_tracer",
+];
 
 fn boot(setup: &str) -> WasmtimeEngine {
     let mut e = rt::boot(

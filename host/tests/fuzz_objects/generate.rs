@@ -281,7 +281,7 @@ impl<'a, 'b> Object<'a, 'b> {
         let addr = if self.percent(2)? {
             self.u.arbitrary()?
         } else {
-            (end + 15) & !15
+            end.wrapping_add(15) & !15
         };
         let seg = self.segments.len();
         let size = bytes.len() as u32;
