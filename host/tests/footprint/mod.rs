@@ -77,6 +77,13 @@ fn free_bytes_counter(e: &mut WasmtimeEngine) -> u32 {
             })
             .collect()
     };
+    // A free block large enough first, so the probe's kmalloc splits it instead of growing the
+    // heap (which would move the counter by more than the block).
+    let room = e
+        .call(Callee::Export("kmalloc"), &[4096, 0])
+        .unwrap()
+        .unwrap();
+    e.call(Callee::Export("kfree"), &[room]).unwrap();
     let was = peek(e);
     let block = e
         .call(Callee::Export("kmalloc"), &[1000, 0])
