@@ -69,6 +69,28 @@ fn a_module_over_the_function_cap_is_invalid_module_format_naming_the_counts() {
 }
 
 #[test]
+fn a_module_that_is_no_live_patch_cannot_reach_private_symbols() {
+    let tmp = Scratch::new("klpsym");
+    let mut o = Object::default();
+    o.import(".klp.sym.vmlinux.cmdline_proc_show,0", &[I32, I32], &[I32]);
+    o.func("init_module", &[], &[I32], &[0x41, 0x00, 0x0b], &[]);
+    tmp.write("private.wasm", &o.finish());
+    let (status, out, err) =
+        tmp.run("insmod /mnt/private.wasm; dmesg | tail -1; lsmod | grep -c private");
+    assert_eq!(status, 1);
+    assert_eq!(
+        err,
+        "insmod: ERROR: could not insert module /mnt/private.wasm: Unknown symbol in module\n"
+    );
+    assert!(
+        out.ends_with(
+            "] private: Unknown symbol .klp.sym.vmlinux.cmdline_proc_show,0 (err -2)\n0\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
 fn instrument_and_kallsyms_refuse_a_kernel_over_the_cap_from_its_headers() {
     let tmp = Scratch::new("kernel");
     let input = tmp.write("huge.wasm", &objects::empty_functions(200_000));

@@ -132,6 +132,7 @@ fn prepare(
     name: &str,
     object: &ObjectFile,
     params: &[&str],
+    livepatch: bool,
 ) -> SysResult<Prepared> {
     let mut values = Vec::new();
     for param in params {
@@ -150,7 +151,7 @@ fn prepare(
     let mut resolved = std::collections::HashMap::new();
     let mut uses = Vec::new();
     for undef in object.undefined() {
-        match resolve(e, name, undef) {
+        match resolve(e, name, undef, livepatch) {
             Ok(r) => {
                 if let Some(p) = r.provider
                     && !uses.contains(&p)
@@ -221,10 +222,11 @@ fn load(
     params: &[&str],
     tx: &mut Transaction<'_>,
 ) -> SysResult<()> {
-    let prepared = prepare(e, name, object, params)?;
+    let info = modinfo(bytes);
+    let livepatch = info.iter().any(|(k, v)| k == "livepatch" && v == "Y");
+    let prepared = prepare(e, name, object, params, livepatch)?;
     let placed = place(e, name, object, &prepared, tx)?;
     let (init, exit) = (placed.linked.init, placed.linked.exit);
-    let info = modinfo(bytes);
     record(e, name, object, placed, prepared.uses, &info, tx)?;
     initialize(e, name, init, exit, tx)
 }

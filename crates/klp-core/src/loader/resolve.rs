@@ -22,7 +22,9 @@ fn klp_sym(name: &str) -> Option<(&str, &str, u32)> {
     Some((obj, sym, pos.parse().ok()?))
 }
 
-/// Resolves one undefined symbol of `module`.
+/// Resolves one undefined symbol of `module`. Only a live patch (`livepatch=Y`) may name private
+/// symbols as `.klp.sym.<obj>.<name>,<pos>`: Linux applies those relocations for livepatch
+/// modules alone, so in any other module such a name is an unknown symbol.
 ///
 /// # Errors
 /// `ENOENT` for an unknown symbol; `EINVAL` for one of the wrong kind or type, or one the module
@@ -31,9 +33,10 @@ pub(super) fn resolve(
     e: &mut impl Engine,
     module: &str,
     undef: &Undefined,
+    livepatch: bool,
 ) -> Result<Resolved, Errno> {
     let found = e.with_state(|s| {
-        let sym = match klp_sym(&undef.name) {
+        let sym = match klp_sym(&undef.name).filter(|_| livepatch) {
             Some((obj, name, pos)) => {
                 let obj = (obj != "vmlinux").then_some(obj);
                 s.kallsyms.lookup(obj, name, pos).ok()
