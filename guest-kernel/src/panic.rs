@@ -1,4 +1,4 @@
-//! Panics and taint: a Rust panic is logged as a kernel panic and ends in a trap (the
+//! Panics and taint: `panic()`, a Rust panic logged as a kernel BUG that ends in a trap (the
 //! host reports it as an oops); `/proc/sys/kernel/tainted`.
 
 use core::fmt::Write;
@@ -103,16 +103,30 @@ pub unsafe extern "C" fn panic(msg: *const u8, len: usize) -> ! {
     core::arch::wasm32::unreachable()
 }
 
-/// Rust panics (a failed bounds check, a division by zero) are kernel BUGs: log where, then
-/// [`panic`].
+/// Rust panics (a failed bounds check, a division by zero) are kernel BUGs, as in
+/// Rust-for-Linux (`pr_emerg!("{info}")`, then `BUG()`): the panic is logged, then Linux's
+/// `BUG()` lines, then a trap the host reports as an `invalid opcode` oops. The task dies; the
+/// kernel goes on.
 #[panic_handler]
 fn on_panic(info: &PanicInfo<'_>) -> ! {
-    if let Some(location) = info.location() {
-        pr_crit!("kernel BUG at {}:{}!", location.file(), location.line());
-    }
     let mut msg = LineBuf::<256>::new();
     let _ = write!(msg, "{}", info.message());
-    let msg = msg.as_bytes();
-    // SAFETY: `msg` is a live buffer of that length.
-    unsafe { panic(msg.as_ptr(), msg.len()) }
+    match info.location() {
+        Some(at) => {
+            pr_emerg!(
+                "rust_kernel: panicked at {}:{}:{}:",
+                at.file(),
+                at.line(),
+                at.column()
+            );
+            pr_emerg!("{}", msg.as_bytes().escape_ascii());
+            pr_warn!("------------[ cut here ]------------");
+            pr_crit!("kernel BUG at {}:{}!", at.file(), at.line());
+        }
+        None => {
+            pr_emerg!("rust_kernel: panicked: {}", msg.as_bytes().escape_ascii());
+            pr_warn!("------------[ cut here ]------------");
+        }
+    }
+    core::arch::wasm32::unreachable()
 }

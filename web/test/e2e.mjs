@@ -219,10 +219,10 @@ try {
     transcript.out += out;
     transcript.err += err;
     assert.match(err, /^Oops: invalid opcode: 0000 \[#1\]$/m);
-    assert.match(err, /^RIP: panic \(wasm trap: wasm `unreachable` instruction executed\)$/m);
+    assert.match(err, /^RIP: rust_begin_unwind \(wasm trap: wasm `unreachable` instruction executed\)$/m);
     assert.match(err, /^ panic_const_div_by_zero\n show_schedstat\n seq_show$/m);
     assert.equal(record(await type(STEPS[8])), ORIGINAL);
-    assert.match(record(await type(STEPS[9])), /\] Oops: invalid opcode: .*\n(.*\n){4}\[ *[\d.]+\]  panic\n/);
+    assert.match(record(await type(STEPS[9])), /\] Oops: invalid opcode: .*\n(.*\n){4}\[ *[\d.]+\]  rust_begin_unwind\n/);
   });
 
   await check("the transcript, dmesg and oops match `klp run -c` (timestamps masked)", async () => {
