@@ -218,10 +218,10 @@ fn run(args: RunArgs) -> Result<i32> {
     // the session, as in an interactive shell.
     let sigint = Arc::new(AtomicBool::new(false));
     let interrupter = engine.interrupter();
-    let flag = Arc::clone(&sigint);
+    let (flag, handler) = (Arc::clone(&sigint), interrupter.clone());
     ctrlc::set_handler(move || {
         flag.store(true, Ordering::Relaxed);
-        interrupter.interrupt();
+        handler.interrupt();
     })
     .context("installing the Ctrl-C handler")?;
     host.sigint = Some(Arc::clone(&sigint));
@@ -254,6 +254,7 @@ fn run(args: RunArgs) -> Result<i32> {
             break;
         }
         sigint.store(false, Ordering::Relaxed);
+        interrupter.clear();
         status = shell.run(&mut engine, &mut host, line);
         if status == shell::INTERRUPTED && interactive {
             host.out("\n");

@@ -34,10 +34,15 @@ pub struct Watchdog {
 pub struct Interrupter(Arc<AtomicBool>);
 
 impl Interrupter {
-    /// Interrupts the call running now, if any (a request made between calls is dropped when
-    /// the next one starts).
+    /// Interrupts the command running now: its guest call running now, or its next one (the
+    /// host may be between two calls of the command).
     pub fn interrupt(&self) {
         self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Drops an interrupt no call has taken (one made at the prompt, before a command starts).
+    pub fn clear(&self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }
 
@@ -105,9 +110,8 @@ pub fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Runs `f`, which enters the guest, under the watchdog. The outermost entry drops any earlier
-/// interrupt request, sets the deadline and notes when it started; nested ones (from a host
-/// call) run under the outermost's.
+/// Runs `f`, which enters the guest, under the watchdog. The outermost entry sets the deadline
+/// and notes when it started; nested ones (from a host call) run under the outermost's.
 pub fn watched<T: AsContextMut<Data = HostData>, R>(
     ctx: &mut Context<T>,
     f: impl FnOnce(&mut Context<T>) -> R,
@@ -117,7 +121,6 @@ pub fn watched<T: AsContextMut<Data = HostData>, R>(
     let (Some(watchdog), None) = (&data.watchdog, data.running_since) else {
         return f(ctx);
     };
-    watchdog.interrupt.store(false, Ordering::Relaxed);
     let since = watchdog.coarse_ns.load(Ordering::Relaxed);
     store.set_epoch_deadline(1);
     store.data_mut().running_since = Some(since);
