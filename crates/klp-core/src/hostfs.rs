@@ -42,6 +42,9 @@ pub trait Tree {
     /// The node at `rel` (relative to the tree's root), if it exists.
     fn node(s: &KernelState, rel: &str) -> Option<Node>;
 
+    /// The size `stat` gives an attribute: sysfs and tracefs say 4096 (a page), procfs 0.
+    const ATTR_SIZE: u32 = 4096;
+
     /// The node at `rel` with whatever it shows from kernel memory (a module parameter's
     /// value); by default [`Tree::node`].
     fn lookup(e: &mut impl Engine, rel: &str) -> Option<Node> {
@@ -92,7 +95,7 @@ pub fn write<T: Tree>(e: &mut impl Engine, rel: &str, data: &[u8], append: bool)
     T::store(e, rel, data, append)
 }
 
-/// `stat` of a node: attributes have size 4096 as in sysfs, directories 0.
+/// `stat` of a node: attributes have the tree's [`Tree::ATTR_SIZE`], directories 0.
 ///
 /// # Errors
 /// `ENOENT`.
@@ -106,7 +109,7 @@ pub fn stat<T: Tree>(e: &mut impl Engine, rel: &str) -> Result<Stat, Errno> {
         },
         Node::Attr { mode, .. } => Stat {
             mode: S_IFREG | mode,
-            size: 4096,
+            size: T::ATTR_SIZE,
             nlink: 1,
             ino: 0,
         },

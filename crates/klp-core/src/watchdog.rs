@@ -42,6 +42,8 @@ pub fn soft_lockup_timeout(state: &KernelState) -> Option<Duration> {
 pub struct WatchdogThresh;
 
 impl Tree for WatchdogThresh {
+    const ATTR_SIZE: u32 = 0;
+
     fn node(s: &KernelState, rel: &str) -> Option<Node> {
         rel.is_empty().then(|| Node::Attr {
             mode: 0o644,

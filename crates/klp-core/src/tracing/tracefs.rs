@@ -365,6 +365,8 @@ fn enable_kprobe(e: &mut impl Engine, name: &str, on: bool) -> SysResult<()> {
 pub struct FtraceEnabled;
 
 impl Tree for FtraceEnabled {
+    const ATTR_SIZE: u32 = 0;
+
     fn node(s: &KernelState, rel: &str) -> Option<Node> {
         rel.is_empty().then(|| Node::Attr {
             mode: 0o644,
