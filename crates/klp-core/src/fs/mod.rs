@@ -25,15 +25,44 @@ const KALLSYMS: &str = "/proc/kallsyms";
 /// Where `/proc/mounts` lives.
 const PROC_MOUNTS: &str = "/proc/mounts";
 
-/// A path served by the host core rather than the kernel.
-enum Served<'a> {
+/// What the host core serves itself, beside the kernel's own files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostFile {
     Kallsyms,
     ProcMounts,
-    Livepatch(&'a str),
-    Tracing(&'a str),
-    Module(&'a str),
+    Livepatch,
+    Tracing,
+    Module,
     FtraceEnabled,
     WatchdogThresh,
+}
+
+impl HostFile {
+    /// Whether it is a directory tree (else a single file).
+    fn is_tree(self) -> bool {
+        matches!(
+            self,
+            HostFile::Livepatch | HostFile::Tracing | HostFile::Module
+        )
+    }
+}
+
+/// Where each [`HostFile`] lives: one table for the lookups and for listing the kernel
+/// directories they sit in.
+const HOST_FILES: [(&str, HostFile); 7] = [
+    (KALLSYMS, HostFile::Kallsyms),
+    (PROC_MOUNTS, HostFile::ProcMounts),
+    (sysfs::ROOT, HostFile::Livepatch),
+    (tracefs::ROOT, HostFile::Tracing),
+    (module_sysfs::ROOT, HostFile::Module),
+    (tracefs::FTRACE_ENABLED, HostFile::FtraceEnabled),
+    (watchdog::WATCHDOG_THRESH, HostFile::WatchdogThresh),
+];
+
+/// A path served by the host core rather than the kernel.
+enum Served<'a> {
+    /// A host file or tree, and the path inside it (`""` for its root).
+    Host(HostFile, &'a str),
     /// A mount of the mount table, and the path inside it.
     Mount(usize, String),
 }
@@ -53,33 +82,18 @@ fn served<'a>(e: &mut impl Engine, path: &'a str) -> Option<Served<'a>> {
 }
 
 fn served_tree(path: &str) -> Option<Served<'_>> {
-    if path == PROC_MOUNTS {
-        return Some(Served::ProcMounts);
-    }
-    if path == KALLSYMS {
-        return Some(Served::Kallsyms);
-    }
-    if path == tracefs::FTRACE_ENABLED {
-        return Some(Served::FtraceEnabled);
-    }
-    if path == watchdog::WATCHDOG_THRESH {
-        return Some(Served::WatchdogThresh);
-    }
-    under(path, sysfs::ROOT)
-        .map(Served::Livepatch)
-        .or_else(|| under(path, tracefs::ROOT).map(Served::Tracing))
-        .or_else(|| under(path, module_sysfs::ROOT).map(Served::Module))
+    HOST_FILES.iter().find_map(|&(at, file)| {
+        let rel = under(path, at)?;
+        (file.is_tree() || rel.is_empty()).then_some(Served::Host(file, rel))
+    })
 }
 
 /// Entries the host adds to kernel directories: its own files living there.
-fn served_children(dir: &str) -> &'static [&'static str] {
-    match dir {
-        "/proc" => &["kallsyms", "mounts"],
-        "/proc/sys/kernel" => &["ftrace_enabled", "watchdog_thresh"],
-        "/sys" => &["module"],
-        "/sys/kernel" => &["livepatch", "tracing"],
-        _ => &[],
-    }
+fn served_children(dir: &str) -> impl Iterator<Item = &'static str> + '_ {
+    HOST_FILES.iter().filter_map(move |(at, _)| {
+        let (parent, name) = at.rsplit_once('/')?;
+        (parent == dir || (parent.is_empty() && dir == "/")).then_some(name)
+    })
 }
 
 /// Runs `$f::<Tree>(e, rel, ...)` for the attribute tree that serves a path, `$other` for the
@@ -87,11 +101,11 @@ fn served_children(dir: &str) -> &'static [&'static str] {
 macro_rules! tree {
     ($served:expr, $e:expr, $f:ident ( $($arg:expr),* ), other => $other:expr) => {
         match $served {
-            Served::Livepatch(rel) => hostfs::$f::<sysfs::Livepatch>($e, rel $(, $arg)*),
-            Served::Tracing(rel) => hostfs::$f::<tracefs::Tracefs>($e, rel $(, $arg)*),
-            Served::Module(rel) => hostfs::$f::<module_sysfs::SysModule>($e, rel $(, $arg)*),
-            Served::FtraceEnabled => hostfs::$f::<tracefs::FtraceEnabled>($e, "" $(, $arg)*),
-            Served::WatchdogThresh => hostfs::$f::<watchdog::WatchdogThresh>($e, "" $(, $arg)*),
+            Served::Host(HostFile::Livepatch, rel) => hostfs::$f::<sysfs::Livepatch>($e, rel $(, $arg)*),
+            Served::Host(HostFile::Tracing, rel) => hostfs::$f::<tracefs::Tracefs>($e, rel $(, $arg)*),
+            Served::Host(HostFile::Module, rel) => hostfs::$f::<module_sysfs::SysModule>($e, rel $(, $arg)*),
+            Served::Host(HostFile::FtraceEnabled, rel) => hostfs::$f::<tracefs::FtraceEnabled>($e, rel $(, $arg)*),
+            Served::Host(HostFile::WatchdogThresh, rel) => hostfs::$f::<watchdog::WatchdogThresh>($e, rel $(, $arg)*),
             _ => $other,
         }
     };
@@ -128,8 +142,12 @@ fn checked(path: &str) -> Result<String, Errno> {
 pub fn read_file(e: &mut impl Engine, path: &str) -> SysResult<Vec<u8>> {
     let path = checked(path)?;
     match served(e, &path) {
-        Some(Served::ProcMounts) => Ok(e.with_state(|s| s.mounts.proc_mounts()).into_bytes()),
-        Some(Served::Kallsyms) => Ok(e.with_state(|s| s.kallsyms.format()).into_bytes()),
+        Some(Served::Host(HostFile::ProcMounts, _)) => {
+            Ok(e.with_state(|s| s.mounts.proc_mounts()).into_bytes())
+        }
+        Some(Served::Host(HostFile::Kallsyms, _)) => {
+            Ok(e.with_state(|s| s.kallsyms.format()).into_bytes())
+        }
         Some(Served::Mount(i, rel)) => Ok(e.with_state(|s| s.mounts.read(i, &rel))?),
         Some(served) => Ok(tree!(served, e, read(), other => Err(Errno::ENOENT))?.into_bytes()),
         None => {
@@ -238,7 +256,7 @@ pub fn list_dir(e: &mut impl Engine, path: &str) -> SysResult<Vec<Entry>> {
                 .map(|d| d.name)
                 .filter(|n| n != "." && n != "..")
                 .collect();
-            names.extend(served_children(&path).iter().map(|n| (*n).to_string()));
+            names.extend(served_children(&path).map(str::to_string));
             names
         }
     };
@@ -430,13 +448,30 @@ mod tests {
     fn livepatch_tree_is_served_by_the_host() {
         assert!(matches!(
             served_tree("/sys/kernel/livepatch"),
-            Some(Served::Livepatch(""))
+            Some(Served::Host(HostFile::Livepatch, ""))
         ));
         assert!(matches!(
             served_tree("/sys/kernel/livepatch/p/enabled"),
-            Some(Served::Livepatch("p/enabled"))
+            Some(Served::Host(HostFile::Livepatch, "p/enabled"))
         ));
         assert!(served_tree("/sys/kernel/livepatchx").is_none());
         assert!(served_tree("/proc/cmdline").is_none());
+        assert!(
+            served_tree("/proc/kallsyms/x").is_none(),
+            "a file is not a directory"
+        );
+    }
+
+    #[test]
+    fn host_files_are_listed_in_the_kernel_directories_they_sit_in() {
+        let listed = |dir| served_children(dir).collect::<Vec<_>>();
+        assert_eq!(listed("/proc"), ["kallsyms", "mounts"]);
+        assert_eq!(
+            listed("/proc/sys/kernel"),
+            ["ftrace_enabled", "watchdog_thresh"]
+        );
+        assert_eq!(listed("/sys"), ["module"]);
+        assert_eq!(listed("/sys/kernel"), ["livepatch", "tracing"]);
+        assert!(listed("/").is_empty());
     }
 }
