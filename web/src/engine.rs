@@ -388,10 +388,20 @@ impl Engine for WebEngine {
         set(&imports, "klp", &klp);
         let instance = WebAssembly::Instance::new(&module, &imports)
             .map_err(|e| EngineError::Instantiate(error_message(&e)))?;
+        // A released instance's slot is reused: the list stays as long as the most modules
+        // ever loaded at once (the browser frees an instance once nothing refers to it).
         let mut instances = self.0.instances.borrow_mut();
-        instances.push(Some(instance));
-        u32::try_from(instances.len() - 1)
-            .map_err(|_| EngineError::Instantiate("too many instances".into()))
+        let id = match instances.iter().position(Option::is_none) {
+            Some(free) => {
+                instances[free] = Some(instance);
+                free
+            }
+            None => {
+                instances.push(Some(instance));
+                instances.len() - 1
+            }
+        };
+        u32::try_from(id).map_err(|_| EngineError::Instantiate("too many instances".into()))
     }
 
     fn now_ns(&mut self) -> u64 {
