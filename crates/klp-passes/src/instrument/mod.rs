@@ -4,7 +4,9 @@
 //! ([`FtraceMap`]), rewrites every direct call to a traceable function into
 //! `i32.const slot; call_indirect`, replaces exports and duplicate function pointers of traceable
 //! functions with notrace thunks, lays out table 0 as `[slots | orig entries]`, exports memory,
-//! table and `__stack_pointer`, and writes `klp.ftrace` and `klp.kallsyms`.
+//! table and `__stack_pointer`, and writes `klp.ftrace` and `klp.kallsyms`. A kernel that imports
+//! `klp.yield` gets tasks too ([`tasks`]): its yields become stack-switching suspends, and a task
+//! dispatcher with a preemption budget is appended; any other kernel is left as described above.
 //!
 //! ```
 //! let kernel = wat::parse_str(r#"(module
@@ -22,6 +24,7 @@ mod features;
 mod ftrace;
 pub(crate) mod kernel;
 pub(crate) mod rewrite;
+pub mod tasks;
 
 use std::collections::HashMap;
 
@@ -165,6 +168,7 @@ impl<E: std::fmt::Display> From<wasm_encoder::reencode::Error<E>> for Instrument
 /// no mutable i32 `__stack_pointer`, more than 2^20 slots, clashing export names).
 pub fn instrument(wasm: &[u8], extra_notrace: &[&str]) -> Result<Instrumented, InstrumentError> {
     let k = Kernel::parse(wasm)?;
+    let with_tasks = tasks::uses_tasks(wasm)?;
     if k.is_instrumented() {
         // A damaged map says more than "already instrumented".
         k.ftrace_map()?;
@@ -340,8 +344,12 @@ pub fn instrument(wasm: &[u8], extra_notrace: &[&str]) -> Result<Instrumented, I
         name: crate::kallsyms::KALLSYMS_SECTION.into(),
         data: crate::kallsyms::encode_symbols(&symbols).into(),
     });
+    let mut out = module.finish();
+    if with_tasks {
+        out = tasks::add_tasks(&out)?;
+    }
     Ok(Instrumented {
-        wasm: module.finish(),
+        wasm: out,
         ftrace: plan.map,
     })
 }
