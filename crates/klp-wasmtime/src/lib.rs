@@ -21,12 +21,14 @@
 //! live modules from their compiled code.
 
 mod cache;
+mod config;
 mod guest_func;
 mod instances;
 mod limits;
 mod migrate;
 mod watchdog;
 
+pub use config::{BACKTRACE_FRAMES, Options, kernel_config};
 pub use instances::{DEAD_BYTES_MAX, DEAD_MAX, StoreStats};
 pub use limits::TABLE_MAX;
 pub use watchdog::{Interrupter, TICK};
@@ -45,8 +47,8 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::{
-    AsContext, AsContextMut, Caller, Config, Extern, Func, Global, Inlining, Instance, Linker,
-    Memory, Module, Ref, Store, StoreContext, StoreContextMut, Table, Val, WasmBacktrace,
+    AsContext, AsContextMut, Caller, Extern, Func, Global, Instance, Linker, Memory, Module, Ref,
+    Store, StoreContext, StoreContextMut, Table, Val, WasmBacktrace,
 };
 use watchdog::{Watchdog, watched};
 
@@ -117,29 +119,19 @@ impl<T: AsContextMut> AsContextMut for Context<T> {
 /// The wasmtime engine: a `Store` holding the kernel instance, its modules and the core state.
 pub type WasmtimeEngine = Context<Store<HostData>>;
 
-/// Options for the wasmtime engine.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// Let Cranelift inline calls between functions (wasmtime's `compiler_inlining`).
-    pub inlining: bool,
-}
-
-/// Compiles and instantiates an instrumented kernel; the core state goes into the store.
+/// Compiles and instantiates an instrumented kernel; the core state goes into the store. A
+/// kernel with tasks (see [`kernel_config`]) runs with stack switching, and without inlining.
 ///
 /// # Errors
-/// Compilation or instantiation failures.
+/// Compilation or instantiation failures; `options.inlining` for a kernel with tasks.
 pub fn instantiate_kernel(
     wasm: &[u8],
     state: KernelState,
     options: Options,
 ) -> Result<WasmtimeEngine, EngineError> {
-    let mut config = Config::new();
-    config.compiler_inlining(if options.inlining {
-        Inlining::Yes
-    } else {
-        Inlining::No
-    });
-    config.epoch_interruption(true);
+    let tasks = klp_passes::instrument::tasks::uses_tasks(wasm)
+        .map_err(|e| EngineError::Compile(e.to_string()))?;
+    let config = kernel_config(options, tasks)?;
     let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Compile(e.to_string()))?;
     let boot = Instant::now();
     let watchdog = Some(Watchdog::start(&engine, boot)?);
@@ -203,6 +195,20 @@ fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, 
         .define(&mut *store, "klp", "clock_ns", clock)
         .and_then(|l| l.define(&mut *store, "klp", "hostcall", hostcall))
         .map_err(|e| EngineError::Instantiate(e.to_string()))?;
+    let (yield_module, yield_name) = (
+        klp_passes::instrument::tasks::YIELD_MODULE,
+        klp_passes::instrument::tasks::YIELD_NAME,
+    );
+    if module
+        .imports()
+        .any(|i| (i.module(), i.name()) == (yield_module, yield_name))
+    {
+        // The pass turned every call of it into a suspend; a kernel run without the pass has
+        // nobody else to run, so its yield returns at once.
+        linker
+            .func_wrap(yield_module, yield_name, || {})
+            .map_err(|e| EngineError::Instantiate(e.to_string()))?;
+    }
     let kernel = linker
         .instantiate(&mut *store, module)
         .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use wasmparser::{
-    BinaryReader, ConstExpr, DataKind, ElementItems, ElementKind, Export, FuncType, FunctionBody,
-    GlobalType, Name, Operator, Parser, Payload, TableType, TypeRef,
+    BinaryReader, CompositeInnerType, ConstExpr, DataKind, ElementItems, ElementKind, Export,
+    FuncType, FunctionBody, GlobalType, Name, Operator, Parser, Payload, TableType, TypeRef,
 };
 
 use super::InstrumentError;
@@ -47,7 +47,9 @@ pub(crate) struct Elem {
 
 /// Everything the pass and kallsyms need from a kernel module.
 pub(crate) struct Kernel<'a> {
-    pub types: Vec<FuncType>,
+    /// Function types by type index; `None` for the continuation types of a kernel with tasks
+    /// (other types are refused by validation).
+    pub types: Vec<Option<FuncType>>,
     /// Type index of every function, imports first.
     pub func_types: Vec<u32>,
     pub num_imported_funcs: u32,
@@ -113,7 +115,8 @@ pub(crate) fn const_i32(expr: &ConstExpr<'_>) -> Option<u32> {
 }
 
 impl<'a> Kernel<'a> {
-    /// Validates (with [`super::FEATURES`]) and reads `wasm`; more than [`MAX_KERNEL_FUNCS`]
+    /// Validates (with [`super::FEATURES`], and [`super::tasks::FEATURES`] for an instrumented
+    /// kernel with tasks) and reads `wasm`; more than [`MAX_KERNEL_FUNCS`]
     /// functions are refused from the section headers, before validation.
     pub(crate) fn parse(wasm: &'a [u8]) -> Result<Self, InstrumentError> {
         let count = func_count::count(wasm)?;
@@ -123,7 +126,11 @@ impl<'a> Kernel<'a> {
                 count.total()
             )));
         }
-        super::validate(wasm)?;
+        if super::tasks::is_rewritten(wasm) {
+            super::tasks::validate(wasm)?;
+        } else {
+            super::validate(wasm)?;
+        }
         let mut k = Kernel {
             types: Vec::new(),
             func_types: Vec::new(),
@@ -175,8 +182,13 @@ impl<'a> Kernel<'a> {
             }
             match payload {
                 Payload::TypeSection(r) => {
-                    for ty in r.into_iter_err_on_gc_types() {
-                        k.types.push(ty?);
+                    for group in r {
+                        for sub in group?.types() {
+                            k.types.push(match &sub.composite_type.inner {
+                                CompositeInnerType::Func(f) => Some(f.clone()),
+                                _ => None,
+                            });
+                        }
                     }
                 }
                 Payload::ImportSection(r) => {
@@ -353,6 +365,7 @@ impl<'a> Kernel<'a> {
         self.func_types
             .get(f as usize)
             .and_then(|t| self.types.get(*t as usize))
+            .and_then(Option::as_ref)
             .ok_or_else(|| InstrumentError::Malformed(format!("no type for function {f}")))
     }
 
@@ -396,15 +409,27 @@ impl<'a> Kernel<'a> {
 
     /// Refuses tables the ftrace table cannot be made of: an imported table 0, one that is not a
     /// plain funcref table, or a second table (a function pointer into it would never pass a
-    /// slot).
+    /// slot); the continuation tables a kernel with tasks has do not count.
     pub(crate) fn check_tables(&self) -> Result<(), InstrumentError> {
         if self.num_imported_tables > 0 {
             return Err(unsupported("table 0 is imported"));
         }
-        if self.tables.len() > 1 {
+        // The continuation tables of a kernel with tasks hold no function.
+        let continuations = |ty: &TableType| match ty.element_type.heap_type() {
+            wasmparser::HeapType::Concrete(t) | wasmparser::HeapType::Exact(t) => t
+                .as_module_index()
+                .and_then(|t| self.types.get(t as usize))
+                .is_some_and(Option::is_none),
+            _ => false,
+        };
+        let tables = self
+            .tables
+            .iter()
+            .filter(|(ty, _)| !continuations(ty))
+            .count();
+        if tables > 1 {
             return Err(unsupported(format!(
-                "{} tables: calls through any table but table 0, the ftrace table, bypass the slots",
-                self.tables.len()
+                "{tables} tables: calls through any table but table 0, the ftrace table, bypass the slots"
             )));
         }
         if let Some((ty, init)) = self.tables.first() {

@@ -169,8 +169,10 @@ impl<'m> Rewriter<'m> {
 
 /// The refusal for an instruction that cannot be hooked, if `op` is one: a `ref.func` of a
 /// function `traceable` says must be reached through its slot (the reference would call the
-/// function itself), or any write to a table, which can only be the ftrace table (it would
-/// change slots behind the host's back, or copy entries that then miss later patches).
+/// function itself), or any write to table 0, the ftrace table (it would change slots behind the
+/// host's back, or copy entries that then miss later patches). A kernel or module has no other
+/// table of functions ([`super::kernel::Kernel::check_tables`], the module parser): any other
+/// table is a continuation table of a kernel with tasks ([`super::tasks`]).
 ///
 /// Function references cannot be called without a table (`call_ref` needs the
 /// function-references feature, outside [`super::FEATURES`]), so with table writes refused what
@@ -186,16 +188,19 @@ pub(crate) fn bypass(
             format!("ref.func {function_index}"),
             "makes a reference to a traceable function that bypasses its ftrace slot",
         ),
-        Operator::TableSet { table } => (format!("table.set {table}"), WRITES),
-        Operator::TableGrow { table } => (format!("table.grow {table}"), WRITES),
-        Operator::TableFill { table } => (format!("table.fill {table}"), WRITES),
+        Operator::TableSet { table: 0 } => ("table.set 0".to_string(), WRITES),
+        Operator::TableGrow { table: 0 } => ("table.grow 0".to_string(), WRITES),
+        Operator::TableFill { table: 0 } => ("table.fill 0".to_string(), WRITES),
         Operator::TableCopy {
             dst_table,
             src_table,
-        } => (format!("table.copy {dst_table} {src_table}"), WRITES),
-        Operator::TableInit { elem_index, table } => {
-            (format!("table.init {table} {elem_index}"), WRITES)
+        } if dst_table == 0 || src_table == 0 => {
+            (format!("table.copy {dst_table} {src_table}"), WRITES)
         }
+        Operator::TableInit {
+            elem_index,
+            table: 0,
+        } => (format!("table.init 0 {elem_index}"), WRITES),
         _ => return None,
     };
     Some(InstrumentError::Unhookable {

@@ -111,6 +111,33 @@ pub fn uses_tasks(wasm: &[u8]) -> Result<bool, InstrumentError> {
     Ok(false)
 }
 
+/// Whether `wasm` is an instrumented kernel that went through [`add_tasks`] (it has a
+/// `klp.ftrace` section and exports [`RESUME`]): one that may use [`FEATURES`].
+pub(crate) fn is_rewritten(wasm: &[u8]) -> bool {
+    let (mut ftrace, mut resume) = (false, false);
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(Payload::ExportSection(r)) => {
+                resume = r.into_iter().any(|e| e.is_ok_and(|e| e.name == RESUME));
+            }
+            Ok(Payload::CustomSection(c)) if c.name() == super::FTRACE_SECTION => ftrace = true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    ftrace && resume
+}
+
+/// Validates a kernel with tasks: the hook's features and [`FEATURES`].
+///
+/// # Errors
+///
+/// [`InstrumentError::Parse`] when it does not validate.
+pub(crate) fn validate(wasm: &[u8]) -> Result<(), InstrumentError> {
+    wasmparser::Validator::new_with_features(super::FEATURES | FEATURES).validate_all(wasm)?;
+    Ok(())
+}
+
 /// What the rewrite needs to know of its input.
 #[derive(Default)]
 struct Counts {
@@ -856,9 +883,7 @@ mod tests {
     }
 
     fn validate_tasks(wasm: &[u8]) {
-        Validator::new_with_features(super::super::FEATURES | FEATURES)
-            .validate_all(wasm)
-            .unwrap();
+        validate(wasm).unwrap();
     }
 
     fn export(wasm: &[u8], name: &str) -> Option<(ExternalKind, u32)> {
@@ -923,6 +948,37 @@ mod tests {
                 .validate_all(&wasm)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_ftrace_map_and_kallsyms_read_back_from_a_kernel_with_tasks() {
+        let raw = wat::parse_str(KERNEL).unwrap();
+        let out = instrument(&raw, &[]).unwrap();
+        assert!(is_rewritten(&out.wasm));
+        assert!(!is_rewritten(&raw));
+        assert_eq!(
+            crate::instrument::FtraceMap::from_instrumented(&out.wasm).unwrap(),
+            out.ftrace
+        );
+        let syms = crate::kallsyms::Kallsyms::from_kernel(&out.wasm).unwrap();
+        assert!(syms.lookup_global("sleeper").is_some());
+        assert!(matches!(
+            instrument(&out.wasm, &[]),
+            Err(InstrumentError::AlreadyInstrumented)
+        ));
+        // A raw kernel still gets the hook's features only, yield or not.
+        let sneaky = wat::parse_str(KERNEL.replace(
+            "(func $run",
+            "(type $t (func)) (func $target (type $t)) (elem declare func $target) (func $run",
+        ).replace(
+            "(func $schedule call $klp_yield)",
+            "(func $schedule call $klp_yield ref.func $target call_ref $t)",
+        ))
+        .unwrap();
+        assert!(matches!(
+            instrument(&sneaky, &[]),
+            Err(InstrumentError::Feature { .. })
+        ));
     }
 
     #[test]

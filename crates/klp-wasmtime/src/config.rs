@@ -1,0 +1,65 @@
+//! The wasmtime `Config` a kernel runs on: with tasks (stack switching) or as before (inlining allowed).
+
+use klp_core::engine::EngineError;
+use std::num::NonZeroUsize;
+use wasmtime::{Config, Inlining};
+
+/// Options for the wasmtime engine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Let Cranelift inline calls between functions (wasmtime's `compiler_inlining`). Refused
+    /// for a kernel with tasks: wasmtime cannot inline with stack switching enabled.
+    pub inlining: bool,
+}
+
+/// Frames a backtrace keeps: a sleeping task's whole stack, not wasmtime's default 20.
+pub const BACKTRACE_FRAMES: usize = 256;
+
+/// The `Config` for a kernel. `tasks` (the kernel imports `klp.yield`, so the instrumentation
+/// pass gave it a task dispatcher: [`klp_passes::instrument::tasks`]) turns on what the
+/// dispatcher needs (stack switching, exceptions for its tags, typed function references for
+/// its continuation types) and deep backtraces; without it the config is the one every kernel
+/// ran on before tasks.
+///
+/// # Errors
+/// [`EngineError::Compile`] when `options.inlining` is asked for a kernel with tasks.
+pub fn kernel_config(options: Options, tasks: bool) -> Result<Config, EngineError> {
+    let mut config = Config::new();
+    if tasks {
+        if options.inlining {
+            return Err(EngineError::Compile(
+                "inlining is not available for a kernel with tasks: wasmtime cannot inline \
+                 calls when stack switching is enabled"
+                    .into(),
+            ));
+        }
+        config.wasm_stack_switching(true);
+        config.wasm_exceptions(true);
+        config.wasm_function_references(true);
+        config.wasm_backtrace_max_frames(NonZeroUsize::new(BACKTRACE_FRAMES));
+    }
+    config.compiler_inlining(if options.inlining {
+        Inlining::Yes
+    } else {
+        Inlining::No
+    });
+    config.epoch_interruption(true);
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inlining_is_refused_with_tasks_only() {
+        let inlining = Options { inlining: true };
+        let err = kernel_config(inlining, true).err().unwrap();
+        assert!(
+            err.to_string().contains("inlining is not available"),
+            "{err}"
+        );
+        wasmtime::Engine::new(&kernel_config(inlining, false).unwrap()).unwrap();
+        wasmtime::Engine::new(&kernel_config(Options::default(), true).unwrap()).unwrap();
+    }
+}
