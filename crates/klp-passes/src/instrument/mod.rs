@@ -165,7 +165,8 @@ impl<E: std::fmt::Display> From<wasm_encoder::reencode::Error<E>> for Instrument
 /// run twice (or what [`FtraceMap::from_instrumented`] finds wrong with the input's map); and
 /// [`InstrumentError::Unsupported`] for kernels outside what the pass handles (an imported or a
 /// second table, several active element segments for table 0, non-constant offsets, no memory,
-/// no mutable i32 `__stack_pointer`, more than 2^20 slots, clashing export names).
+/// no mutable i32 `__stack_pointer`, more than 2^20 slots, clashing export names); for a kernel
+/// that imports `klp.yield`, also what [`tasks::add_tasks`] refuses.
 pub fn instrument(wasm: &[u8], extra_notrace: &[&str]) -> Result<Instrumented, InstrumentError> {
     let k = Kernel::parse(wasm)?;
     let with_tasks = tasks::uses_tasks(wasm)?;

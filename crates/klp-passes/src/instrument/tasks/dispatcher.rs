@@ -220,7 +220,7 @@ fn spawn(a: &Added) -> Function {
     f
 }
 
-/// `__klp_task_resume(task, sp) -> i32`: see the [module documentation](self).
+/// `__klp_task_resume(task, sp) -> i32`: see the [tasks module documentation](super).
 fn resume(a: &Added) -> Function {
     // locals: 2 the caller's sp, 3 the caller's current task, 4 the task, 5 a finished task's
     // continuation

@@ -238,7 +238,7 @@ fn unsupported(msg: impl Into<String>) -> InstrumentError {
 /// for a `klp.yield` of another type than `[] -> []` or used other than by `call` and
 /// `return_call` (a function pointer to it, an export), a kernel that already exports one of
 /// [`EXPORTS`], has no table or exported `__stack_pointer`, or would pass
-/// [`MAX_KERNEL_FUNCS`] with the dispatcher's functions.
+/// [`MAX_KERNEL_FUNCS`](crate::func_count::MAX_KERNEL_FUNCS) with the dispatcher's functions.
 pub fn add_tasks(wasm: &[u8]) -> Result<Vec<u8>, InstrumentError> {
     let counts = Counts::read(wasm)?;
     let a = Added::after(&counts)?;
