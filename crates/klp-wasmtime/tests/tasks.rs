@@ -263,10 +263,13 @@ fn a_trap_inside_one_task_leaves_the_others_resumable() {
     // The host restores what the dispatcher could not.
     k.sp.set(&mut k.store, Val::I32(HOST_SP)).unwrap();
     k.current.set(&mut k.store, Val::I32(-1)).unwrap();
-    // The dead task's slot is empty: resuming it traps, spawning into it works.
-    assert!(k.resume.call(&mut k.store, (1, sp1)).is_err());
-    k.sp.set(&mut k.store, Val::I32(HOST_SP)).unwrap();
-    k.current.set(&mut k.store, Val::I32(-1)).unwrap();
+    // The dead task's slot is empty: resuming it (or a task slot out of range) traps and
+    // changes nothing; spawning into it works.
+    for task in [1, tasks::MAX_TASKS as i32] {
+        assert!(k.resume.call(&mut k.store, (task, sp1)).is_err());
+        assert_eq!(k.get(k.sp), HOST_SP);
+        assert_eq!(k.get(k.current), -1);
+    }
     k.spawn(1, "quick", 0);
     assert_eq!(k.resume(1, task_sp(1), 10).unwrap(), (0, 0));
     let (mut a, mut b) = (sp0, sp2);

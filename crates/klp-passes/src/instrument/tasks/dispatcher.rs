@@ -231,6 +231,18 @@ fn resume(a: &Added) -> Function {
     ]);
     let suspended = BlockType::Result(ValType::Ref(a.cont(a.t_ct, false)));
     f.instructions()
+        // No task in the slot (or none such): trap before anything changes.
+        .local_get(0)
+        .table_get(a.tab_conts)
+        .local_tee(4)
+        .ref_is_null()
+        .if_(BlockType::Empty)
+        .unreachable()
+        .end()
+        // Take the task out of its slot: after a trap inside it the slot is empty, not consumed.
+        .local_get(0)
+        .ref_null(HeapType::Concrete(a.t_ct))
+        .table_set(a.tab_conts)
         .global_get(a.stack_pointer)
         .local_set(2)
         .global_get(a.g_current)
@@ -239,13 +251,6 @@ fn resume(a: &Added) -> Function {
         .global_set(a.stack_pointer)
         .local_get(0)
         .global_set(a.g_current)
-        // Take the task out of its slot: after a trap the slot is empty, not consumed.
-        .local_get(0)
-        .table_get(a.tab_conts)
-        .local_set(4)
-        .local_get(0)
-        .ref_null(HeapType::Concrete(a.t_ct))
-        .table_set(a.tab_conts)
         .block(suspended) // $suspended
         .block(BlockType::Result(ValType::Ref(a.cont(a.t_ct_tramp, false)))) // $finished
         .block(suspended) // $preempted

@@ -17,7 +17,8 @@
 //!   stack) and `__klp_task_current` to `task`, and runs the task until it yields, is preempted
 //!   or finishes. It returns the task's stack pointer at that point (never 0) when the task
 //!   stopped, or 0 when it finished, and restores both globals; `__klp_task_stop` says why:
-//!   [`STOP_FINISHED`], [`STOP_YIELDED`] or [`STOP_PREEMPTED`]. A trap inside the task traps
+//!   [`STOP_FINISHED`], [`STOP_YIELDED`] or [`STOP_PREEMPTED`]. Resuming an empty task slot
+//!   traps before changing anything. A trap inside the task traps
 //!   out of the resume and leaves the other tasks resumable; the host then restores the two
 //!   globals itself.
 //! * Preemption: every `loop` header of every kernel function decrements `__klp_task_budget`;
