@@ -17,7 +17,7 @@
 //!
 //! Instances are bounded too: wasmtime frees them only with their store, so once enough are
 //! dead ([`instances::DEAD_MAX`]) the next outermost call first moves the kernel to a fresh
-//! store ([`migrate`]), carrying its memory, table and stack pointer and re-instantiating the
+//! store (`migrate.rs`), carrying its memory, table and stack pointer and re-instantiating the
 //! live modules from their compiled code.
 
 mod cache;
@@ -303,7 +303,8 @@ impl WasmtimeEngine {
     /// dead: for tests (nothing visible may change) and benchmarks (what a move costs).
     ///
     /// # Errors
-    /// As [`migrate::move_kernel`]; the kernel is then left where it was.
+    /// A table written behind the engine's back (its origins unknown), or an instantiation or
+    /// growth failure in the fresh store; the kernel is then left where it was.
     pub fn move_now(&mut self) -> Result<(), EngineError> {
         migrate::move_kernel(&mut self.0)
     }
