@@ -254,6 +254,17 @@ pub fn add_tasks(wasm: &[u8]) -> Result<Vec<u8>, InstrumentError> {
             }
         }
     };
+    // The rewritten code section, with the dispatcher's bodies appended, once its last entry
+    // has been read.
+    let emit_code = |module: &mut Module, rewritten: CodeSection, done: &mut Vec<u8>| {
+        done.push(CODE);
+        let data = append(&payload_of(&rewritten), &section_data(&additions, CODE))?;
+        module.section(&RawSection {
+            id: CODE,
+            data: &data,
+        });
+        Ok::<(), InstrumentError>(())
+    };
     let mut code: Option<CodeSection> = None;
     let mut allocs = wasmparser::OperatorsReaderAllocations::default();
     let mut body = Vec::new();
@@ -266,12 +277,7 @@ pub fn add_tasks(wasm: &[u8]) -> Result<Vec<u8>, InstrumentError> {
             continue;
         }
         if let Some(rewritten) = code.take() {
-            done.push(CODE);
-            let data = append(&payload_of(&rewritten), &section_data(&additions, CODE))?;
-            module.section(&RawSection {
-                id: CODE,
-                data: &data,
-            });
+            emit_code(&mut module, rewritten, &mut done)?;
         }
         match &payload {
             Payload::CustomSection(c) if c.name() == "name" => {
@@ -311,12 +317,7 @@ pub fn add_tasks(wasm: &[u8]) -> Result<Vec<u8>, InstrumentError> {
         }
     }
     if let Some(rewritten) = code.take() {
-        done.push(CODE);
-        let data = append(&payload_of(&rewritten), &section_data(&additions, CODE))?;
-        module.section(&RawSection {
-            id: CODE,
-            data: &data,
-        });
+        emit_code(&mut module, rewritten, &mut done)?;
     }
     emit_below(&mut module, u8::MAX, &mut done);
     Ok(module.finish())
