@@ -35,6 +35,12 @@ fn param<'a>(m: &'a LoadedModule, name: &str) -> Option<&'a Param> {
     m.params.iter().find(|p| p.name == name && p.perm != 0)
 }
 
+/// The parameter at `rel` (`<module>/parameters/<name>`), if it is shown.
+fn param_at<'a>(s: &'a KernelState, rel: &'a str) -> Option<&'a Param> {
+    let (m, rest) = split(s, rel)?;
+    param(m, rest.strip_prefix("parameters/")?)
+}
+
 impl Tree for SysModule {
     fn node(s: &KernelState, rel: &str) -> Option<Node> {
         if rel.is_empty() {
@@ -85,11 +91,7 @@ impl Tree for SysModule {
     /// A parameter reads as its `int` in the module's data (`param_get_int`).
     fn lookup(e: &mut impl Engine, rel: &str) -> Option<Node> {
         let node = e.with_state(|s| Self::node(s, rel))?;
-        let addr = e.with_state(|s| {
-            let (m, rest) = split(s, rel)?;
-            Some(param(m, rest.strip_prefix("parameters/")?)?.addr)
-        });
-        match (node, addr) {
+        match (&node, e.with_state(|s| param_at(s, rel).map(|p| p.addr))) {
             (
                 Node::Attr {
                     mode,
@@ -99,9 +101,9 @@ impl Tree for SysModule {
             ) => {
                 let mut word = [0u8; 4];
                 e.read(addr, &mut word).ok()?;
-                Node::attr(mode, format!("{}\n", i32::from_le_bytes(word)))
+                Node::attr(*mode, format!("{}\n", i32::from_le_bytes(word)))
             }
-            (node, _) => Some(node),
+            _ => Some(node),
         }
     }
 
@@ -109,10 +111,7 @@ impl Tree for SysModule {
     /// trailing newline): `EINVAL` for anything else, `ERANGE` beyond an `int`.
     fn store(e: &mut impl Engine, rel: &str, data: &[u8], _append: bool) -> SysResult<()> {
         let addr = e
-            .with_state(|s| {
-                let (m, rest) = split(s, rel)?;
-                Some(param(m, rest.strip_prefix("parameters/")?)?.addr)
-            })
+            .with_state(|s| param_at(s, rel).map(|p| p.addr))
             .ok_or(Errno::EACCES)?;
         let value = kstrtoint(data)?;
         e.write(addr, &value.to_le_bytes())?;

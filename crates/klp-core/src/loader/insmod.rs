@@ -227,7 +227,15 @@ fn load(
     let prepared = prepare(e, name, object, params, livepatch)?;
     let placed = place(e, name, object, &prepared, tx)?;
     let (init, exit) = (placed.linked.init, placed.linked.exit);
-    record(e, name, object, placed, prepared.uses, &info, tx)?;
+    record(
+        e,
+        name,
+        object,
+        placed,
+        prepared.uses,
+        (&info, livepatch),
+        tx,
+    )?;
     initialize(e, name, init, exit, tx)
 }
 
@@ -328,10 +336,9 @@ fn record(
     object: &ObjectFile,
     placed: Placed,
     uses: Vec<String>,
-    info: &[(String, String)],
+    (info, is_livepatch): (&[(String, String)], bool),
     tx: &mut Transaction<'_>,
 ) -> SysResult<()> {
-    let is_livepatch = info.iter().any(|(k, v)| k == "livepatch" && v == "Y");
     let Placed {
         data_alloc,
         data_base,
