@@ -32,17 +32,29 @@ pub enum HostOp {
     TraceEntry = 5,
     /// A trampoline's exit (kretprobes): `a` = slot, `b` = return value.
     TraceExit = 6,
+    /// `schedule()`: the current task gives up the CPU (0: now yield; 1: cannot sleep here).
+    Schedule = 7,
+    /// `wake_up_process`: the task at `a` is running again.
+    Wake = 8,
+    /// A new task at `a`.
+    TaskNew = 9,
+    /// The earliest timer expires at jiffy `a | b << 32` (all ones: none).
+    TimerNext = 10,
 }
 
 impl HostOp {
     /// Every op, in number order.
-    const ALL: [HostOp; 6] = [
+    const ALL: [HostOp; 10] = [
         HostOp::EnablePatch,
         HostOp::RegisterPatch,
         HostOp::UnregisterPatch,
         HostOp::DisablePatch,
         HostOp::TraceEntry,
         HostOp::TraceExit,
+        HostOp::Schedule,
+        HostOp::Wake,
+        HostOp::TaskNew,
+        HostOp::TimerNext,
     ];
 }
 
@@ -510,4 +522,52 @@ mod tests {
         assert_eq!(HostOp::try_from(0), Err(0));
         assert_eq!(HostOp::try_from(7), Err(7));
     }
+}
+
+/// PROVISIONAL (host side first; the guest's definition replaces this at merge).
+pub mod task {
+    /// Each task's stack.
+    pub const THREAD_SIZE: u32 = 32 << 10;
+    /// Timer ticks per second.
+    pub const HZ: u64 = 250;
+    /// Runnable or running.
+    pub const TASK_RUNNING: i32 = 0;
+    /// A kernel thread.
+    pub const PF_KTHREAD: u32 = 0x0020_0000;
+    /// A workqueue worker.
+    pub const PF_WQ_WORKER: u32 = 0x20;
+}
+
+/// PROVISIONAL: offsets in `task_struct`.
+pub mod task_struct {
+    /// pid.
+    pub const PID: u32 = 0;
+    /// __state.
+    pub const STATE: u32 = 4;
+    /// flags.
+    pub const FLAGS: u32 = 8;
+    /// patch_state.
+    pub const PATCH_STATE: u32 = 12;
+    /// thread_info flags.
+    pub const TI_FLAGS: u32 = 16;
+    /// task slot.
+    pub const SLOT: u32 = 20;
+    /// stack base.
+    pub const STACK: u32 = 24;
+    /// entry.
+    pub const ENTRY: u32 = 28;
+    /// comm.
+    pub const COMM: u32 = 32;
+    /// regs.
+    pub const REGS: u32 = 48;
+    /// regs.func.
+    pub const REGS_FUNC: u32 = 0;
+    /// regs.nargs.
+    pub const REGS_NARGS: u32 = 4;
+    /// regs.has_ret.
+    pub const REGS_HAS_RET: u32 = 8;
+    /// regs.args.
+    pub const REGS_ARGS: u32 = 12;
+    /// regs.ret.
+    pub const REGS_RET: u32 = 36;
 }

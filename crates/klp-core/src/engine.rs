@@ -68,6 +68,26 @@ pub enum EngineError {
     Fault(u32),
 }
 
+/// How a task's run ended ([`Engine::task_resume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStop {
+    /// Its entry function returned: the task holds no frames any more.
+    Finished,
+    /// It called `klp.yield` (the kernel's `schedule()`); resume it with this stack pointer.
+    Yielded(u32),
+    /// Its budget ran out at a loop header; resume it with this stack pointer.
+    Preempted(u32),
+}
+
+/// A task's run: how it ended and how many loop headers it passed (its budget used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumed {
+    /// How the run ended.
+    pub stop: TaskStop,
+    /// Loop headers passed: the work done, in the units of the preemption budget.
+    pub used: u32,
+}
+
 /// A running kernel instance and the modules linked into it.
 ///
 /// Calls may re-enter the core: the guest calls `klp.hostcall`, which runs
@@ -138,6 +158,41 @@ pub trait Engine {
     /// The guest call stack at this moment, innermost frame first (raw names from the name
     /// sections). Called from a host call, it shows who called the trampoline.
     fn backtrace(&mut self) -> Vec<Option<String>>;
+
+    /// Whether the kernel has tasks (docs/ABI.md "Tasks": it imports `klp.yield` and the
+    /// instrumentation pass gave it `__klp_task_spawn` and `__klp_task_resume`) and this engine
+    /// can run them. Without tasks every call runs to its end on the caller's stack.
+    fn has_tasks(&mut self) -> bool {
+        false
+    }
+
+    /// Whether this handle is inside a host call (guest frames are live below it): no task may
+    /// be resumed from here, and kernel code called from here must not sleep. Only engines
+    /// with tasks need to know.
+    fn in_host_call(&mut self) -> bool {
+        false
+    }
+
+    /// Prepares task slot `task` to run the kernel function `fn(i32)` held by table entry
+    /// `entry` with `arg` (`__klp_task_spawn`).
+    ///
+    /// # Errors
+    /// A trap (a slot that holds an unfinished task), or an engine without tasks.
+    fn task_spawn(&mut self, task: u32, entry: u32, arg: i32) -> Result<(), EngineError> {
+        let _ = (task, entry, arg);
+        Err(EngineError::NoExport("__klp_task_spawn".into()))
+    }
+
+    /// Runs task slot `task` on the stack pointer `sp` until it yields, is preempted after
+    /// `budget` loop headers, or finishes (`__klp_task_resume`). After a trap the task slot is
+    /// empty and the engine has put its own stack pointer and current task back.
+    ///
+    /// # Errors
+    /// A trap in the task (it is dead), or an engine without tasks.
+    fn task_resume(&mut self, task: u32, sp: u32, budget: i32) -> Result<Resumed, EngineError> {
+        let _ = (task, sp, budget);
+        Err(EngineError::NoExport("__klp_task_resume".into()))
+    }
 
     /// Forgets an instance. Engines that cannot free instances early keep them until the kernel
     /// is dropped, but the instance is never used again.

@@ -13,16 +13,25 @@ pub fn dispatch(e: &mut impl Engine, op: i32, args: [i32; 3]) -> Result<i32, Eng
         return Ok(-Errno::ENOSYS.0);
     };
     let patch = args[0] as u32;
+    e.with_state(|s| s.tasks.host_depth += 1);
     let result = match op {
-        HostOp::EnablePatch => crate::livepatch::klp_enable_patch(e, patch),
-        HostOp::RegisterPatch => crate::livepatch::klp_register_patch(e, patch),
-        HostOp::UnregisterPatch => crate::livepatch::klp_unregister_patch(e, patch),
-        HostOp::DisablePatch => crate::livepatch::klp_disable_patch(e, patch),
-        HostOp::TraceEntry => crate::tracing::trace_entry(e, patch, [args[1], args[2]]),
-        HostOp::TraceExit => crate::tracing::trace_exit(e, patch, args[1]),
+        HostOp::EnablePatch => crate::livepatch::klp_enable_patch(e, patch).map(|()| 0),
+        HostOp::RegisterPatch => crate::livepatch::klp_register_patch(e, patch).map(|()| 0),
+        HostOp::UnregisterPatch => crate::livepatch::klp_unregister_patch(e, patch).map(|()| 0),
+        HostOp::DisablePatch => crate::livepatch::klp_disable_patch(e, patch).map(|()| 0),
+        HostOp::TraceEntry => crate::tracing::trace_entry(e, patch, [args[1], args[2]]).map(|()| 0),
+        HostOp::TraceExit => crate::tracing::trace_exit(e, patch, args[1]).map(|()| 0),
+        HostOp::Schedule => crate::tasks::schedule(e),
+        HostOp::Wake => crate::tasks::wake(e, args[0] as u32),
+        HostOp::TaskNew => crate::tasks::task_new(e, args[0] as u32),
+        HostOp::TimerNext => {
+            let at = u64::from(args[0] as u32) | (u64::from(args[1] as u32) << 32);
+            crate::tasks::timer_next(e, at)
+        }
     };
+    e.with_state(|s| s.tasks.host_depth -= 1);
     match result {
-        Ok(()) => Ok(0),
+        Ok(v) => Ok(v),
         Err(crate::sys::SysError::Errno(errno)) => Ok(-errno.0),
         Err(crate::sys::SysError::Engine(err)) => Err(err),
     }

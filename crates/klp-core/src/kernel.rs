@@ -70,6 +70,7 @@ pub fn boot(e: &mut impl Engine, modules: ModuleFiles) -> Result<(), BootError> 
     });
     e.write(buf, cmdline.as_bytes())?;
     sys::call(e, "kernel_boot", &[buf as i32, cmdline.len() as i32])?;
+    crate::tasks::init(e)?;
     crate::fs::mount_modules(e, modules)?;
     Ok(())
 }
@@ -85,7 +86,12 @@ pub fn run_task<E: Engine, T>(
 ) -> Result<T, TaskError> {
     let sp = e.stack_pointer();
     e.with_state(|s| s.comm = comm.to_string());
-    match f(e) {
+    let mut pid = PID;
+    let result = crate::tasks::with_command(e, comm, |e| {
+        pid = e.with_state(|s| s.tasks.command_pid()).unwrap_or(PID);
+        f(e)
+    });
+    match result {
         Ok(v) => Ok(v),
         Err(SysError::Engine(EngineError::Trap(trap))) => {
             e.set_stack_pointer(sp);
@@ -94,13 +100,13 @@ pub fn run_task<E: Engine, T>(
                 let _ = sys::call(e, "sys_close", &[fd]);
             }
             let report = match trap.stop {
-                Some(Stop::SoftLockup(stuck)) => lockup_report(e, comm, &trap, stuck),
+                Some(Stop::SoftLockup(stuck)) => lockup_report(e, comm, pid, &trap, stuck),
                 // Killed by SIGINT: nothing to report, as for a process.
                 Some(Stop::Interrupted) => {
                     e.set_stack_pointer(sp);
                     return Err(TaskError::Interrupted);
                 }
-                None => oops_report(e, comm, &trap),
+                None => oops_report(e, comm, pid, &trap),
             };
             for line in report.lines() {
                 // The log may be what broke; the report is returned either way. A printk that
@@ -149,12 +155,26 @@ pub enum TaskError {
     Interrupted,
 }
 
-fn oops_report(e: &mut impl Engine, comm: &str, trap: &GuestTrap) -> String {
+/// Reports the trap of a task no command waits for (a kernel thread, a worker): the oops, or
+/// the soft lockup, goes to the log; the task is dead, the kernel goes on.
+pub(crate) fn report_dead_task(e: &mut impl Engine, comm: &str, pid: i32, trap: &GuestTrap) {
+    let report = match trap.stop {
+        Some(Stop::SoftLockup(stuck)) => lockup_report(e, comm, pid, trap, stuck),
+        _ => oops_report(e, comm, pid, trap),
+    };
+    for line in report.lines() {
+        if sys::printk(e, &format!("\x014{line}")).is_err() {
+            break;
+        }
+    }
+}
+
+fn oops_report(e: &mut impl Engine, comm: &str, pid: i32, trap: &GuestTrap) -> String {
     let (n, tainted) = e.with_state(|s| {
         s.oopses += 1;
         (s.oopses, s.taint_flags())
     });
-    let report = task_report(comm, &tainted, trap);
+    let report = task_report(comm, pid, &tainted, trap);
     // Where it happened, as Linux's `RIP:` line, with the engine's own words for the trap.
     let rip = format!(
         "RIP: {} ({})\n",
@@ -200,22 +220,28 @@ fn frame_name(frame: Option<&Option<String>>) -> String {
 /// The soft lockup watchdog's report, as Linux's `watchdog_timer_fn` prints it: the seconds the
 /// task has been stuck (rounded down, as Linux does), then the task and where it was spinning.
 /// The task is killed like an oopsing one, but a lockup is no oops: it adds no `D` taint.
-fn lockup_report(e: &mut impl Engine, comm: &str, trap: &GuestTrap, stuck: Duration) -> String {
+fn lockup_report(
+    e: &mut impl Engine,
+    comm: &str,
+    pid: i32,
+    trap: &GuestTrap,
+    stuck: Duration,
+) -> String {
     let tainted = e.with_state(|s| s.taint_flags());
     format!(
-        "watchdog: BUG: soft lockup - CPU#0 stuck for {}s! [{comm}:{PID}]\n{}",
+        "watchdog: BUG: soft lockup - CPU#0 stuck for {}s! [{comm}:{pid}]\n{}",
         stuck.as_secs(),
-        task_report(comm, &tainted, trap)
+        task_report(comm, pid, &tainted, trap)
     )
 }
 
-/// The pid every report names: the shell runs one task at a time.
-const PID: u32 = 1;
+/// The pid a report names for a command of a kernel without tasks: the shell's one task.
+const PID: i32 = 1;
 
 /// The task line and the call trace, innermost frame first (no newline after `</TASK>`).
-fn task_report(comm: &str, tainted: &str, trap: &GuestTrap) -> String {
+fn task_report(comm: &str, pid: i32, tainted: &str, trap: &GuestTrap) -> String {
     let mut report = format!(
-        "CPU: 0 PID: {PID} Comm: {comm} Tainted: {tainted} 6.12.0-klp #1\nCall Trace:\n <TASK>\n"
+        "CPU: 0 PID: {pid} Comm: {comm} Tainted: {tainted} 6.12.0-klp #1\nCall Trace:\n <TASK>\n"
     );
     for frame in &trap.frames {
         report.push_str(&format!(" {}\n", frame_name(Some(frame))));

@@ -26,5 +26,6 @@ pub mod module_sysfs;
 pub mod state;
 pub mod sys;
 pub mod sysfs;
+pub mod tasks;
 pub mod tracing;
 pub mod watchdog;

@@ -6,6 +6,7 @@ use crate::instrument::FtraceMap;
 use crate::kallsyms::Kallsyms;
 use crate::livepatch::Livepatch;
 use crate::loader::LoadedModule;
+use crate::tasks::Tasks;
 use crate::tracing::Tracing;
 
 /// The engine-independent state of a booted kernel, kept inside the engine (see
@@ -37,6 +38,8 @@ pub struct KernelState {
     pub mounts: Mounts,
     /// The soft lockup watchdog's threshold in seconds (`watchdog_thresh`; 0: off).
     pub watchdog_thresh: u32,
+    /// The tasks, the run queue and the virtual clock.
+    pub tasks: Tasks,
 }
 
 impl KernelState {
@@ -56,6 +59,7 @@ impl KernelState {
             oopses: 0,
             mounts: Mounts::default(),
             watchdog_thresh: 0,
+            tasks: Tasks::default(),
         };
         state.watchdog_thresh = crate::watchdog::thresh_from_cmdline(&state);
         state

@@ -1,6 +1,6 @@
 //! Syscalls into the kernel: arguments go through the kernel's user buffer, errors are errnos.
 
-use crate::engine::{Callee, Engine, EngineError};
+use crate::engine::{Engine, EngineError};
 use crate::errno::Errno;
 use klp_abi::dirent::{D_INO, D_NAME, D_RECLEN, D_TYPE, MIN_RECLEN};
 use klp_abi::new_utsname;
@@ -61,7 +61,7 @@ fn user_buffer(e: &mut impl Engine) -> u32 {
 /// # Errors
 /// The errno the kernel returned, or the engine's error.
 pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<i32> {
-    let ret = e.call(Callee::Export(name), args)?.unwrap_or(0);
+    let ret = crate::tasks::call(e, name, args)?.unwrap_or(0);
     Ok(Errno::check(ret)?)
 }
 

@@ -26,6 +26,7 @@ mod guest_func;
 mod instances;
 mod limits;
 mod migrate;
+mod tasks;
 mod watchdog;
 
 pub use config::{BACKTRACE_FRAMES, Options, kernel_config};
@@ -36,7 +37,7 @@ pub use watchdog::{Interrupter, TICK};
 use cache::ModuleCache;
 use guest_func::{Fnv1a, GuestFunc};
 use instances::Instances;
-use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId, Stop};
+use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId, Resumed, Stop};
 use klp_core::fs::modules::ModuleFiles;
 use klp_core::hostcall;
 use klp_core::kernel::BootError;
@@ -95,6 +96,8 @@ struct Handles {
     clock: Func,
     /// The kernel's function exports by name, shared so a call holds them across re-entry.
     exports: Arc<HashMap<Box<str>, GuestFunc, BuildHasherDefault<Fnv1a>>>,
+    /// The task exports, for a kernel built with tasks.
+    tasks: Option<tasks::TaskExports>,
 }
 
 /// A wasmtime context the core runs on: the [`WasmtimeEngine`]'s `Store`, or, inside a host
@@ -180,9 +183,13 @@ fn new_store(engine: &wasmtime::Engine, data: HostData) -> Store<HostData> {
 /// Instantiates the compiled kernel in `store` with the host functions it imports, and
 /// resolves what engine calls need.
 fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, EngineError> {
-    let clock = Func::wrap(&mut *store, |caller: Caller<'_, HostData>| -> i64 {
-        i64::try_from(caller.data().boot.elapsed().as_nanos()).unwrap_or(i64::MAX)
-    });
+    let virtual_clock = tasks::has_tasks(module);
+    let clock = Func::wrap(
+        &mut *store,
+        move |mut caller: Caller<'_, HostData>| -> i64 {
+            i64::try_from(clock_ns(caller.data_mut(), virtual_clock)).unwrap_or(i64::MAX)
+        },
+    );
     let hostcall = Func::wrap(
         &mut *store,
         |caller: Caller<'_, HostData>, op: i32, a: i32, b: i32, c: i32| -> wasmtime::Result<i32> {
@@ -219,6 +226,7 @@ fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, 
         .get_table(&mut *store, "__indirect_function_table")
         .ok_or_else(|| EngineError::NoExport("__indirect_function_table".into()))?;
     let stack_pointer = kernel.get_global(&mut *store, "__stack_pointer");
+    let tasks = tasks::TaskExports::find(store, &kernel);
     let funcs: Vec<(Box<str>, Func)> = kernel
         .exports(&mut *store)
         .filter_map(|export| {
@@ -237,7 +245,18 @@ fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, 
         hostcall,
         clock,
         exports: Arc::new(exports),
+        tasks,
     })
+}
+
+/// The kernel's clock: the scheduler's virtual clock for a kernel with tasks (docs/ABI.md
+/// "Tasks"), the host's monotonic clock since boot otherwise.
+fn clock_ns(data: &mut HostData, virtual_clock: bool) -> u64 {
+    if virtual_clock {
+        data.state().tasks.now_ns()
+    } else {
+        u64::try_from(data.boot.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
 }
 
 /// The imports of a module linked into the kernel: its memory, table and stack pointer, and
@@ -411,7 +430,13 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
                 &slot_func
             }
         };
-        match watched(self, |ctx| func.call(ctx, args)) {
+        let nested = self.0.store().is_none();
+        let called = if nested {
+            tasks::atomic(self, |ctx| func.call(ctx, args))
+        } else {
+            watched(self, |ctx| func.call(ctx, args))
+        };
+        match called {
             Some(result) => result.map_err(|err| guest_error(self, err)),
             None => {
                 let ty = func.func().ty(&*self);
@@ -514,7 +539,8 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
     }
 
     fn now_ns(&mut self) -> u64 {
-        u64::try_from(self.as_context().data().boot.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        let tasks = handles(self).tasks.is_some();
+        clock_ns(self.as_context_mut().data_mut(), tasks)
     }
 
     fn backtrace(&mut self) -> Vec<Option<String>> {
@@ -523,6 +549,25 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
             .iter()
             .map(|f| f.func_name().map(str::to_string))
             .collect()
+    }
+
+    fn has_tasks(&mut self) -> bool {
+        handles(self).tasks.is_some()
+    }
+
+    fn in_host_call(&mut self) -> bool {
+        self.0.store().is_none()
+    }
+
+    fn task_spawn(&mut self, task: u32, entry: u32, arg: i32) -> Result<(), EngineError> {
+        tasks::spawn(self, task, entry, arg)
+    }
+
+    fn task_resume(&mut self, task: u32, sp: u32, budget: i32) -> Result<Resumed, EngineError> {
+        if let Some(store) = self.0.store() {
+            migrate::at_safe_point(store);
+        }
+        tasks::resume(self, task, sp, budget)
     }
 
     /// The instance is dead: wasmtime frees it with the store, when the kernel next moves.

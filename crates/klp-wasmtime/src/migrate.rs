@@ -21,7 +21,12 @@ const PAGE: usize = 4096;
 /// instance limit).
 pub fn at_safe_point(store: &mut Store<HostData>) {
     let data = store.data_mut();
-    if data.running_since.is_some() || !data.instances().move_due() {
+    // A task holding frames is a continuation in this store: it cannot move.
+    let frames = data
+        .state
+        .as_ref()
+        .is_some_and(|s| s.tasks.holding_frames());
+    if data.running_since.is_some() || frames || !data.instances().move_due() {
         return;
     }
     if move_kernel(store).is_err() {

