@@ -532,6 +532,18 @@ pub mod task {
     pub const HZ: u64 = 250;
     /// Runnable or running.
     pub const TASK_RUNNING: i32 = 0;
+    /// Interruptible sleep.
+    pub const TASK_INTERRUPTIBLE: i32 = 1;
+    /// A signal is pending.
+    pub const TIF_SIGPENDING: u32 = 1 << 2;
+    /// The task's patch state is to be updated.
+    pub const TIF_PATCH_PENDING: u32 = 1 << 13;
+    /// No transition.
+    pub const KLP_TRANSITION_IDLE: i32 = -1;
+    /// Unpatched.
+    pub const KLP_TRANSITION_UNPATCHED: i32 = 0;
+    /// Patched.
+    pub const KLP_TRANSITION_PATCHED: i32 = 1;
     /// A kernel thread.
     pub const PF_KTHREAD: u32 = 0x0020_0000;
     /// A workqueue worker.

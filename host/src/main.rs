@@ -76,9 +76,13 @@ struct RunArgs {
     /// Boot the kernel as built, without the ftrace hook (nothing can be patched).
     #[arg(long)]
     no_instrument: bool,
-    /// Let wasmtime inline calls (direct calls inline; slot calls cannot).
+    /// Let wasmtime inline calls (direct calls inline; slot calls cannot). Not for a kernel
+    /// with tasks (wasmtime cannot inline with stack switching).
     #[arg(long)]
     inline: bool,
+    /// Seed of the scheduler's choices: the same seed replays the same interleaving of tasks.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    sched_seed: u64,
 }
 
 /// The largest file `klp` reads (a kernel, a script, a kernel to instrument or list): 64 MiB.
@@ -184,6 +188,7 @@ fn run(args: RunArgs) -> Result<i32> {
         !args.no_instrument,
         Options {
             inlining: args.inline,
+            sched_seed: args.sched_seed,
         },
     )?;
     let specs: Vec<MountSpec> = args

@@ -194,6 +194,12 @@ pub trait Engine {
         Err(EngineError::NoExport("__klp_task_resume".into()))
     }
 
+    /// Takes the user's interrupt (Ctrl-C) if one is pending and was not delivered to a guest
+    /// call: the scheduler passes it on to the command's task between two runs.
+    fn take_interrupt(&mut self) -> bool {
+        false
+    }
+
     /// Forgets an instance. Engines that cannot free instances early keep them until the kernel
     /// is dropped, but the instance is never used again.
     fn release(&mut self, id: InstanceId);

@@ -33,7 +33,7 @@ impl Tree for Livepatch {
                 Some(Node::Dir(names))
             }
             ["enabled"] => Node::attr(0o644, flag(patch.enabled())),
-            ["transition"] => Node::attr(0o444, flag(false)),
+            ["transition"] => Node::attr(0o444, flag(lp.in_transition(patch.id()))),
             ["force"] => Some(Node::Attr {
                 mode: 0o200,
                 value: None,
@@ -58,26 +58,36 @@ impl Tree for Livepatch {
         }
     }
 
-    /// `enabled` enables or disables the patch; `force` has nothing to force (transitions here
-    /// complete at once), so only 0 is accepted.
+    /// `enabled` enables or disables the patch, or reverses its transition; `force` forces the
+    /// patch's transition (`EINVAL` for a patch not in transition, as Linux).
     fn store(e: &mut impl Engine, rel: &str, data: &[u8], _append: bool) -> SysResult<()> {
         let parts: Vec<&str> = rel.split('/').collect();
         let [patch, attr] = parts[..] else {
             return Err(Errno::EACCES.into());
         };
-        let wanted = kstrtobool(data)?;
+        let (enabled, in_transition) = e
+            .with_state(|s| {
+                let lp = &s.livepatch;
+                let p = lp.by_name(patch)?;
+                Some((p.enabled(), lp.in_transition(p.id())))
+            })
+            .ok_or(Errno::ENOENT)?;
         match attr {
             "enabled" => {
-                let enabled = e
-                    .with_state(|s| s.livepatch.by_name(patch).map(|p| p.enabled()))
-                    .ok_or(Errno::ENOENT)?;
+                let wanted = kstrtobool(data)?;
                 match (enabled, wanted) {
+                    (now, wanted) if now == wanted => Err(Errno::EINVAL.into()),
+                    _ if in_transition => livepatch::reverse_transition(e, patch, wanted),
                     (false, true) => livepatch::enable(e, patch),
                     (true, false) => livepatch::disable(e, patch),
                     _ => Err(Errno::EINVAL.into()),
                 }
             }
-            "force" if !wanted => Ok(()),
+            "force" if !in_transition => Err(Errno::EINVAL.into()),
+            "force" => match kstrtobool(data)? {
+                true => livepatch::force(e, patch),
+                false => Ok(()),
+            },
             _ => Err(Errno::EINVAL.into()),
         }
     }

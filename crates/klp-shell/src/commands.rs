@@ -67,7 +67,7 @@ pub(super) fn run(
         "insmod" => insmod(e, host, args),
         "rmmod" => rmmod(e, host, args),
         "lsmod" => lsmod(e, host),
-        "sleep" => sleep(host, args),
+        "sleep" => sleep(e, host, args),
         "help" => help(e, host),
         "true" => 0,
         "false" => 1,
@@ -531,15 +531,24 @@ fn lsmod(e: &mut impl Engine, host: &mut dyn Host) -> i32 {
     0
 }
 
-fn sleep(host: &mut dyn Host, args: &[&str]) -> i32 {
+/// `sleep`: on a kernel with tasks, the kernel runs meanwhile (its virtual time passes, kernel
+/// threads and timers run); otherwise the host waits.
+fn sleep(e: &mut impl Engine, host: &mut dyn Host, args: &[&str]) -> i32 {
     let Some(arg) = args.first() else {
         host.err("sleep: missing operand\n");
         return 1;
     };
     match arg.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-            host.sleep(seconds);
-            0
+            if !e.has_tasks() {
+                host.sleep(seconds);
+                return 0;
+            }
+            let d = core::time::Duration::from_secs_f64(seconds.min(1e9));
+            match run_task(e, "sleep", |e| klp_core::tasks::run_for(e, d)) {
+                Ok(()) => 0,
+                Err(err) => report(host, "sleep", arg, err),
+            }
         }
         _ => {
             host.err(&format!("sleep: invalid time interval '{arg}'\n"));

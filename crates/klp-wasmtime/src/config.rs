@@ -10,6 +10,9 @@ pub struct Options {
     /// Let Cranelift inline calls between functions (wasmtime's `compiler_inlining`). Refused
     /// for a kernel with tasks: wasmtime cannot inline with stack switching enabled.
     pub inlining: bool,
+    /// The seed of the scheduler's choices ([`klp_core::tasks::Tasks::set_seed`]): the same
+    /// seed gives the same interleaving.
+    pub sched_seed: u64,
 }
 
 /// Frames a backtrace keeps: a sleeping task's whole stack, not wasmtime's default 20.
@@ -53,7 +56,10 @@ mod tests {
 
     #[test]
     fn inlining_is_refused_with_tasks_only() {
-        let inlining = Options { inlining: true };
+        let inlining = Options {
+            inlining: true,
+            ..Options::default()
+        };
         let err = kernel_config(inlining, true).err().unwrap();
         assert!(
             err.to_string().contains("inlining is not available"),

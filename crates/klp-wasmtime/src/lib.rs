@@ -551,6 +551,14 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
             .collect()
     }
 
+    fn take_interrupt(&mut self) -> bool {
+        let data = self.as_context_mut();
+        data.data()
+            .watchdog
+            .as_ref()
+            .is_some_and(Watchdog::take_interrupt)
+    }
+
     fn has_tasks(&mut self) -> bool {
         handles(self).tasks.is_some()
     }
@@ -588,7 +596,8 @@ pub fn boot(
     hook: bool,
     options: Options,
 ) -> Result<WasmtimeEngine, BootError> {
-    let image = klp_core::kernel::prepare(kernel, cmdline, hook)?;
+    let mut image = klp_core::kernel::prepare(kernel, cmdline, hook)?;
+    image.state.tasks.set_seed(options.sched_seed);
     let mut engine = instantiate_kernel(&image.wasm, image.state, options)?;
     klp_core::kernel::boot(&mut engine, ModuleFiles::embedded(klp_artifacts::MODULES))?;
     Ok(engine)

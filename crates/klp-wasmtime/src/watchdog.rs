@@ -76,6 +76,11 @@ impl Watchdog {
         Interrupter(Arc::clone(&self.interrupt))
     }
 
+    /// Takes an interrupt no guest call has taken.
+    pub fn take_interrupt(&self) -> bool {
+        self.interrupt.swap(false, Ordering::Relaxed)
+    }
+
     /// Why the call that just trapped was stopped, if the watchdog or the user stopped it.
     pub fn take_stop(&mut self) -> Option<Stop> {
         self.stopped.take()
@@ -89,12 +94,15 @@ pub fn on_tick(mut store: StoreContextMut<'_, HostData>) -> wasmtime::Result<Upd
     let since = data.running_since.unwrap_or(0);
     // The sysctl may have changed since the call started: read it now.
     let timeout = data.state.as_ref().and_then(soft_lockup_timeout);
+    // The interrupt is the command's: a task running for someone else (a kernel thread) goes
+    // on, and the scheduler hands the interrupt to the command between two runs.
+    let own = data_state_runs_command(&data.state);
     let Some(w) = data.watchdog.as_mut() else {
         return Ok(UpdateDeadline::Continue(1));
     };
     let now = w.coarse_ns.load(Ordering::Relaxed);
     let stuck = now.saturating_sub(since);
-    let stop = if w.interrupt.swap(false, Ordering::Relaxed) {
+    let stop = if own && w.interrupt.swap(false, Ordering::Relaxed) {
         Stop::Interrupted
     } else if timeout.is_some_and(|timeout| stuck >= nanos(timeout)) {
         Stop::SoftLockup(Duration::from_nanos(stuck))
@@ -103,6 +111,14 @@ pub fn on_tick(mut store: StoreContextMut<'_, HostData>) -> wasmtime::Result<Upd
     };
     w.stopped = Some(stop);
     Err(Trap::Interrupt.into())
+}
+
+/// Whether the guest code running now runs for the command: no task, or the command's own.
+fn data_state_runs_command(state: &Option<klp_core::state::KernelState>) -> bool {
+    state.as_ref().is_none_or(|s| {
+        let running = s.tasks.running().map(|p| p.get());
+        running.is_none() || running == s.tasks.command_pid()
+    })
 }
 
 /// `d` in nanoseconds, saturating.

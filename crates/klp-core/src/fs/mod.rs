@@ -35,6 +35,8 @@ enum HostFile {
     Module,
     FtraceEnabled,
     WatchdogThresh,
+    /// `/proc/<pid>/stack`, at the pid.
+    TaskStack,
 }
 
 impl HostFile {
@@ -82,6 +84,9 @@ fn served<'a>(e: &mut impl Engine, path: &'a str) -> Option<Served<'a>> {
 }
 
 fn served_tree(path: &str) -> Option<Served<'_>> {
+    if let Some(pid) = crate::tasks::procfs::stack_pid(path) {
+        return Some(Served::Host(HostFile::TaskStack, pid));
+    }
     HOST_FILES.iter().find_map(|&(at, file)| {
         let rel = under(path, at)?;
         (file.is_tree() || rel.is_empty()).then_some(Served::Host(file, rel))
@@ -90,10 +95,14 @@ fn served_tree(path: &str) -> Option<Served<'_>> {
 
 /// Entries the host adds to kernel directories: its own files living there.
 fn served_children(dir: &str) -> impl Iterator<Item = &'static str> + '_ {
-    HOST_FILES.iter().filter_map(move |(at, _)| {
-        let (parent, name) = at.rsplit_once('/')?;
-        (parent == dir || (parent.is_empty() && dir == "/")).then_some(name)
-    })
+    let stack = crate::tasks::procfs::is_pid_dir(dir).then_some("stack");
+    HOST_FILES
+        .iter()
+        .filter_map(move |(at, _)| {
+            let (parent, name) = at.rsplit_once('/')?;
+            (parent == dir || (parent.is_empty() && dir == "/")).then_some(name)
+        })
+        .chain(stack)
 }
 
 /// Runs `$f::<Tree>(e, rel, ...)` for the attribute tree that serves a path, `$other` for the
@@ -106,6 +115,7 @@ macro_rules! tree {
             Served::Host(HostFile::Module, rel) => hostfs::$f::<module_sysfs::SysModule>($e, rel $(, $arg)*),
             Served::Host(HostFile::FtraceEnabled, rel) => hostfs::$f::<tracefs::FtraceEnabled>($e, rel $(, $arg)*),
             Served::Host(HostFile::WatchdogThresh, rel) => hostfs::$f::<watchdog::WatchdogThresh>($e, rel $(, $arg)*),
+            Served::Host(HostFile::TaskStack, rel) => hostfs::$f::<crate::tasks::procfs::TaskStack>($e, rel $(, $arg)*),
             _ => $other,
         }
     };

@@ -3,7 +3,8 @@
 use super::PatchId;
 use super::klp_struct::{self, KlpObject, KlpPatch, PatchDesc};
 use super::patch;
-use super::plan::{Draft, Plan, commit, commit_enable};
+use super::plan::{Draft, Plan, commit};
+use super::switch::{reverse, run_transition};
 use super::transition::{Target, Transition};
 use crate::engine::Engine;
 use crate::errno::Errno;
@@ -46,9 +47,19 @@ fn run(e: &mut impl Engine, planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan) -> Sy
 }
 
 /// As [`run`] for a plan that enables a patch: a trap while printing its messages undoes it.
+/// The transition it starts switches the tasks.
 fn run_enable(e: &mut impl Engine, planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan) -> SysResult<()> {
     let plan = e.with_state(|s| planner(Draft::new(s.livepatch.clone()), &Ctx(s)));
-    commit_enable(e, plan)
+    run_transition(e, plan, true)
+}
+
+/// As [`run`] for a plan that disables a patch: the transition it starts switches the tasks.
+fn run_disable(
+    e: &mut impl Engine,
+    planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan,
+) -> SysResult<()> {
+    let plan = e.with_state(|s| planner(Draft::new(s.livepatch.clone()), &Ctx(s)));
+    run_transition(e, plan, false)
 }
 
 /// Why a function of a loaded object has no slot.
@@ -156,6 +167,7 @@ fn init_patch(
         replace: desc.replace,
         objs: desc.objs,
         enabled: false,
+        forced: false,
     });
     for (obj, _) in loaded.iter().enumerate().filter(|(_, l)| **l) {
         if let Err(errno) = init_object(&mut d, ctx, id, obj) {
@@ -193,6 +205,9 @@ fn warn_bypassed_kprobes(d: &mut Draft, ctx: &Ctx<'_>, id: PatchId) {
 /// `__klp_enable_patch`: patches every loaded object and runs the patching transition; when
 /// an object cannot be patched, the transition is canceled and nothing changes.
 fn enable_patch(mut d: Draft, ctx: &Ctx<'_>, id: PatchId) -> Plan {
+    if d.lp.transition.is_some() {
+        return Plan::refused(Errno::EBUSY);
+    }
     let (name, objs) = match d.lp.get(id) {
         Some(p) if !p.enabled => (p.name.clone(), p.objs.clone()),
         _ => return Plan::refused(Errno::EINVAL),
@@ -215,10 +230,10 @@ fn enable_patch(mut d: Draft, ctx: &Ctx<'_>, id: PatchId) -> Plan {
             return tr.cancel().refuse(errno);
         }
     }
-    tr.start();
-    tr.draft().lp.set_enabled(id, true);
-    warn_bypassed_kprobes(tr.draft(), ctx, id);
-    tr.try_complete().finish()
+    let mut d = tr.start();
+    d.lp.set_enabled(id, true);
+    warn_bypassed_kprobes(&mut d, ctx, id);
+    d.finish()
 }
 
 /// `__klp_disable_patch`: the unpatching transition.
@@ -226,6 +241,9 @@ fn disable_patch(mut d: Draft, ctx: &Ctx<'_>, id: PatchId) -> Plan {
     let Some(pos) = d.lp.patches.iter().position(|p| p.id == id && p.enabled) else {
         return Plan::refused(Errno::EINVAL);
     };
+    if d.lp.transition.is_some() {
+        return Plan::refused(Errno::EBUSY);
+    }
     let later_enabled = d.lp.patches[pos + 1..].iter().any(|p| p.enabled);
     if ctx.strict() && later_enabled {
         let name = &d.lp.patches[pos].name;
@@ -234,15 +252,14 @@ fn disable_patch(mut d: Draft, ctx: &Ctx<'_>, id: PatchId) -> Plan {
         d.err(text);
         return d.refuse(Errno::EBUSY);
     }
-    let mut tr = Transition::init(d, id, Target::Unpatched);
-    tr.start();
-    tr.draft().lp.set_enabled(id, false);
-    tr.try_complete().finish()
+    let mut d = Transition::init(d, id, Target::Unpatched).start();
+    d.lp.set_enabled(id, false);
+    d.finish()
 }
 
 /// Removes a disabled patch from the list.
 fn unregister_patch(mut d: Draft, id: PatchId) -> Plan {
-    match d.lp.get(id).map(|p| p.enabled) {
+    match d.lp.get(id).map(|p| p.enabled || d.lp.in_transition(id)) {
         None => Plan::refused(Errno::EINVAL),
         Some(true) => Plan::refused(Errno::EBUSY),
         Some(false) => {
@@ -403,7 +420,24 @@ pub fn enable(e: &mut impl Engine, name: &str) -> SysResult<()> {
 /// still enabled (the 2016 rule: disable in exactly the reverse order of enabling).
 pub fn disable(e: &mut impl Engine, name: &str) -> SysResult<()> {
     let id = id_of(e, name)?;
-    run(e, |d, ctx| disable_patch(d, ctx, id))
+    run_disable(e, |d, ctx| disable_patch(d, ctx, id))
+}
+
+/// `echo 0|1 > enabled` for the patch in transition: the transition reverses
+/// (`klp_reverse_transition`).
+///
+/// # Errors
+/// `EINVAL` when `name` is not in transition or `enabled` already reads `enable`.
+pub fn reverse_transition(e: &mut impl Engine, name: &str, enable: bool) -> SysResult<()> {
+    let id = id_of(e, name)?;
+    let ok = e.with_state(|s| {
+        let lp = &s.livepatch;
+        lp.in_transition(id) && lp.get(id).is_some_and(|p| p.enabled != enable)
+    });
+    if !ok {
+        return Err(Errno::EINVAL.into());
+    }
+    reverse(e)
 }
 
 /// `klp_disable_patch()` from a module, by structure address.
@@ -412,7 +446,7 @@ pub fn disable(e: &mut impl Engine, name: &str) -> SysResult<()> {
 /// As [`disable`].
 pub fn klp_disable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
     let id = id_at(e, addr)?;
-    run(e, |d, ctx| disable_patch(d, ctx, id))
+    run_disable(e, |d, ctx| disable_patch(d, ctx, id))
 }
 
 /// `klp_unregister_patch()`: removes a disabled patch.
@@ -442,11 +476,19 @@ pub(crate) fn forget(e: &mut impl Engine, module: &str) -> SysResult<()> {
     let Ok(id) = id_of(e, module) else {
         return Ok(());
     };
+    let in_transition = e.with_state(|s| s.livepatch.in_transition(id));
     run(e, |mut d, _| {
+        if in_transition {
+            d.lp.transition = None;
+        }
         patch::unpatch_objects(&mut d, id);
         d.lp.patches.retain(|p| p.id != id);
         d.finish()
-    })
+    })?;
+    if in_transition {
+        super::switch::idle_tasks(e)?;
+    }
+    Ok(())
 }
 
 /// A module is loading: apply every enabled patch that has an object for it, before its init.
@@ -568,8 +610,17 @@ mod tests {
         planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan,
     ) -> (Result<(), Errno>, Vec<String>) {
         let plan = planner(Draft::new(s.livepatch.clone()), &Ctx(s));
-        let lines = plan.lines();
-        (plan.install(s), lines)
+        let mut lines = plan.lines();
+        let starts = plan.transition().is_some();
+        let result = plan.install(s);
+        // No task here: a transition completes as soon as it is tried.
+        if starts && result.is_ok() {
+            let done =
+                crate::livepatch::transition::complete(Draft::new(s.livepatch.clone())).finish();
+            lines.extend(done.lines());
+            done.install(s).unwrap();
+        }
+        (result, lines)
     }
 
     /// `klp_enable_patch()` of a new patch.

@@ -84,6 +84,9 @@ pub struct KlpPatch {
     pub(super) replace: bool,
     pub(super) objs: Vec<KlpObject>,
     pub(super) enabled: bool,
+    /// A transition of this patch was forced: its module can never be removed (its code may
+    /// still run on some task's stack).
+    pub(super) forced: bool,
 }
 
 impl KlpPatch {

@@ -4,16 +4,19 @@ mod core;
 mod klp_struct;
 mod patch;
 mod plan;
+mod switch;
 mod transition;
 
 pub(crate) use self::core::forget;
 pub use self::core::{
     disable, enable, klp_disable_patch, klp_enable_patch, klp_register_patch, klp_unregister_patch,
-    module_coming, module_going, unregister,
+    module_coming, module_going, reverse_transition, unregister,
 };
 pub use klp_struct::{KlpFunc, KlpObject, KlpPatch};
 pub use patch::{FuncStacks, StackEntry};
 pub(crate) use plan::restore;
+pub use switch::{force, transition_work};
+pub use transition::Target;
 
 /// A registered patch's identity; the core hands them out, nothing else can make one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,6 +31,17 @@ pub struct Livepatch {
     stacks: FuncStacks,
     /// The id the next registered patch gets.
     next_id: u32,
+    /// The transition in progress (`klp_transition_patch`, `klp_target_state`).
+    transition: Option<Pending>,
+}
+
+/// A transition in progress: its patch, where it goes, and how often it has been retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pending {
+    patch: PatchId,
+    target: Target,
+    /// `klp_signals_cnt`: tries since the transition started; every 15th signals the tasks.
+    tries: u32,
 }
 
 impl Livepatch {
@@ -49,6 +63,23 @@ impl Livepatch {
     /// Whether the module's patch is registered and enabled.
     pub fn is_enabled(&self, name: &str) -> bool {
         self.by_name(name).is_some_and(|p| p.enabled)
+    }
+
+    /// Whether the patch holds its module (Linux's `try_module_get` at enable, put when the
+    /// patch is freed): while enabled, while in transition, and for ever once forced.
+    pub fn holds_module(&self, name: &str) -> bool {
+        self.by_name(name)
+            .is_some_and(|p| p.enabled || p.forced || self.in_transition(p.id))
+    }
+
+    /// The patch in transition and where it goes (`klp_transition_patch`, `klp_target_state`).
+    pub fn transition(&self) -> Option<(PatchId, Target)> {
+        self.transition.as_ref().map(|t| (t.patch, t.target))
+    }
+
+    /// Whether `id` is the patch in transition (its `transition` file reads 1).
+    pub fn in_transition(&self, id: PatchId) -> bool {
+        self.transition.as_ref().is_some_and(|t| t.patch == id)
     }
 
     /// `stack_order` of a patch: its 1-based place in the list of patches.
@@ -99,13 +130,4 @@ enum Level {
 struct Message {
     level: Level,
     text: String,
-}
-
-/// `klp_transition_work`: retries the transition in progress (armed once a second while one is).
-///
-/// # Errors
-/// A trap while printing.
-pub fn transition_work(e: &mut impl crate::engine::Engine) -> crate::sys::SysResult<()> {
-    let _ = e;
-    Ok(())
 }

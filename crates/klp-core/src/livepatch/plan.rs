@@ -87,6 +87,11 @@ pub(super) struct Plan {
 }
 
 impl Plan {
+    /// The transition the plan leaves in progress, if it commits.
+    pub(super) fn transition(&self) -> Option<(super::PatchId, super::Target)> {
+        self.outcome.as_ref().ok()?.transition()
+    }
+
     /// A refusal without a message.
     pub(super) fn refused(errno: Errno) -> Plan {
         Plan {
@@ -126,18 +131,10 @@ pub(super) fn commit(e: &mut impl Engine, plan: Plan) -> SysResult<()> {
     commit_with(e, plan, false)
 }
 
-/// Commits a plan that enables a patch as [`commit`] does, except that a trap while printing its
-/// messages puts everything back: the code just enabled may be what traps (a replacement of
-/// `printk`), and nothing may stay redirected into code that failed to enable.
-///
-/// # Errors
-/// As [`commit`]; after a trap while printing the enable is undone.
-pub(super) fn commit_enable(e: &mut impl Engine, plan: Plan) -> SysResult<()> {
-    commit_with(e, plan, true)
-}
-
-/// [`commit`], undoing the change after a trap while printing when `undo_on_trap`.
-fn commit_with(e: &mut impl Engine, plan: Plan, undo_on_trap: bool) -> SysResult<()> {
+/// [`commit`], undoing the change after a trap while printing when `undo_on_trap`: the code
+/// just enabled may be what traps (a replacement of `printk`), and nothing may stay redirected
+/// into code that failed to enable.
+pub(super) fn commit_with(e: &mut impl Engine, plan: Plan, undo_on_trap: bool) -> SysResult<()> {
     let Plan {
         outcome,
         slots,
@@ -236,13 +233,13 @@ fn refcnt_changes(before: &Livepatch, after: &Livepatch) -> Vec<(String, u32)> {
         .patches()
         .chain(after.patches())
         .map(|p| p.name.as_str())
-        .filter(|name| before.is_enabled(name) != after.is_enabled(name))
+        .filter(|name| before.holds_module(name) != after.holds_module(name))
         .collect();
     names.sort_unstable();
     names.dedup();
     names
         .into_iter()
-        .map(|name| (name.to_string(), u32::from(after.is_enabled(name))))
+        .map(|name| (name.to_string(), u32::from(after.holds_module(name))))
         .collect()
 }
 
@@ -292,6 +289,7 @@ mod tests {
                 replace: false,
                 objs: Vec::new(),
                 enabled,
+                forced: false,
             })
             .collect();
         Livepatch {

@@ -1,12 +1,13 @@
-//! The transition (kernel/livepatch/transition.c): init, start, try_complete, complete, cancel.
+//! The transition (kernel/livepatch/transition.c): init, start, complete, cancel, reverse, as
+//! steps of a plan; the per-task switching is in `switch.rs`.
 
-use super::PatchId;
-use super::patch;
 use super::plan::Draft;
+use super::{Livepatch, PatchId, Pending, patch};
+use crate::ftrace::Slot;
 
 /// The state a transition takes its patch to (`klp_target_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Target {
+pub enum Target {
     /// KLP_PATCHED.
     Patched,
     /// KLP_UNPATCHED.
@@ -14,20 +15,46 @@ pub(super) enum Target {
 }
 
 impl Target {
-    fn verb(self) -> &'static str {
+    /// `patching` or `unpatching`, as the messages say.
+    pub fn verb(self) -> &'static str {
         match self {
             Target::Patched => "patching",
             Target::Unpatched => "unpatching",
         }
     }
+
+    /// The `patch_state` a task has once switched (`KLP_TRANSITION_PATCHED`/`UNPATCHED`).
+    pub fn state(self) -> i32 {
+        match self {
+            Target::Patched => klp_abi::task::KLP_TRANSITION_PATCHED,
+            Target::Unpatched => klp_abi::task::KLP_TRANSITION_UNPATCHED,
+        }
+    }
+
+    /// The other way.
+    pub fn reversed(self) -> Self {
+        match self {
+            Target::Patched => Target::Unpatched,
+            Target::Unpatched => Target::Patched,
+        }
+    }
+}
+
+/// Every function slot of a patch's patched objects.
+pub(super) fn patch_slots(lp: &Livepatch, id: PatchId) -> Vec<Slot> {
+    lp.get(id).map_or_else(Vec::new, |p| {
+        p.objs
+            .iter()
+            .flat_map(|o| o.funcs.iter().filter_map(|f| f.old_func))
+            .collect()
+    })
+}
+
+fn name_of(d: &Draft, id: PatchId) -> String {
+    d.lp.get(id).map(|p| p.name.clone()).unwrap_or_default()
 }
 
 /// The transition of one patch (`klp_transition_patch`), worked out on a draft.
-///
-/// Linux switches task by task and completes once no task runs a function being switched; here
-/// the one task is never inside such a function when a transition runs (docs/livepatch.md §6),
-/// so [`Transition::try_complete`] always completes at once and a transition is never left
-/// pending (nothing to reverse or force).
 #[derive(Debug)]
 pub(super) struct Transition {
     draft: Draft,
@@ -37,17 +64,22 @@ pub(super) struct Transition {
 }
 
 impl Transition {
-    /// `klp_init_transition`: the patch is about to move to `target`.
+    /// `klp_init_transition`: the patch is about to move to `target`; its functions are in
+    /// transition from now on (their calls go through the dispatcher).
     pub(super) fn init(mut draft: Draft, patch: PatchId, target: Target) -> Self {
-        let name = draft
-            .lp
-            .get(patch)
-            .map(|p| p.name.clone())
-            .unwrap_or_default();
+        let name = name_of(&draft, patch);
         draft.debug(format!(
             "'{name}': initializing {} transition",
             target.verb()
         ));
+        draft.lp.transition = Some(Pending {
+            patch,
+            target,
+            tries: 0,
+        });
+        for slot in patch_slots(&draft.lp, patch) {
+            draft.touch(slot);
+        }
         Transition {
             draft,
             patch,
@@ -61,16 +93,17 @@ impl Transition {
         &mut self.draft
     }
 
-    /// `klp_start_transition`: tasks may switch from now on.
-    pub(super) fn start(&mut self) {
+    /// `klp_start_transition`: tasks may switch from now on (the core sets their
+    /// TIF_PATCH_PENDING once the plan is committed).
+    pub(super) fn start(mut self) -> Draft {
         let verb = self.target.verb();
+        // Slots patched since init are in transition too.
+        for slot in patch_slots(&self.draft.lp, self.patch) {
+            self.draft.touch(slot);
+        }
         self.draft
             .notice(format!("'{}': starting {verb} transition", self.name));
-    }
-
-    /// `klp_try_complete_transition`: switches every task (the one task) and completes.
-    pub(super) fn try_complete(self) -> Draft {
-        self.complete()
+        self.draft
     }
 
     /// `klp_cancel_transition`: an enable failed before the transition started; everything it
@@ -81,32 +114,68 @@ impl Transition {
             self.name
         ));
         self.target = Target::Unpatched;
-        self.complete()
-    }
-
-    /// `klp_complete_transition`: an atomic replace takes the patches it replaces off their
-    /// func_stacks and disables them; an unpatching transition takes its own patch off.
-    fn complete(mut self) -> Draft {
-        let verb = self.target.verb();
-        let d = &mut self.draft;
-        d.debug(format!("'{}': completing {verb} transition", self.name));
-        let id = self.patch;
-        match self.target {
-            Target::Patched if d.lp.get(id).is_some_and(|p| p.replace) => {
-                let replaced: Vec<PatchId> =
-                    d.lp.patches()
-                        .filter(|p| p.enabled && p.id != id)
-                        .map(|p| p.id)
-                        .collect();
-                for old in replaced {
-                    patch::unpatch_objects(d, old);
-                    d.lp.set_enabled(old, false);
-                }
-            }
-            Target::Patched => {}
-            Target::Unpatched => patch::unpatch_objects(d, id),
+        if let Some(t) = self.draft.lp.transition.as_mut() {
+            t.target = Target::Unpatched;
         }
-        d.notice(format!("'{}': {verb} complete", self.name));
-        self.draft
+        complete(self.draft)
     }
+}
+
+/// `klp_reverse_transition`: the patch in transition goes back the way it came; tasks already
+/// switched switch back.
+pub(super) fn reverse(mut d: Draft) -> Draft {
+    let Some(t) = d.lp.transition.as_mut() else {
+        return d;
+    };
+    let (id, from) = (t.patch, t.target);
+    t.target = from.reversed();
+    t.tries = 0;
+    let to = t.target;
+    let name = name_of(&d, id);
+    d.debug(format!(
+        "'{name}': reversing transition from {} to {}",
+        from.verb(),
+        to.verb()
+    ));
+    if let Some(p) = d.lp.get_mut(id) {
+        p.enabled = !p.enabled;
+    }
+    d.notice(format!("'{name}': starting {} transition", to.verb()));
+    d
+}
+
+/// `klp_complete_transition`: an atomic replace takes the patches it replaces off their
+/// func_stacks and disables them; an unpatching transition takes its own patch off; the
+/// functions leave the transition (their slots are direct again).
+pub(super) fn complete(mut d: Draft) -> Draft {
+    let Some(Pending {
+        patch: id, target, ..
+    }) = d.lp.transition.clone()
+    else {
+        return d;
+    };
+    let name = name_of(&d, id);
+    let verb = target.verb();
+    d.debug(format!("'{name}': completing {verb} transition"));
+    for slot in patch_slots(&d.lp, id) {
+        d.touch(slot);
+    }
+    match target {
+        Target::Patched if d.lp.get(id).is_some_and(|p| p.replace) => {
+            let replaced: Vec<PatchId> =
+                d.lp.patches()
+                    .filter(|p| p.enabled && p.id != id)
+                    .map(|p| p.id)
+                    .collect();
+            for old in replaced {
+                patch::unpatch_objects(&mut d, old);
+                d.lp.set_enabled(old, false);
+            }
+        }
+        Target::Patched => {}
+        Target::Unpatched => patch::unpatch_objects(&mut d, id),
+    }
+    d.lp.transition = None;
+    d.notice(format!("'{name}': {verb} complete"));
+    d
 }

@@ -158,7 +158,7 @@ fn write_refcnt(e: &mut impl Engine, name: &str, count: u32) -> SysResult<()> {
 
 /// The reference a module's own enabled patch holds on it (1 or 0).
 fn own_ref(e: &mut impl Engine, name: &str) -> u32 {
-    e.with_state(|s| u32::from(s.livepatch.is_enabled(name)))
+    e.with_state(|s| u32::from(s.livepatch.holds_module(name)))
 }
 
 /// Logs an error line.

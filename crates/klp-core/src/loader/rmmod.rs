@@ -25,7 +25,7 @@ pub fn unload_module(e: &mut impl Engine, name: &str) -> SysResult<()> {
     };
     let busy = e.with_state(|s| {
         module.refcnt > 0
-            || s.livepatch.is_enabled(name)
+            || s.livepatch.holds_module(name)
             || tracing::module_probed(s, module.slot_base, module.nr_funcs)
     });
     if busy {

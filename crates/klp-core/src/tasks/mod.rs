@@ -11,6 +11,7 @@
 //! therefore the same for the same seed, and `sleep 16` takes 16 s of kernel time, not of yours.
 
 mod hostcall;
+pub mod procfs;
 mod run;
 
 pub use hostcall::{schedule, task_new, timer_next, wake};
@@ -129,6 +130,8 @@ struct KernelAddrs {
     current: u32,
     /// `init_task`: current outside every task.
     init_task: u32,
+    /// `klp_target_state`: where tasks switch at their next exit to user mode.
+    target_state: u32,
 }
 
 /// A host timer: work the core itself does at a virtual time.
@@ -155,6 +158,8 @@ pub struct Tasks {
     command: Option<Pid>,
     /// Host calls in progress (1 = a task's kernel code called the host).
     pub(crate) host_depth: u32,
+    /// The user interrupted the command (Ctrl-C): it dies on its way back to user mode.
+    sigint: bool,
 }
 
 impl Default for Tasks {
@@ -177,6 +182,7 @@ impl Tasks {
             running: None,
             command: None,
             host_depth: 0,
+            sigint: false,
         }
     }
 
@@ -238,6 +244,24 @@ impl Tasks {
 
     fn by_addr(&self, addr: u32) -> Option<Pid> {
         self.tasks.values().find(|t| t.addr == addr).map(|t| t.pid)
+    }
+
+    /// Address of `init_task` (the idle task), once the kernel has booted with tasks.
+    pub fn init_task(&self) -> Option<u32> {
+        self.addrs.map(|a| a.init_task)
+    }
+
+    /// Address of the kernel's `klp_target_state`, once it has booted with tasks.
+    pub fn target_state_addr(&self) -> Option<u32> {
+        self.addrs.map(|a| a.target_state)
+    }
+
+    /// Makes a sleeping task runnable (the kernel's state word was set to running by the
+    /// caller).
+    pub fn make_runnable(&mut self, pid: Pid) {
+        if let Some(t) = self.tasks.get_mut(&pid) {
+            t.runnable = true;
+        }
     }
 
     /// The address of the `patch_state` word of every task, with its pid: the transition

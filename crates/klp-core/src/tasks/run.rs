@@ -9,7 +9,7 @@ use crate::errno::Errno;
 use crate::instrument::ValType;
 use crate::sys::{SysError, SysResult};
 use core::time::Duration;
-use klp_abi::task::THREAD_SIZE;
+use klp_abi::task::{TASK_INTERRUPTIBLE, TASK_RUNNING, THREAD_SIZE, TIF_SIGPENDING};
 use klp_abi::task_struct as ts;
 use thiserror::Error;
 
@@ -33,7 +33,14 @@ pub(crate) fn init(e: &mut impl Engine) -> SysResult<()> {
     }
     let current = crate::sys::call(e, "klp_current_task_ptr", &[])? as u32;
     let init_task = crate::sys::call(e, "klp_init_task", &[])? as u32;
-    e.with_state(|s| s.tasks.addrs = Some(KernelAddrs { current, init_task }));
+    let target_state = crate::sys::call(e, "klp_target_state_ptr", &[])? as u32;
+    e.with_state(|s| {
+        s.tasks.addrs = Some(KernelAddrs {
+            current,
+            init_task,
+            target_state,
+        });
+    });
     Ok(())
 }
 
@@ -99,8 +106,21 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
             .get(&pid)
             .is_none_or(|t| t.frames == Frames::None && !t.runnable)
     })?;
+    if e.with_state(|s| std::mem::take(&mut s.tasks.sigint)) {
+        // Killed by SIGINT on its way back to user mode.
+        return Err(interrupted().into());
+    }
     let ret = read_u32(e, regs + ts::REGS_RET)? as i32;
     Ok(returns.then_some(ret))
+}
+
+/// The error of a command the user interrupted, as the engine reports one it stopped itself.
+fn interrupted() -> EngineError {
+    EngineError::Trap(crate::engine::GuestTrap {
+        message: "interrupted".into(),
+        frames: Vec::new(),
+        stop: Some(crate::engine::Stop::Interrupted),
+    })
 }
 
 /// The table slot of a kernel export taking `nargs` `i32`s and returning one `i32` or nothing,
@@ -154,14 +174,41 @@ pub fn with_command<E: Engine, T>(
 /// Lets the kernel run for `d` of virtual time (the shell's `sleep`): tasks run, timers fire.
 ///
 /// # Errors
-/// A trap in a task that has no command to report it to is logged, not returned; this returns
-/// only engine errors outside tasks.
+/// An interrupt (Ctrl-C) ends the sleep early, as the engine's interrupted-call error; a
+/// task's trap is reported in the log, not here.
 pub fn run_for(e: &mut impl Engine, d: Duration) -> SysResult<()> {
-    let until = e.with_state(|s| s.tasks.now_ns.saturating_add(d.as_nanos() as u64));
-    match run_loop(e, &|t: &Tasks| t.now_ns >= until, Some(until)) {
+    let until = e.with_state(|s| {
+        let t = &s.tasks;
+        t.now_ns.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    });
+    let result = match run_loop(e, &|t: &Tasks| t.now_ns >= until || t.sigint, Some(until)) {
         Ok(()) | Err(Loop::Hung) => Ok(()),
         Err(Loop::Sys(err)) => Err(err),
+    };
+    if e.with_state(|s| std::mem::take(&mut s.tasks.sigint)) {
+        return Err(interrupted().into());
     }
+    result
+}
+
+/// Hands the user's interrupt to the command: its task gets SIGINT (`TIF_SIGPENDING`, and an
+/// interruptible sleep ends), and it dies when it returns to user mode.
+fn deliver_interrupt(e: &mut impl Engine) -> Result<(), EngineError> {
+    let task = e.with_state(|s| {
+        s.tasks.sigint = true;
+        let t = &s.tasks;
+        t.command.and_then(|pid| t.tasks.get(&pid)).map(|t| (t.pid, t.addr))
+    });
+    let Some((pid, addr)) = task else {
+        return Ok(());
+    };
+    let flags = read_u32(e, addr + ts::TI_FLAGS)?;
+    e.write(addr + ts::TI_FLAGS, &(flags | TIF_SIGPENDING).to_le_bytes())?;
+    if read_u32(e, addr + ts::STATE)? as i32 == TASK_INTERRUPTIBLE {
+        write_i32(e, addr + ts::STATE, TASK_RUNNING)?;
+        e.with_state(|s| s.tasks.make_runnable(pid));
+    }
+    Ok(())
 }
 
 enum Loop {
@@ -198,6 +245,9 @@ fn run_loop(
     limit: Option<u64>,
 ) -> Result<(), Loop> {
     loop {
+        if e.take_interrupt() {
+            deliver_interrupt(e)?;
+        }
         if e.with_state(|s| done(&s.tasks)) {
             return Ok(());
         }
