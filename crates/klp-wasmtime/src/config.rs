@@ -43,6 +43,8 @@ pub fn kernel_config(options: Options, tasks: bool) -> Result<Config, EngineErro
     } else {
         Inlining::No
     });
+    // ftrace's transition dispatchers `return_call_indirect` (wasmtime's default, made explicit).
+    config.wasm_tail_call(true);
     config.epoch_interruption(true);
     Ok(config)
 }
