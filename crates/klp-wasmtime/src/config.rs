@@ -46,6 +46,8 @@ pub fn kernel_config(options: Options, tasks: bool) -> Result<Config, EngineErro
     } else {
         Inlining::No
     });
+    // ftrace's transition dispatchers `return_call_indirect` (wasmtime's default, made explicit).
+    config.wasm_tail_call(true);
     config.epoch_interruption(true);
     Ok(config)
 }
@@ -67,5 +69,25 @@ mod tests {
         );
         wasmtime::Engine::new(&kernel_config(inlining, false).unwrap()).unwrap();
         wasmtime::Engine::new(&kernel_config(Options::default(), true).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn transition_dispatchers_compile_with_and_without_tasks() {
+        use klp_core::ftrace::dispatcher::{Current, Spec, build};
+        let spec = Spec {
+            name: "f".into(),
+            sig: klp_passes::instrument::FuncSig::default(),
+            base: 4,
+        };
+        let current = Current {
+            current_ptr: 16,
+            patch_state_offset: 8,
+        };
+        let wasm = build(&[spec], current);
+        for tasks in [false, true] {
+            let config = kernel_config(Options::default(), tasks).unwrap();
+            let engine = wasmtime::Engine::new(&config).unwrap();
+            wasmtime::Module::new(&engine, &wasm).expect("tail calls are on");
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! ftrace: the only writer of the ftrace table; per slot, the IPMODIFY redirect and the hooks.
 
+pub mod dispatcher;
 mod ops;
+#[cfg(test)]
+mod sync_tests;
 mod table;
 pub mod trampoline;
 mod update;
@@ -8,8 +11,9 @@ mod update;
 use crate::errno::Errno;
 use crate::instrument::{FtraceMap, FuncSig};
 use crate::state::KernelState;
+pub use dispatcher::{Current, Dispatcher};
 use ops::Ops;
-pub use ops::{Hook, Owner, Redirect};
+pub use ops::{Hook, Owner, Redirect, Transition};
 use std::collections::BTreeMap;
 use table::Layout;
 pub use table::SlotInfo;
@@ -49,13 +53,18 @@ pub enum Refusal {
     Disabled,
     /// Another kind of user holds the IPMODIFY right.
     Busy(Owner),
+    /// A transition on a function livepatch does not redirect.
+    NotRedirected,
 }
 
 impl Refusal {
     /// The errno Linux returns for it.
     pub fn errno(&self) -> Errno {
         match self {
-            Refusal::NotTraceable | Refusal::BadTarget | Refusal::Type { .. } => Errno::EINVAL,
+            Refusal::NotTraceable
+            | Refusal::BadTarget
+            | Refusal::Type { .. }
+            | Refusal::NotRedirected => Errno::EINVAL,
             Refusal::Disabled | Refusal::Busy(_) => Errno::EBUSY,
         }
     }
@@ -81,8 +90,13 @@ pub struct Ftrace {
     layout: Layout,
     ops: Ops,
     trampolines: BTreeMap<Slot, Trampoline>,
-    /// How many trampolines each trampoline instance holds (an update builds them together).
-    tramp_refs: BTreeMap<u32, u32>,
+    /// The dispatchers of the slots in transition.
+    dispatchers: BTreeMap<Slot, Dispatcher>,
+    /// How many trampolines or dispatchers each generated instance holds (an update builds
+    /// them together).
+    refs: BTreeMap<u32, u32>,
+    /// Where dispatchers read `current->patch_state`; none is built before it is set.
+    current: Option<Current>,
     enabled: bool,
 }
 
@@ -93,7 +107,9 @@ impl Ftrace {
             layout: Layout::from_map(map),
             ops: Ops::default(),
             trampolines: BTreeMap::new(),
-            tramp_refs: BTreeMap::new(),
+            dispatchers: BTreeMap::new(),
+            refs: BTreeMap::new(),
+            current: None,
             enabled: true,
         }
     }
@@ -190,6 +206,60 @@ impl Ftrace {
             .map_err(Refusal::Busy)
     }
 
+    /// Puts `slot`'s redirect in transition (Linux's `func->transition`): while it lasts, the
+    /// slot reaches a dispatcher that sends a task whose `patch_state` is
+    /// `KLP_TRANSITION_UNPATCHED` to `alt` (the next func_stack entry's `new_func`; `None`: the
+    /// original function) and every other task to the redirect's target, as
+    /// `klp_ftrace_handler` does. A new redirect of the slot keeps it. [`sync`] then writes
+    /// the table; it needs [`Ftrace::set_current`].
+    ///
+    /// # Errors
+    /// [`Refusal::NotRedirected`]; [`Refusal::BadTarget`] or [`Refusal::Type`] for an `alt`
+    /// that is not a function of the slot's type. Nothing changes then.
+    pub fn set_transition(&mut self, slot: Slot, alt: Option<Slot>) -> Result<(), Refusal> {
+        if self.redirect(slot).is_none() {
+            return Err(Refusal::NotRedirected);
+        }
+        if let Some(alt) = alt {
+            let want = self.info(slot).map(|i| &i.sig);
+            let got = self.info(alt).ok_or(Refusal::BadTarget)?;
+            if want != Some(&got.sig) {
+                return Err(Refusal::Type {
+                    want: want.cloned().unwrap_or_default(),
+                    got: got.sig.clone(),
+                });
+            }
+        }
+        self.ops.set_transition(slot, alt);
+        Ok(())
+    }
+
+    /// Ends `slot`'s transition: [`sync`] makes the slot direct again. Returns whether it had
+    /// one.
+    pub fn clear_transition(&mut self, slot: Slot) -> bool {
+        self.ops.clear_transition(slot)
+    }
+
+    /// `slot`'s transition, if its redirect has one.
+    pub fn transition(&self, slot: Slot) -> Option<Transition> {
+        self.redirect(slot)?.transition
+    }
+
+    /// Tells ftrace where `current` lives: the word at `current_ptr` holds the running task's
+    /// `task_struct` address, whose `patch_state` (`i32`) is at `patch_state_offset`.
+    /// Dispatchers built before read the old place until the next [`sync`] of their slot.
+    pub fn set_current(&mut self, current_ptr: u32, patch_state_offset: u32) {
+        self.current = Some(Current {
+            current_ptr,
+            patch_state_offset,
+        });
+    }
+
+    /// Where dispatchers read `current->patch_state`, once set.
+    pub fn current(&self) -> Option<Current> {
+        self.current
+    }
+
     /// Sends `slot`'s calls to the original again; returns whether it was redirected.
     pub fn clear_redirect(&mut self, slot: Slot) -> bool {
         self.ops.clear_redirect(slot)
@@ -260,6 +330,21 @@ impl Ftrace {
     /// Number of installed trampolines.
     pub fn trampolines(&self) -> usize {
         self.trampolines.len()
+    }
+
+    /// The dispatcher installed for `slot` (in transition).
+    pub fn dispatcher(&self, slot: Slot) -> Option<&Dispatcher> {
+        self.dispatchers.get(&slot)
+    }
+
+    /// Number of installed dispatchers.
+    pub fn dispatchers(&self) -> usize {
+        self.dispatchers.len()
+    }
+
+    /// Number of generated instances (trampolines and dispatchers) still referenced.
+    pub fn instances(&self) -> usize {
+        self.refs.len()
     }
 }
 

@@ -41,6 +41,17 @@ pub struct Redirect {
     pub patch: String,
     /// The replacement's slot: calls reach it through its own slot, so its hooks run too.
     pub target: Slot,
+    /// Set while the function is in a transition (`func->transition`): a task still
+    /// `KLP_TRANSITION_UNPATCHED` goes to the alternative instead of `target`.
+    pub transition: Option<Transition>,
+}
+
+/// The alternative of a redirect in transition: what `klp_ftrace_handler` picks for a task whose
+/// `patch_state` is `KLP_TRANSITION_UNPATCHED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// The next func_stack entry's `new_func` slot; `None`: the original function.
+    pub alt: Option<Slot>,
 }
 
 /// The users registered on one slot (Linux's `dyn_ftrace` record and the ops that match it).
@@ -101,11 +112,28 @@ impl Ops {
         if let Some(holder) = self.conflict(slot, true) {
             return Err(holder);
         }
-        self.recs.entry(slot).or_default().redirect = Some(Redirect {
+        let rec = self.recs.entry(slot).or_default();
+        let transition = rec.redirect.as_ref().and_then(|r| r.transition);
+        rec.redirect = Some(Redirect {
             patch: patch.to_string(),
             target,
+            transition,
         });
         Ok(())
+    }
+
+    /// Puts `slot`'s redirect in transition towards `alt`; returns whether it has a redirect.
+    pub(super) fn set_transition(&mut self, slot: Slot, alt: Option<Slot>) -> bool {
+        let redirect = self.recs.get_mut(&slot).and_then(|r| r.redirect.as_mut());
+        redirect
+            .map(|r| r.transition = Some(Transition { alt }))
+            .is_some()
+    }
+
+    /// Ends `slot`'s transition; returns whether it had one.
+    pub(super) fn clear_transition(&mut self, slot: Slot) -> bool {
+        let redirect = self.recs.get_mut(&slot).and_then(|r| r.redirect.as_mut());
+        redirect.and_then(|r| r.transition.take()).is_some()
     }
 
     /// Removes livepatch's redirect of `slot`; returns whether there was one.
@@ -232,6 +260,25 @@ mod tests {
         ops.add_hook(F, Hook::Kprobe("k".into())).unwrap();
         ops.add_hook(F, Hook::Tracer).unwrap();
         assert_eq!(ops.hooks(F), &[Hook::Tracer, Hook::Kprobe("k".into())][..]);
+    }
+
+    #[test]
+    fn a_transition_needs_a_redirect_and_outlives_a_new_target() {
+        let mut ops = Ops::default();
+        assert!(!ops.set_transition(F, None));
+        ops.set_redirect(F, "a", NEW).unwrap();
+        assert!(ops.set_transition(F, Some(Slot(41))));
+        ops.set_redirect(F, "b", Slot(42)).unwrap();
+        let r = ops.redirect(F).unwrap();
+        assert_eq!(
+            r.transition,
+            Some(Transition {
+                alt: Some(Slot(41))
+            })
+        );
+        assert!(ops.clear_transition(F));
+        assert!(!ops.clear_transition(F));
+        assert_eq!(ops.redirect(F).unwrap().transition, None);
     }
 
     #[test]

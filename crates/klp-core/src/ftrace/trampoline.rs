@@ -19,7 +19,8 @@ pub struct Shape {
     pub exit: bool,
 }
 
-fn valtype(t: &ValType) -> wasm_encoder::ValType {
+/// The encoder's type for a signature's value type.
+pub(super) fn valtype(t: &ValType) -> wasm_encoder::ValType {
     match t {
         ValType::I32 => wasm_encoder::ValType::I32,
         ValType::I64 => wasm_encoder::ValType::I64,

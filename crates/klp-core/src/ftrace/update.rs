@@ -1,5 +1,6 @@
-//! Writing the table (ftrace_update_code): a slot holds its target, or a trampoline for its hooks.
+//! Writing the table (ftrace_update_code): a slot holds its target, a trampoline for its hooks, or a dispatcher.
 
+use super::dispatcher;
 use super::trampoline::{self, Shape};
 use super::{Slot, Users, func_name};
 use crate::engine::Engine;
@@ -38,6 +39,16 @@ fn target(s: &KernelState, slot: Slot) -> Option<u32> {
     }
 }
 
+/// The table entry a task still `KLP_TRANSITION_UNPATCHED` should reach, while `slot` is in
+/// transition: the alternative's slot, or the original.
+fn unpatched_target(s: &KernelState, slot: Slot) -> Option<u32> {
+    let f = &s.ftrace;
+    match f.transition(slot)?.alt {
+        Some(alt) => Some(alt.index()),
+        None => f.info(slot).map(|i| i.orig),
+    }
+}
+
 /// Takes `len` consecutive table entries: a freed range (first fit), or new ones at the end.
 ///
 /// # Errors
@@ -49,17 +60,22 @@ pub fn alloc_range(e: &mut impl Engine, len: u32) -> SysResult<u32> {
     }
 }
 
-/// Writes what `slots` should hold, then every slot redirected to one of them (a redirected
-/// slot holds a copy of its target's entry, which may just have changed). The trampolines the
-/// update needs are built into one module: one instance per update, not per function.
+/// Writes what `slots` should hold, then every slot redirected to one of them or having one of
+/// them as its transition's alternative (a redirected slot holds a copy of its target's entry,
+/// which may just have changed). The trampolines the update needs are built into one module,
+/// and its dispatchers into another: one instance each per update, not per function.
 ///
 /// # Errors
-/// A table or instantiation error from the engine.
+/// `EINVAL` when a slot is in transition but [`super::Ftrace::set_current`] was never called
+/// (nothing changes then); a table or instantiation error from the engine.
 pub fn sync(e: &mut impl Engine, slots: impl IntoIterator<Item = Slot>) -> SysResult<()> {
     let order = e.with_state(|s| {
         let mut dependents: BTreeMap<Slot, Vec<Slot>> = BTreeMap::new();
         for (slot, r) in s.ftrace.ops.redirects() {
             dependents.entry(r.target).or_default().push(slot);
+            if let Some(alt) = r.transition.and_then(|t| t.alt) {
+                dependents.entry(alt).or_default().push(slot);
+            }
         }
         let mut todo: Vec<Slot> = slots.into_iter().collect();
         let mut done = BTreeSet::new();
@@ -72,11 +88,11 @@ pub fn sync(e: &mut impl Engine, slots: impl IntoIterator<Item = Slot>) -> SysRe
         }
         order
     });
-    install_trampolines(e, &order)?;
-    for slot in order {
-        sync_one(e, slot)?;
-    }
-    Ok(())
+    let replaced = dispatcher::install(e, &order)?;
+    let result = install_trampolines(e, &order)
+        .and_then(|()| order.iter().try_for_each(|&slot| sync_one(e, slot)));
+    let released = dispatcher::release(e, &replaced);
+    result.and(released)
 }
 
 /// [`sync`] for every slot with a user or a trampoline.
@@ -86,7 +102,8 @@ pub fn sync(e: &mut impl Engine, slots: impl IntoIterator<Item = Slot>) -> SysRe
 pub fn sync_all(e: &mut impl Engine) -> SysResult<()> {
     let slots: BTreeSet<Slot> = e.with_state(|s| {
         let f = &s.ftrace;
-        f.trampolines.keys().copied().chain(f.ops.slots()).collect()
+        let generated = f.trampolines.keys().chain(f.dispatchers.keys());
+        generated.copied().chain(f.ops.slots()).collect()
     });
     sync(e, slots)
 }
@@ -96,22 +113,27 @@ pub fn sync_all(e: &mut impl Engine) -> SysResult<()> {
 fn remove_trampoline(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
     if let Some(old) = e.with_state(|s| s.ftrace.trampolines.remove(&slot)) {
         let cleared = e.table_clear(old.base, 2);
-        let last = e.with_state(|s| {
-            s.ftrace.layout.give_back(old.base, 2);
-            let refs = s.ftrace.tramp_refs.entry(old.instance).or_insert(1);
-            *refs -= 1;
-            let last = *refs == 0;
-            if last {
-                s.ftrace.tramp_refs.remove(&old.instance);
-            }
-            last
-        });
-        if last {
-            e.release(old.instance);
-        }
+        e.with_state(|s| s.ftrace.layout.give_back(old.base, 2));
+        unref_instance(e, old.instance);
         cleared?;
     }
     Ok(())
+}
+
+/// A trampoline or dispatcher of `instance` is gone: the instance goes with the last one.
+pub(super) fn unref_instance(e: &mut impl Engine, instance: u32) {
+    let last = e.with_state(|s| {
+        let refs = s.ftrace.refs.entry(instance).or_insert(1);
+        *refs -= 1;
+        let last = *refs == 0;
+        if last {
+            s.ftrace.refs.remove(&instance);
+        }
+        last
+    });
+    if last {
+        e.release(instance);
+    }
 }
 
 /// Builds and instantiates, as one module, the trampolines that the slots of `order` need and
@@ -166,7 +188,7 @@ fn install_trampolines(e: &mut impl Engine, order: &[Slot]) -> SysResult<()> {
     };
     e.with_state(|s| {
         let f = &mut s.ftrace;
-        f.tramp_refs.insert(instance, specs.len() as u32);
+        f.refs.insert(instance, specs.len() as u32);
         for (&(slot, shape), spec) in wanted.iter().zip(&specs) {
             let t = Trampoline {
                 base: spec.base,
@@ -179,16 +201,31 @@ fn install_trampolines(e: &mut impl Engine, order: &[Slot]) -> SysResult<()> {
     Ok(())
 }
 
+/// Writes one slot: the dispatcher's two targets (in transition), then the trampoline's target
+/// (with hooks), then the slot; a dispatcher no longer needed goes after.
 fn sync_one(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
-    let (shape, target, installed) = e.with_state(|s| {
+    let (shape, target, unpatched, installed, disp) = e.with_state(|s| {
         (
             s.ftrace.users(slot).shape(),
             target(s, slot),
+            unpatched_target(s, slot),
             s.ftrace.trampolines.get(&slot).copied(),
+            s.ftrace.dispatchers.get(&slot).copied(),
         )
     });
-    let Some(target) = target else {
-        return remove_trampoline(e, slot);
+    let Some(patched) = target else {
+        remove_trampoline(e, slot)?;
+        return dispatcher::remove(e, slot);
+    };
+    let target = match (unpatched, disp) {
+        (Some(unpatched), Some(d)) => {
+            e.table_copy(d.base + 1, patched)?;
+            e.table_copy(d.base + 2, unpatched)?;
+            d.base
+        }
+        // [`dispatcher::install`] installed every dispatcher the update needs.
+        (Some(_), None) => return Err(crate::errno::Errno::EINVAL.into()),
+        (None, _) => patched,
     };
     match (shape, installed) {
         (Some(shape), Some(tramp)) if tramp.shape == shape => {
@@ -202,28 +239,34 @@ fn sync_one(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
             e.table_copy(slot.index(), target)?;
         }
     }
+    if unpatched.is_none() {
+        dispatcher::remove(e, slot)?;
+    }
     Ok(())
 }
 
-/// A module's functions `base..base + n` are going away: their trampolines and users go, the
+/// A module's functions `base..base + n` are going away: their trampolines, dispatchers and users go, the
 /// range `base..base + 2n` is cleared and given back. Every step runs even when one fails.
 ///
 /// # Errors
 /// The first table error.
 pub fn release_module(e: &mut impl Engine, base: u32, n: u32) -> SysResult<()> {
     let range = base..base + n;
-    let tramps: Vec<Slot> = e.with_state(|s| {
+    let (tramps, disps): (Vec<Slot>, Vec<Slot>) = e.with_state(|s| {
         let in_range = |slot: &&Slot| range.contains(&slot.index());
-        s.ftrace
-            .trampolines
-            .keys()
-            .filter(in_range)
-            .copied()
-            .collect()
+        let f = &s.ftrace;
+        (
+            f.trampolines.keys().filter(in_range).copied().collect(),
+            f.dispatchers.keys().filter(in_range).copied().collect(),
+        )
     });
     let mut result = Ok(());
     for slot in tramps {
         let removed = remove_trampoline(e, slot);
+        result = result.and(removed);
+    }
+    for slot in disps {
+        let removed = dispatcher::remove(e, slot);
         result = result.and(removed);
     }
     let cleared = e.table_clear(base, 2 * n).map_err(Into::into);

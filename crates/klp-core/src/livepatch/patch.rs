@@ -84,6 +84,7 @@ fn refusal_messages(d: &mut Draft, name: &str, refusal: &Refusal) {
             ));
         }
         Refusal::BadTarget => d.err(format!("invalid replacement for function '{name}'")),
+        Refusal::NotRedirected => d.err(format!("function '{name}' is not patched")),
         Refusal::Type { want, got } => d.err(format!(
             "replacement for function '{name}' has type {got} instead of {want}"
         )),
