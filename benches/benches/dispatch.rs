@@ -52,7 +52,13 @@ fn dispatch(c: &mut Criterion) {
     drop(e);
 
     // With Cranelift's inliner on, the direct call inlines; the slot call cannot.
-    let mut inl = boot_with(true, Options { inlining: true, ..Options::default() });
+    let mut inl = boot_with(
+        true,
+        Options {
+            inlining: true,
+            ..Options::default()
+        },
+    );
     g.bench_function("direct_inlining", |b| {
         b.iter_custom(|iters| calls(&mut inl, kind::DIRECT, TARGET_DELTA, iters));
     });

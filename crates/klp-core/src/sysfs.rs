@@ -83,10 +83,11 @@ impl Tree for Livepatch {
                     _ => Err(Errno::EINVAL.into()),
                 }
             }
-            "force" if !in_transition => Err(Errno::EINVAL.into()),
+            // As force_store: the value first, 0 does nothing, 1 needs the patch in transition.
             "force" => match kstrtobool(data)? {
-                true => livepatch::force(e, patch),
                 false => Ok(()),
+                true if !in_transition => Err(Errno::EINVAL.into()),
+                true => livepatch::force(e, patch),
             },
             _ => Err(Errno::EINVAL.into()),
         }

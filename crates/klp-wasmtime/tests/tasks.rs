@@ -292,9 +292,16 @@ fn the_engine_runs_a_kernel_with_tasks_and_refuses_inlining_for_it() {
     use klp_wasmtime::instantiate_kernel;
     let raw = wat::parse_str(KERNEL).unwrap();
     let image = klp_core::kernel::prepare(&raw, "", true).unwrap();
-    let err = instantiate_kernel(&image.wasm, image.state, Options { inlining: true, ..Options::default() })
-        .err()
-        .unwrap();
+    let err = instantiate_kernel(
+        &image.wasm,
+        image.state,
+        Options {
+            inlining: true,
+            ..Options::default()
+        },
+    )
+    .err()
+    .unwrap();
     assert_eq!(
         err.to_string(),
         "compile error: inlining is not available for a kernel with tasks: wasmtime cannot \
@@ -321,5 +328,13 @@ fn the_engine_runs_a_kernel_with_tasks_and_refuses_inlining_for_it() {
         .replace("call $klp_yield", "");
     let image = klp_core::kernel::prepare(&wat::parse_str(plain).unwrap(), "", true).unwrap();
     assert!(!tasks::uses_tasks(&image.wasm).unwrap());
-    instantiate_kernel(&image.wasm, image.state, Options { inlining: true, ..Options::default() }).unwrap();
+    instantiate_kernel(
+        &image.wasm,
+        image.state,
+        Options {
+            inlining: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
 }

@@ -213,7 +213,10 @@ fn redirect(s: &mut KernelState, slots: &BTreeSet<Slot>) -> SysResult<()> {
             (patch.unwrap_or_default(), en.new_func())
         });
         let done = match top {
-            Some((patch, target)) => s.ftrace.set_redirect(slot, &patch, target),
+            Some((patch, target)) => s
+                .ftrace
+                .set_redirect(slot, &patch, target)
+                .and_then(|()| dispatch(s, slot)),
             None => {
                 s.ftrace.clear_redirect(slot);
                 Ok(())
@@ -224,6 +227,28 @@ fn redirect(s: &mut KernelState, slots: &BTreeSet<Slot>) -> SysResult<()> {
         }
     }
     result
+}
+
+/// Puts `slot` behind a transition dispatcher while its top entry belongs to the patch in
+/// transition (`func->transition`): a task still in the state the patch leaves reaches the
+/// entry below, or the original. Without tasks (no `current`) no dispatcher is needed: a
+/// transition completes before any task runs.
+fn dispatch(s: &mut KernelState, slot: Slot) -> Result<(), crate::ftrace::Refusal> {
+    let lp = &s.livepatch;
+    let alt = match (lp.transition(), lp.stacks.get(slot)) {
+        (Some((id, _)), Some([.., below, top])) if top.patch() == id => {
+            Some(Some(below.new_func()))
+        }
+        (Some((id, _)), Some([top])) if top.patch() == id => Some(None),
+        _ => None,
+    };
+    match alt {
+        Some(alt) if s.ftrace.current().is_some() => s.ftrace.set_transition(slot, alt),
+        _ => {
+            s.ftrace.clear_transition(slot);
+            Ok(())
+        }
+    }
 }
 
 /// The modules whose patch changed between enabled and disabled, with the reference their patch

@@ -125,19 +125,28 @@ enum Blocked {
     SleepingOn(String),
 }
 
-/// Why the task `pid` cannot switch now, if it cannot: `klp_check_and_switch_task`.
-fn blocked(s: &KernelState, pid: Pid, check: &BTreeSet<String>) -> Option<Blocked> {
+/// Why the task `pid` cannot switch now, if it cannot: `klp_check_and_switch_task`. `own` is
+/// the stack of the task running now, when it is the one that called into the host (it may
+/// check itself: its own stack is known); any other running task is busy.
+fn blocked(
+    s: &KernelState,
+    pid: Pid,
+    check: &BTreeSet<String>,
+    own: Option<&[Option<String>]>,
+) -> Option<Blocked> {
     let t = &s.tasks;
-    if t.running() == Some(pid) {
-        return Some(Blocked::Running);
-    }
-    let task = t.get(pid)?;
-    let Some(stack) = task.stack() else {
-        return Some(Blocked::Unreliable);
+    let stack = if t.running() == Some(pid) {
+        own.ok_or(Blocked::Running)
+    } else {
+        t.get(pid)?.stack().ok_or(Blocked::Unreliable)
+    };
+    let stack = match stack {
+        Ok(stack) => stack,
+        Err(why) => return Some(why),
     };
     stack.iter().flatten().find_map(|raw| {
         let name = kallsyms::symbol_name(raw).unwrap_or_else(|| raw.clone());
-        check.contains(&name).then(|| Blocked::SleepingOn(name))
+        check.contains(&name).then_some(Blocked::SleepingOn(name))
     })
 }
 
@@ -153,12 +162,16 @@ fn switch_tasks(e: &mut impl Engine, id: PatchId, target: Target) -> SysResult<b
             .collect();
         (tasks, check)
     });
+    // The task that called into the host (enabling from a module's init) checks its own stack.
+    let own = e
+        .with_state(|s| s.tasks.running().is_some() && s.tasks.host_depth > 0)
+        .then(|| e.backtrace());
     let mut complete = true;
     for (pid, addr) in tasks {
         if read_u32(e, addr + ts::PATCH_STATE)? as i32 == target.state() {
             continue;
         }
-        let stuck = pid.and_then(|pid| e.with_state(|s| blocked(s, pid, &check)));
+        let stuck = pid.and_then(|pid| e.with_state(|s| blocked(s, pid, &check, own.as_deref())));
         if stuck.is_some() {
             complete = false;
             continue;
@@ -282,6 +295,7 @@ pub(super) fn run_transition(
     if let Some((_, target)) = starts {
         init_tasks(e, target)?;
     }
+    let before = e.with_state(|s| s.livepatch.clone());
     let committed = super::plan::commit_with(e, plan, undo_on_trap);
     let Some((_, target)) = starts else {
         return committed;
@@ -293,6 +307,13 @@ pub(super) fn run_transition(
         return committed;
     }
     let started = start_tasks(e, target).and_then(|()| try_complete(e));
+    if started.is_err() && e.with_state(|s| s.livepatch.transition().is_some()) {
+        // The transition could complete at once but its completion failed and was undone: the
+        // operation is undone as a whole, as if it had never started.
+        let undone = super::plan::restore(e, before);
+        let idle = idle_tasks(e);
+        return committed.and(started).and(undone).and(idle);
+    }
     committed.and(started)
 }
 

@@ -35,6 +35,7 @@ pub(crate) fn init(e: &mut impl Engine) -> SysResult<()> {
     let init_task = crate::sys::call(e, "klp_init_task", &[])? as u32;
     let target_state = crate::sys::call(e, "klp_target_state_ptr", &[])? as u32;
     e.with_state(|s| {
+        s.ftrace.set_current(current, ts::PATCH_STATE);
         s.tasks.addrs = Some(KernelAddrs {
             current,
             init_task,
@@ -179,7 +180,8 @@ pub fn with_command<E: Engine, T>(
 pub fn run_for(e: &mut impl Engine, d: Duration) -> SysResult<()> {
     let until = e.with_state(|s| {
         let t = &s.tasks;
-        t.now_ns.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        t.now_ns
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     });
     let result = match run_loop(e, &|t: &Tasks| t.now_ns >= until || t.sigint, Some(until)) {
         Ok(()) | Err(Loop::Hung) => Ok(()),
@@ -197,7 +199,9 @@ fn deliver_interrupt(e: &mut impl Engine) -> Result<(), EngineError> {
     let task = e.with_state(|s| {
         s.tasks.sigint = true;
         let t = &s.tasks;
-        t.command.and_then(|pid| t.tasks.get(&pid)).map(|t| (t.pid, t.addr))
+        t.command
+            .and_then(|pid| t.tasks.get(&pid))
+            .map(|t| (t.pid, t.addr))
     });
     let Some((pid, addr)) = task else {
         return Ok(());
