@@ -23,10 +23,7 @@ unsafe extern "C" fn self_del_cmdline_proc_show(m: *mut SeqFile, _v: *mut c_void
 }
 
 static FUNCS: [KlpFunc; 2] = [
-    KlpFunc::new(
-        c"cmdline_proc_show",
-        self_del_cmdline_proc_show as *const (),
-    ),
+    KlpFunc::new(c"cmdline_proc_show", self_del_cmdline_proc_show as *const ()),
     KlpFunc::END,
 ];
 static OBJS: [KlpObject; 2] = [KlpObject::vmlinux(&FUNCS), KlpObject::END];
