@@ -8,6 +8,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::CStr;
+use core::fmt;
 
 use klp_abi::errno::{EEXIST, EINVAL, EIO, ENODEV, ENOMEM};
 use klp_abi::stat::S_IFREG;
@@ -55,6 +56,34 @@ fn kobj_dir(kobj: *const Kobject) -> Option<Ino> {
     }
     // SAFETY: a kobject from kobject_create_and_add that has not been put.
     Some(unsafe { (*kobj).ino })
+}
+
+/// A sysfs directory's path below `/sys` (`/kernel/test_klp_syscall`), as kernfs names it in
+/// messages; empty for `/sys` itself.
+struct SysfsPath(Ino);
+
+impl fmt::Display for SysfsPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(inode) = vfs::inode(self.0) else {
+            return Ok(());
+        };
+        let parent = inode.parent;
+        if inode.fs != FsType::Sysfs || vfs::inode(parent).is_none_or(|p| p.fs != FsType::Sysfs) {
+            return Ok(());
+        }
+        let Some(Node::Dir(entries)) = vfs::inode(parent).map(|p| &p.node) else {
+            return Ok(());
+        };
+        let name = entries
+            .iter()
+            .find(|e| e.ino == self.0)
+            .map(|e| e.name.clone());
+        write!(f, "{}/", SysfsPath(parent))?;
+        if let Some(name) = name {
+            write!(f, "{}", name.escape_ascii())?;
+        }
+        Ok(())
+    }
 }
 
 /// A sysfs attribute file: the kobject and the module's attribute its ops are called with.
@@ -179,11 +208,16 @@ pub unsafe extern "C" fn kobject_create_and_add(
             Err(errno) => errno,
         }
     };
-    pr_err!(
-        "kobject_add_internal failed for {} with -{}.",
-        name.escape_ascii(),
-        err
-    );
+    let name = name.escape_ascii();
+    if err == EEXIST {
+        pr_err!(
+            "kobject_add_internal failed for {name} with -EEXIST, don't try to register things \
+             with the same name in the same directory."
+        );
+    } else {
+        let parent = SysfsPath(dir);
+        pr_err!("kobject_add_internal failed for {name} (error: -{err} parent: {parent})");
+    }
     core::ptr::null_mut()
 }
 
@@ -241,10 +275,8 @@ pub unsafe extern "C" fn sysfs_create_file(kobj: *mut Kobject, attr: *const Kobj
         return -EINVAL;
     }
     if vfs::lookup(dir, name).is_some() {
-        pr_err!(
-            "sysfs: cannot create duplicate filename '{}'",
-            name.escape_ascii()
-        );
+        let (dir, name) = (SysfsPath(dir), name.escape_ascii());
+        pr_warn!("sysfs: cannot create duplicate filename '{dir}/{name}'");
         return -EEXIST;
     }
     let node = Node::Attr(Attr { kobj, attr });

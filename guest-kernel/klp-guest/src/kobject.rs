@@ -110,9 +110,21 @@ impl fmt::Write for Page {
 ///
 /// `buf` must be the `buf` argument of a running show callback.
 pub unsafe fn sysfs_emit(buf: *mut u8, args: fmt::Arguments<'_>) -> isize {
-    let mut page = Page { buf, len: 0 };
+    // SAFETY: the caller's contract.
+    unsafe { sysfs_emit_at(buf, 0, args) }
+}
+
+/// `sysfs_emit_at`: the same, appending at offset `at` of the page; returns the bytes added.
+/// Use it through [`sysfs_emit_at!`](crate::sysfs_emit_at).
+///
+/// # Safety
+///
+/// `buf` must be the `buf` argument of a running show callback.
+pub unsafe fn sysfs_emit_at(buf: *mut u8, at: usize, args: fmt::Arguments<'_>) -> isize {
+    let at = at.min(SYSFS_BUF_SIZE - 1);
+    let mut page = Page { buf, len: at };
     let _ = fmt::write(&mut page, args);
-    page.len as isize
+    (page.len - at) as isize
 }
 
 /// `sysfs_emit(buf, fmt, ...)` with Rust formatting: `sysfs_emit!(buf, "{}\n", n)`.
@@ -120,5 +132,13 @@ pub unsafe fn sysfs_emit(buf: *mut u8, args: fmt::Arguments<'_>) -> isize {
 macro_rules! sysfs_emit {
     ($buf:expr, $($arg:tt)*) => {
         $crate::kobject::sysfs_emit($buf, format_args!($($arg)*))
+    };
+}
+
+/// `sysfs_emit_at(buf, at, fmt, ...)` with Rust formatting.
+#[macro_export]
+macro_rules! sysfs_emit_at {
+    ($buf:expr, $at:expr, $($arg:tt)*) => {
+        $crate::kobject::sysfs_emit_at($buf, $at, format_args!($($arg)*))
     };
 }
