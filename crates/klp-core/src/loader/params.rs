@@ -38,7 +38,7 @@ impl ParamKind {
         let kind = match ty {
             "int" => ParamKind::Int,
             "bool" => ParamKind::Bool,
-            "array of int" if size > INT && size % INT == 0 => ParamKind::IntArray {
+            "array of int" if size > INT && size.is_multiple_of(INT) => ParamKind::IntArray {
                 max: size / INT - 1,
             },
             "array of int" => {
