@@ -29,7 +29,7 @@ unsafe extern "C" {
     fn kthread_run(threadfn: ThreadFn, data: *mut c_void, name: *const u8) -> *mut TaskStruct;
     fn kthread_stop(k: *mut TaskStruct) -> i32;
     fn kthread_should_stop() -> i32;
-    fn cond_resched();
+    fn cond_resched() -> i32;
     /// The getpid syscall itself: imported by name, so each call goes through the kernel's
     /// function (and whatever patch replaces it).
     fn __x64_sys_getpid() -> i32;
