@@ -5,8 +5,9 @@
 //! [`KlpObject`], [`KlpFunc`] the guest builds, and their wasm32 layouts [`klp_patch`],
 //! [`klp_object`], [`klp_func`] the host reads them with), the syscalls' flags and record
 //! layouts, errno values, and the kernel's own types shared with modules (like
-//! `include/linux`). The `#[repr(C)]` types have pointer fields, so only a wasm32 build (the
-//! guest's) has the layout the constants describe; it checks them at compile time.
+//! `include/linux`: seq_file, sysctl tables, sysfs attributes). The `#[repr(C)]` types have
+//! pointer fields, so only a wasm32 build (the guest's) has the layout the constants describe;
+//! it checks them at compile time.
 //!
 //! `no_std`, without dependencies and without code besides `const` constructors and
 //! [`HostOp`]'s conversion.
@@ -305,6 +306,78 @@ impl CtlTable {
             mode,
             proc_handler,
         }
+    }
+}
+
+/// A sysfs directory, `struct kobject`, opaque outside the kernel: made by
+/// `kobject_create_and_add`, its files added with `sysfs_create_file`, removed with all of them
+/// by `kobject_put`. The kernel's `kernel_kobj` is `/sys/kernel`.
+#[repr(C)]
+pub struct Kobject {
+    _private: [u8; 0],
+}
+
+/// Size of the buffer a sysfs `show` fills and the most a `store` is given, `PAGE_SIZE`.
+pub const SYSFS_BUF_SIZE: usize = 4096;
+
+/// A sysfs attribute's read op, `ssize_t (*show)(struct kobject *, struct kobj_attribute *,
+/// char *buf)`: writes at most [`SYSFS_BUF_SIZE`] bytes into `buf` and returns how many, or
+/// -errno.
+pub type KobjShowFn =
+    unsafe extern "C" fn(kobj: *mut Kobject, attr: *mut KobjAttribute, buf: *mut u8) -> isize;
+
+/// A sysfs attribute's write op, `ssize_t (*store)(struct kobject *, struct kobj_attribute *,
+/// const char *buf, size_t count)`: takes the `count` bytes written (NUL-terminated after them)
+/// and returns how many it consumed, or -errno.
+pub type KobjStoreFn = unsafe extern "C" fn(
+    kobj: *mut Kobject,
+    attr: *mut KobjAttribute,
+    buf: *const u8,
+    count: usize,
+) -> isize;
+
+/// One sysfs file of a kobject, `struct kobj_attribute` (its `struct attribute` inlined first,
+/// so a pointer to it is also the `&attr.attr` that `sysfs_create_file` takes).
+#[repr(C)]
+pub struct KobjAttribute {
+    /// File name, NUL-terminated.
+    pub name: *const u8,
+    /// Permission bits (0o444, 0o644).
+    pub mode: u32,
+    /// Called on read; `None` makes the file unreadable.
+    pub show: Option<KobjShowFn>,
+    /// Called on write; `None` makes the file unwritable.
+    pub store: Option<KobjStoreFn>,
+}
+
+// SAFETY: the guest is single-threaded; attributes are immutable after construction.
+#[allow(unsafe_code)]
+unsafe impl Sync for KobjAttribute {}
+
+impl KobjAttribute {
+    /// An attribute with both ops, `__ATTR(name, mode, show, store)`.
+    pub const fn new(
+        name: &'static CStr,
+        mode: u32,
+        show: Option<KobjShowFn>,
+        store: Option<KobjStoreFn>,
+    ) -> Self {
+        KobjAttribute {
+            name: name.as_ptr().cast(),
+            mode,
+            show,
+            store,
+        }
+    }
+
+    /// A read-only attribute, `__ATTR_RO(name)`: mode 0444.
+    pub const fn ro(name: &'static CStr, show: KobjShowFn) -> Self {
+        Self::new(name, 0o444, Some(show), None)
+    }
+
+    /// A read-write attribute, `__ATTR_RW(name)`: mode 0644.
+    pub const fn rw(name: &'static CStr, show: KobjShowFn, store: KobjStoreFn) -> Self {
+        Self::new(name, 0o644, Some(show), Some(store))
     }
 }
 

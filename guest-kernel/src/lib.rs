@@ -27,6 +27,7 @@ mod sched;
 mod seq_file;
 mod sync;
 mod syscalls;
+mod sysfs;
 mod uaccess;
 mod utsname;
 mod vfs;

@@ -88,84 +88,33 @@ impl Tree for SysModule {
         }
     }
 
-    /// A parameter reads as its `int` in the module's data (`param_get_int`).
+    /// A parameter reads as its type's `get` op shows its bytes (`param_attr_show`).
     fn lookup(e: &mut impl Engine, rel: &str) -> Option<Node> {
         let node = e.with_state(|s| Self::node(s, rel))?;
-        match (&node, e.with_state(|s| param_at(s, rel).map(|p| p.addr))) {
+        match (&node, e.with_state(|s| param_at(s, rel).cloned())) {
             (
                 Node::Attr {
                     mode,
                     value: Some(_),
                 },
-                Some(addr),
+                Some(p),
             ) => {
-                let mut word = [0u8; 4];
-                e.read(addr, &mut word).ok()?;
-                Node::attr(*mode, format!("{}\n", i32::from_le_bytes(word)))
+                let mut mem = vec![0u8; p.kind.size() as usize];
+                e.read(p.addr, &mut mem).ok()?;
+                Node::attr(*mode, p.kind.get(&mem))
             }
             _ => Some(node),
         }
     }
 
-    /// Writing a parameter parses it as `param_set_int` does (`kstrtoint` in any base, one
-    /// trailing newline): `EINVAL` for anything else, `ERANGE` beyond an `int`.
+    /// Writing a parameter parses it as its type's `set` op (`param_attr_store`): `EINVAL` for
+    /// what the type refuses, `ERANGE` beyond an `int`.
     fn store(e: &mut impl Engine, rel: &str, data: &[u8], _append: bool) -> SysResult<()> {
-        let addr = e
-            .with_state(|s| param_at(s, rel).map(|p| p.addr))
+        let p = e
+            .with_state(|s| param_at(s, rel).cloned())
             .ok_or(Errno::EACCES)?;
-        let value = kstrtoint(data)?;
-        e.write(addr, &value.to_le_bytes())?;
+        let bytes = p.kind.set(Some(data))?;
+        e.write(p.addr, &bytes)?;
         Ok(())
-    }
-}
-
-/// The kernel's `kstrtoint(s, 0, ...)`: an optional sign, then decimal, `0x` hexadecimal or
-/// `0` octal digits, and at most one trailing newline.
-///
-/// # Errors
-/// `EINVAL` for anything else, `ERANGE` for a value outside `i32`.
-pub fn kstrtoint(data: &[u8]) -> Result<i32, Errno> {
-    let text = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
-    let text = text.strip_suffix('\n').unwrap_or(text);
-    let (negative, digits) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let (radix, digits) = if let Some(hex) = digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-    {
-        (16, hex)
-    } else if digits.len() > 1 && digits.starts_with('0') {
-        (8, &digits[1..])
-    } else {
-        (10, digits)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(Errno::EINVAL);
-    }
-    let magnitude = i64::from_str_radix(digits, radix).map_err(|_| Errno::ERANGE)?;
-    let value = if negative { -magnitude } else { magnitude };
-    i32::try_from(value).map_err(|_| Errno::ERANGE)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::kstrtoint;
-    use crate::errno::Errno;
-
-    #[test]
-    fn kstrtoint_takes_what_the_kernel_takes() {
-        assert_eq!(kstrtoint(b"42\n"), Ok(42));
-        assert_eq!(kstrtoint(b"-7"), Ok(-7));
-        assert_eq!(kstrtoint(b"0x1f"), Ok(31));
-        assert_eq!(kstrtoint(b"010"), Ok(8));
-        assert_eq!(kstrtoint(b"0"), Ok(0));
-        assert_eq!(kstrtoint(b"2147483648"), Err(Errno::ERANGE));
-        assert_eq!(kstrtoint(b"-2147483648"), Ok(i32::MIN));
-        for bad in [&b""[..], b"\n", b"1 ", b"x", b"1\n\n", b"08", b"-", b"0x"] {
-            assert_eq!(kstrtoint(bad), Err(Errno::EINVAL), "{bad:?}");
-        }
     }
 }

@@ -3,6 +3,7 @@
 use super::Host;
 use super::filters::{self, ReadFile, Streams};
 use crate::INTERRUPTED;
+use crate::ps;
 use klp_core::engine::Engine;
 use klp_core::errno::Errno;
 use klp_core::fs;
@@ -26,6 +27,7 @@ const HELP: &[(&str, &str)] = &[
     ("insmod NAME|PATH [param=value...]", "load a module"),
     ("rmmod NAME", "unload a module"),
     ("lsmod", "list loaded modules"),
+    ("ps", "list every task: pid, state, command"),
     ("grep [-vciEFqn] PATTERN [FILE...]", "print matching lines"),
     ("head [-n N] [FILE...]", "print the first lines"),
     ("tail [-n N] [FILE...]", "print the last lines"),
@@ -67,6 +69,7 @@ pub(super) fn run(
         "insmod" => insmod(e, host, args),
         "rmmod" => rmmod(e, host, args),
         "lsmod" => lsmod(e, host),
+        "ps" => ps(e, host),
         "sleep" => sleep(e, host, args),
         "help" => help(e, host),
         "true" => 0,
@@ -529,6 +532,29 @@ fn lsmod(e: &mut impl Engine, host: &mut dyn Host) -> i32 {
         }
     }
     0
+}
+
+/// `ps`: the tasks of `/proc/<pid>/stat`, as procps `ps -e -o pid,stat,comm` shows them.
+fn ps(e: &mut impl Engine, host: &mut dyn Host) -> i32 {
+    let listing = run_task(e, "ps", |e| {
+        let entries: Vec<String> = fs::list_dir(e, "/proc")?
+            .into_iter()
+            .map(|en| en.name)
+            .collect();
+        let mut read = |path: &str| fs::read_file(e, path);
+        ps::tasks(
+            &entries,
+            &mut read,
+            |err| matches!(err, SysError::Errno(errno) if ps::is_gone(*errno)),
+        )
+    });
+    match listing {
+        Ok(tasks) => {
+            host.out(&ps::format(&tasks));
+            0
+        }
+        Err(err) => report(host, "ps", "/proc", err),
+    }
 }
 
 /// `sleep`: on a kernel with tasks, the kernel runs meanwhile (its virtual time passes, kernel

@@ -34,8 +34,14 @@
 use core::cell::UnsafeCell;
 use core::panic::PanicInfo;
 
+pub mod kobject;
+
 pub use klp_abi::{
     CtlTable, KlpFunc, KlpObject, KlpPatch, NewUtsname, ProcHandler, SeqFile, ShowFn, errno,
+};
+pub use kobject::{
+    KobjAttribute, Kobject, kernel_kobj, kobject_create_and_add, kobject_put, sysfs_create_file,
+    sysfs_remove_file,
 };
 
 /// The kernel's exported functions, as the loader links them.
@@ -144,29 +150,158 @@ impl ModuleParam {
         ModuleParam(UnsafeCell::new(default))
     }
 
-    /// The current value.
+    /// The current value (`READ_ONCE`: sysfs may change it between two reads).
     pub fn get(&self) -> i32 {
         // SAFETY: a plain read of a 4-byte cell nothing else borrows.
-        unsafe { *self.0.get() }
+        unsafe { self.0.get().read_volatile() }
+    }
+
+    /// Sets the value (`WRITE_ONCE`).
+    pub fn set(&self, value: i32) {
+        // SAFETY: as above.
+        unsafe { self.0.get().write_volatile(value) }
     }
 }
 
-/// Declares an `int` module parameter, as Linux's `module_param(replace, int, 0644)`:
-/// `module_param!(replace: i32 = 0, 0o644)` defines the global data symbol `__param_replace`
-/// (4 bytes) that the loader sets from `replace=1`, and the `.modinfo` entries
-/// `parmtype=replace:int` and `parmperm=replace:0o644`. The permission is that of
-/// `/sys/module/<module>/parameters/replace`; 0 leaves the parameter out of sysfs.
+/// A `bool` module parameter (`Y`/`N`, `y`/`n`, `1`/`0`; shown as `Y` or `N`): one byte, 0 or
+/// 1, as Linux's `bool`. Declare it with [`module_param!`]`(name: bool = false, 0o644)`.
+#[repr(transparent)]
+pub struct ModuleParamBool(UnsafeCell<bool>);
+
+// SAFETY: the guest is single-threaded; the host writes only 0 or 1.
+unsafe impl Sync for ModuleParamBool {}
+
+impl ModuleParamBool {
+    /// A parameter with its default value.
+    pub const fn new(default: bool) -> Self {
+        ModuleParamBool(UnsafeCell::new(default))
+    }
+
+    /// The current value (`READ_ONCE`: a write to `/sys/module/.../parameters/` may change it
+    /// while a loop polls it).
+    pub fn get(&self) -> bool {
+        // SAFETY: a read of a 1-byte cell nothing else borrows; the host stores 0 or 1 only.
+        unsafe { self.0.get().read_volatile() }
+    }
+
+    /// Sets the value (`WRITE_ONCE`).
+    pub fn set(&self, value: bool) {
+        // SAFETY: as above.
+        unsafe { self.0.get().write_volatile(value) }
+    }
+}
+
+/// An `int` array module parameter, `module_param_array(name, int, &num, perm)`: the element
+/// count (Linux's `*nump`, kept here in front of the elements) and room for `N` ints.
+/// `insmod MODULE name=1,2,3` sets the first three elements and the count to 3. Declare it with
+/// [`module_param_array!`].
+#[repr(C)]
+pub struct ModuleParamArray<const N: usize> {
+    num: UnsafeCell<u32>,
+    elems: UnsafeCell<[i32; N]>,
+}
+
+// SAFETY: the guest is single-threaded; the loader writes the values before init runs.
+unsafe impl<const N: usize> Sync for ModuleParamArray<N> {}
+
+impl<const N: usize> ModuleParamArray<N> {
+    /// An empty array (count 0, every element 0).
+    pub const fn new() -> Self {
+        ModuleParamArray {
+            num: UnsafeCell::new(0),
+            elems: UnsafeCell::new([0; N]),
+        }
+    }
+
+    /// The element count (`*nump`), never more than `N`.
+    pub fn len(&self) -> usize {
+        // SAFETY: a read of a 4-byte cell nothing else borrows.
+        let num = unsafe { self.num.get().read_volatile() };
+        (num as usize).min(N)
+    }
+
+    /// Whether no element was given.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets the element count (Linux modules may use `*nump` as a counter of their own).
+    pub fn set_len(&self, num: usize) {
+        // SAFETY: as above.
+        unsafe { self.num.get().write_volatile(num.min(N) as u32) }
+    }
+
+    /// Element `i` (any of the `N`, given or not); `None` beyond `N`.
+    pub fn get(&self, i: usize) -> Option<i32> {
+        // SAFETY: an in-bounds read of the element array nothing else borrows.
+        (i < N).then(|| unsafe { self.elems.get().cast::<i32>().add(i).read_volatile() })
+    }
+
+    /// Sets element `i`; ignored beyond `N`.
+    pub fn set(&self, i: usize, value: i32) {
+        if i < N {
+            // SAFETY: an in-bounds write, as above.
+            unsafe { self.elems.get().cast::<i32>().add(i).write_volatile(value) }
+        }
+    }
+}
+
+impl<const N: usize> Default for ModuleParamArray<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Declares a module parameter, as Linux's `module_param(name, type, perm)`:
+/// `module_param!(replace: i32 = 0, 0o644)` (an `int`) or
+/// `module_param!(block_transition: bool = false, 0o644)` (a `bool`) defines the global data
+/// symbol `__param_<name>` that the loader sets from `name=value`, and the `.modinfo` entries
+/// `parmtype=<name>:int` (or `bool`) and `parmperm=<name>:0o644`. The permission is that of
+/// `/sys/module/<module>/parameters/<name>`; 0 leaves the parameter out of sysfs.
 #[macro_export]
 macro_rules! module_param {
     ($name:ident : i32 = $default:expr, $perm:literal) => {
         #[allow(non_upper_case_globals)]
         #[unsafe(export_name = concat!("__param_", stringify!($name)))]
         pub static $name: $crate::ModuleParam = $crate::ModuleParam::new($default);
+        $crate::__param_modinfo!($name, "int", $perm);
+    };
+    ($name:ident : bool = $default:expr, $perm:literal) => {
+        #[allow(non_upper_case_globals)]
+        #[unsafe(export_name = concat!("__param_", stringify!($name)))]
+        pub static $name: $crate::ModuleParamBool = $crate::ModuleParamBool::new($default);
+        $crate::__param_modinfo!($name, "bool", $perm);
+    };
+}
+
+/// Declares an `int` array module parameter, as Linux's
+/// `module_param_array(name, int, &num, perm)`: `module_param_array!(klp_pids: [i32; 64], 0)`
+/// defines `__param_klp_pids` (the count, then 64 ints; see [`ModuleParamArray`]) that the
+/// loader sets from `klp_pids=1,2,3`, and `.modinfo`'s `parmtype=klp_pids:array of int`.
+/// Reading `/sys/module/<module>/parameters/<name>` shows `1,2,3`.
+#[macro_export]
+macro_rules! module_param_array {
+    ($name:ident : [i32; $n:expr], $perm:literal) => {
+        #[allow(non_upper_case_globals)]
+        #[unsafe(export_name = concat!("__param_", stringify!($name)))]
+        pub static $name: $crate::ModuleParamArray<{ $n }> = $crate::ModuleParamArray::new();
+        $crate::__param_modinfo!($name, "array of int", $perm);
+    };
+}
+
+/// The `.modinfo` entries of a parameter: `parmtype=<name>:<type>` and
+/// `parmperm=<name>:<perm>` (used by [`module_param!`] and [`module_param_array!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __param_modinfo {
+    ($name:ident, $ty:literal, $perm:literal) => {
         const _: () = {
             const INFO: &str = concat!(
                 "parmtype=",
                 stringify!($name),
-                ":int\0parmperm=",
+                ":",
+                $ty,
+                "\0parmperm=",
                 stringify!($name),
                 ":",
                 stringify!($perm),

@@ -12,6 +12,7 @@ use crate::proc::sysctl;
 use crate::ramfs::{self, RamFile};
 use crate::seq_file::seq_show;
 use crate::sync::Global;
+use crate::sysfs;
 
 /// `RLIMIT_NOFILE`: descriptors are 0..NR_OPEN.
 const NR_OPEN: usize = 1024;
@@ -74,8 +75,8 @@ fn create_file(path: &[u8]) -> Result<Ino, i32> {
 /// # Errors
 ///
 /// Lookup errors; `EISDIR` for a directory opened for writing; `ENOTDIR` with O_DIRECTORY;
-/// `EACCES` for a read-only sysctl opened for writing (root does not bypass sysctl
-/// permissions) or for O_CREAT outside the ramfs; `EMFILE`; `EINVAL` for a bad access mode.
+/// `EACCES` for a read-only sysctl or sysfs attribute opened for writing (root does not bypass
+/// their permissions) or for O_CREAT outside the ramfs; `EMFILE`; `EINVAL` for a bad access mode.
 pub fn open(path: &[u8], flags: i32) -> Result<i32, i32> {
     if flags & O_ACCMODE == O_ACCMODE {
         return Err(EINVAL);
@@ -94,6 +95,9 @@ pub fn open(path: &[u8], flags: i32) -> Result<i32, i32> {
         Node::Sysctl(table) if flags & O_ACCMODE != O_WRONLY && table.mode & 0o400 == 0 => {
             return Err(EACCES);
         }
+        // kernfs_fop_open: a sysfs attribute needs the mode bit and the op, even for root.
+        Node::Attr(a) if wants_write && !a.writable() => return Err(EACCES),
+        Node::Attr(a) if flags & O_ACCMODE != O_WRONLY && !a.readable() => return Err(EACCES),
         Node::File(data) if wants_write && flags & O_TRUNC != 0 => data.truncate(),
         _ => {}
     }
@@ -121,7 +125,7 @@ pub fn open(path: &[u8], flags: i32) -> Result<i32, i32> {
 ///
 /// # Errors
 ///
-/// `EBADF`, `EISDIR`, or what the show callback or sysctl handler returns.
+/// `EBADF`, `EISDIR`, or what the show callback, sysctl handler or sysfs `show` returns.
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
     let f = file(fd)?;
     if !f.readable() {
@@ -141,6 +145,14 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
             ramfs::read(file(fd)?.seq.as_deref().unwrap_or_default(), pos, buf)
         }
         &Node::Sysctl(table) => sysctl::read(table, buf, pos)?,
+        &Node::Attr(a) => {
+            if file(fd)?.seq.is_none() {
+                // As for a seq_file: `show` is module code; no borrow is alive across it.
+                let text = sysfs::show(a)?;
+                file(fd)?.seq = Some(text);
+            }
+            ramfs::read(file(fd)?.seq.as_deref().unwrap_or_default(), pos, buf)
+        }
         Node::Chr(CharDev::Null) => 0,
         Node::Chr(CharDev::Zero) => {
             buf.fill(0);
@@ -156,7 +168,7 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
 /// # Errors
 ///
 /// `EBADF`; `EIO` for a procfs file without a write operation, as Linux's `proc_reg_write`;
-/// ramfs and sysctl handler errors.
+/// ramfs, sysctl handler and sysfs `store` errors.
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize, i32> {
     let f = file(fd)?;
     if !f.writable() {
@@ -177,6 +189,8 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, i32> {
         }
         Node::Seq(_) => return Err(EIO),
         &mut Node::Sysctl(table) => sysctl::write(table, buf, pos)?,
+        // Every write is one `store` of what it carries (sysfs ignores the position).
+        &mut Node::Attr(a) => sysfs::store(a, buf)?,
         Node::Chr(_) => buf.len(),
     };
     file(fd)?.pos += n as u64;

@@ -19,6 +19,7 @@ use klp_abi::stat::{S_IFCHR, S_IFDIR};
 use crate::ramfs::RamFile;
 use crate::seq_file::ShowFn;
 use crate::sync::Global;
+use crate::sysfs;
 
 /// An inode number: the index in the inode table.
 pub type Ino = u32;
@@ -33,7 +34,8 @@ pub enum FsType {
     Ramfs,
     /// procfs at `/proc`: seq_file and sysctl entries created by the kernel and modules.
     Proc,
-    /// sysfs at `/sys`: directories only; the host serves `/sys/kernel/livepatch`.
+    /// sysfs at `/sys`: directories and the attributes of modules' kobjects; the host serves
+    /// `/sys/kernel/livepatch` and `/sys/module`.
     Sysfs,
     /// devtmpfs at `/dev`: the memory devices.
     Devtmpfs,
@@ -58,6 +60,8 @@ pub enum Node {
     Seq(ShowFn),
     /// A `/proc/sys` file served by a sysctl handler.
     Sysctl(&'static CtlTable),
+    /// A sysfs attribute of a module's kobject, read by `show` and written by `store`.
+    Attr(sysfs::Attr),
     /// A character device.
     Chr(CharDev),
 }

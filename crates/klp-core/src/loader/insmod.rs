@@ -1,5 +1,6 @@
 //! insmod: place, relocate, resolve, instantiate, record, init — each step with its undo.
 
+use super::params::ParamKind;
 use super::resolve::resolve;
 use super::undo::{Transaction, Undo};
 use super::{
@@ -46,15 +47,6 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Parses `name=value` module parameters (`y`/`n`/`true`/`false` mean 1/0).
-fn parse_param(value: &str) -> Option<i32> {
-    match value {
-        "y" | "Y" | "true" => Some(1),
-        "n" | "N" | "false" => Some(0),
-        v => v.parse().ok(),
-    }
-}
-
 /// The `key=value` strings of a module's `.modinfo` section (`livepatch=Y` marks a live patch).
 fn modinfo(bytes: &[u8]) -> Vec<(String, String)> {
     let mut info = Vec::new();
@@ -93,7 +85,8 @@ fn param_perm(info: &[(String, String)], param: &str) -> u32 {
 /// # Errors
 /// `EEXIST` when loaded already, `ENOEXEC` for a malformed module (a name
 /// [`valid_module_name`] refuses, or a parameter outside the module's data, included), `ENOENT` for an unknown
-/// symbol, `EINVAL` for a symbol of the wrong type or a bad parameter, `ENOMEM`, the errno its
+/// symbol, `EINVAL` for a symbol of the wrong type or a bad parameter (`ERANGE` for an `int`
+/// out of range), `ENOMEM`, the errno its
 /// init returned, or a trap. The kernel is left as it was: every step taken is undone.
 pub fn load_module(
     e: &mut impl Engine,
@@ -134,20 +127,14 @@ fn prepare(
     params: &[&str],
     livepatch: bool,
 ) -> SysResult<Prepared> {
-    let mut values = Vec::new();
-    for param in params {
-        let (key, value) = param.split_once('=').unwrap_or((param, "1"));
-        match parse_param(value) {
-            Some(v) => values.push((key.to_string(), v)),
-            None => {
-                log(
-                    e,
-                    &format!("{name}: '{value}' invalid for parameter '{key}'"),
-                )?;
-                return Err(Errno::EINVAL.into());
-            }
-        }
-    }
+    // Parsed once the module is laid out and its parameters' types are known (parse_args).
+    let values = params
+        .iter()
+        .map(|param| match param.split_once('=') {
+            Some((key, value)) => (key.to_string(), Some(value.to_string())),
+            None => (param.to_string(), None),
+        })
+        .collect();
     let mut resolved = std::collections::HashMap::new();
     let mut uses = Vec::new();
     for undef in object.undefined() {
@@ -185,8 +172,8 @@ fn prepare(
 
 /// What [`prepare`] found.
 struct Prepared {
-    /// Parameter values by name.
-    values: Vec<(String, i32)>,
+    /// Parameter values by name, as given (`None`: the name alone).
+    values: Vec<(String, Option<String>)>,
     /// The value of every undefined symbol.
     resolved: std::collections::HashMap<String, u32>,
     /// Modules providing some of them.
@@ -225,17 +212,9 @@ fn load(
     let info = modinfo(bytes);
     let livepatch = info.iter().any(|(k, v)| k == "livepatch" && v == "Y");
     let prepared = prepare(e, name, object, params, livepatch)?;
-    let placed = place(e, name, object, &prepared, tx)?;
+    let placed = place(e, name, object, &prepared, &info, tx)?;
     let (init, exit) = (placed.linked.init, placed.linked.exit);
-    record(
-        e,
-        name,
-        object,
-        placed,
-        prepared.uses,
-        (&info, livepatch),
-        tx,
-    )?;
+    record(e, name, object, placed, prepared.uses, livepatch, tx)?;
     initialize(e, name, init, exit, tx)
 }
 
@@ -247,6 +226,7 @@ struct Placed {
     slot_base: u32,
     sigs: Vec<FuncSig>,
     linked: Linked,
+    params: Vec<Param>,
 }
 
 /// Allocates the module's data and table range, links it there, and writes its data and
@@ -256,6 +236,7 @@ fn place(
     name: &str,
     object: &ObjectFile,
     prepared: &Prepared,
+    info: &[(String, String)],
     tx: &mut Transaction<'_>,
 ) -> SysResult<Placed> {
     let (data_size, align) = object.data_size();
@@ -296,25 +277,43 @@ fn place(
         Ok(linked) => linked,
         Err(err) => return Err(invalid_format(e, name, &err)),
     };
-    // A parameter is a word of the module's own data; one elsewhere would let `key=value`
-    // write anywhere in kernel memory.
+    // A parameter lies in the module's own data, and its type (`parmtype`) fits its size; one
+    // elsewhere would let `key=value` write anywhere in kernel memory.
     let data_end = u64::from(data_base) + u64::from(data_size);
-    if let Some((key, _)) = linked
-        .params
-        .iter()
-        .find(|(_, addr)| *addr < data_base || u64::from(*addr) + 4 > data_end)
-    {
-        let err = ObjectError::Malformed(format!("parameter {key} lies outside the module's data"));
-        return Err(invalid_format(e, name, &err));
+    let mut params = Vec::new();
+    for (key, addr, size) in &linked.params {
+        let kind = ParamKind::from_modinfo(info, key, *size)
+            .map_err(|why| invalid_format(e, name, &ObjectError::Malformed(why)))?;
+        if *addr < data_base || u64::from(*addr) + u64::from(*size) > data_end {
+            let err =
+                ObjectError::Malformed(format!("parameter {key} lies outside the module's data"));
+            return Err(invalid_format(e, name, &err));
+        }
+        params.push(Param {
+            name: key.clone(),
+            addr: *addr,
+            kind,
+            perm: param_perm(info, key),
+        });
     }
     e.write(data_base, &linked.data)?;
     for (key, value) in &prepared.values {
-        match linked.params.iter().find(|(k, _)| k == key) {
-            Some((_, addr)) => e.write(*addr, &value.to_le_bytes())?,
-            None => sys::printk(
+        let value = value.as_deref().map(str::as_bytes);
+        let Some(param) = params.iter().find(|p| p.name == *key) else {
+            sys::printk(
                 e,
                 &format!("\x014{name}: unknown parameter '{key}' ignored"),
-            )?,
+            )?;
+            continue;
+        };
+        match param.kind.set(value) {
+            Ok(bytes) => e.write(param.addr, &bytes)?,
+            Err(errno) => {
+                for line in param.kind.error_lines(name, key, value) {
+                    log(e, &line)?;
+                }
+                return Err(errno.into());
+            }
         }
     }
     Ok(Placed {
@@ -324,6 +323,7 @@ fn place(
         slot_base,
         sigs,
         linked,
+        params,
     })
 }
 
@@ -336,7 +336,7 @@ fn record(
     object: &ObjectFile,
     placed: Placed,
     uses: Vec<String>,
-    (info, is_livepatch): (&[(String, String)], bool),
+    is_livepatch: bool,
     tx: &mut Transaction<'_>,
 ) -> SysResult<()> {
     let Placed {
@@ -346,6 +346,7 @@ fn record(
         slot_base,
         sigs,
         linked,
+        params,
     } = placed;
     let n = sigs.len() as u32;
     let instance = match e.instantiate(&linked.wasm) {
@@ -383,15 +384,7 @@ fn record(
         uses: uses.clone(),
         refcnt: 0,
         livepatch: is_livepatch,
-        params: linked
-            .params
-            .iter()
-            .map(|(param, addr)| Param {
-                name: param.clone(),
-                addr: *addr,
-                perm: param_perm(info, param),
-            })
-            .collect(),
+        params,
     };
     e.with_state(|s| s.modules.push(record));
     tx.push(Undo::Recorded);
@@ -429,17 +422,4 @@ fn initialize(
     }
     tx.push(Undo::Init { exit });
     set_state(e, name, ModuleState::Live).map_err(gone_is_enodev)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parameters_accept_numbers_and_booleans() {
-        assert_eq!(parse_param("1"), Some(1));
-        assert_eq!(parse_param("N"), Some(0));
-        assert_eq!(parse_param("-7"), Some(-7));
-        assert_eq!(parse_param("maybe"), None);
-    }
 }

@@ -7,6 +7,7 @@
 //! the module cannot come back, and every remaining step is taken.
 
 mod insmod;
+pub mod params;
 mod resolve;
 mod rmmod;
 mod undo;
@@ -47,13 +48,15 @@ pub struct LoadedModule {
     pub params: Vec<Param>,
 }
 
-/// A module parameter: an `int` in the module's data.
+/// A module parameter: an `int`, a `bool` or an `int` array in the module's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
     /// Its name (`insmod MODULE name=value`).
     pub name: String,
     /// Its address in kernel memory, inside the module's data.
     pub addr: u32,
+    /// Its type, which says its size and how it is parsed and shown.
+    pub kind: params::ParamKind,
     /// The permission of `/sys/module/<module>/parameters/<name>`; 0: not in sysfs.
     pub perm: u32,
 }

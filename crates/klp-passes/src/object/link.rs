@@ -334,8 +334,9 @@ impl Context<'_> {
         names
     }
 
-    /// `__param_<name>` symbols: name and address.
-    fn params(&self) -> Result<Vec<(String, u32)>, ObjectError> {
+    /// `__param_<name>` symbols: name, address and size (the loader checks the size against
+    /// the parameter's type).
+    fn params(&self) -> Result<Vec<(String, u32, u32)>, ObjectError> {
         let mut out = Vec::new();
         for s in self.o.symbols.iter().filter(|s| s.defined && s.global) {
             let (Some(name), SymTarget::Data(Some((seg, offset, size)))) = (&s.name, s.target)
@@ -345,14 +346,13 @@ impl Context<'_> {
             let Some(param) = name.strip_prefix(PARAM_PREFIX) else {
                 continue;
             };
-            if size != 4 {
-                return Err(malformed(format!(
-                    "parameter {name} is {size} bytes, not 4"
-                )));
+            if size == 0 {
+                return Err(malformed(format!("parameter {name} is 0 bytes")));
             }
             out.push((
                 param.to_string(),
                 self.o.data_addr(self.plan.data_base, seg, offset),
+                size,
             ));
         }
         Ok(out)

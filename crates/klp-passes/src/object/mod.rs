@@ -108,8 +108,8 @@ pub struct Linked {
     pub init: Option<u32>,
     /// Slot of `cleanup_module`.
     pub exit: Option<u32>,
-    /// Module parameters: name and address of each `__param_<name>`.
-    pub params: Vec<(String, u32)>,
+    /// Module parameters: name, address and size of each `__param_<name>`.
+    pub params: Vec<(String, u32, u32)>,
 }
 
 /// An owned symbol-table entry.

@@ -573,7 +573,7 @@ fn every_relocation_type_is_applied() {
     let l = o.link(&HAND_PLAN, &mut hand_resolver).unwrap();
     validate(&l.wasm);
     assert_eq!((l.init, l.exit), (Some(51), Some(52)));
-    assert_eq!(l.params, [("level".to_string(), 0x1_0008)]);
+    assert_eq!(l.params, [("level".to_string(), 0x1_0008, 4)]);
     // MEMORY_ADDR_I32 → COUNTER, TABLE_INDEX_I32 → local_fn's slot, the parameter's default.
     let word = |at: usize| u32::from_le_bytes(l.data[at..at + 4].try_into().unwrap());
     assert_eq!((word(0), word(4), word(8)), (0x1_0014, 50, 3));
@@ -678,9 +678,9 @@ fn relocation_of_the_wrong_kind_is_refused() {
 }
 
 #[test]
-fn parameter_of_the_wrong_size_is_refused() {
+fn parameter_of_no_size_is_refused() {
     let wasm = hand_module(&Breakage {
-        param_size: Some(2),
+        param_size: Some(0),
         ..Breakage::default()
     });
     let err = ObjectFile::parse(&wasm)
@@ -688,7 +688,7 @@ fn parameter_of_the_wrong_size_is_refused() {
         .link(&HAND_PLAN, &mut hand_resolver)
         .unwrap_err();
     assert!(
-        err.to_string().contains("__param_level is 2 bytes"),
+        err.to_string().contains("__param_level is 0 bytes"),
         "{err}"
     );
 }
