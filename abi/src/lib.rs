@@ -4,7 +4,8 @@
 //! host-call ops ([`HostOp`]), the livepatch structures (the `#[repr(C)]` [`KlpPatch`],
 //! [`KlpObject`], [`KlpFunc`] the guest builds, and their wasm32 layouts [`klp_patch`],
 //! [`klp_object`], [`klp_func`] the host reads them with), the syscalls' flags and record
-//! layouts, errno values, and the kernel's own types shared with modules (like
+//! layouts, errno values, the tasks' structures ([`TaskStruct`], wait queues, completions,
+//! timers, work items: `tasks.rs`), and the kernel's own types shared with modules (like
 //! `include/linux`). The `#[repr(C)]` types have pointer fields, so only a wasm32 build (the
 //! guest's) has the layout the constants describe; it checks them at compile time.
 //!
@@ -16,7 +17,8 @@ use core::ffi::{CStr, c_void};
 use core::mem::offset_of;
 
 /// The operations of the kernel's import `klp.hostcall(op, a, b, c) -> i32`, which returns a
-/// value >= 0 or -errno. The kernel makes ops 1 to 4; host-generated trampolines make 5 and 6.
+/// value >= 0 or -errno. The kernel makes ops 1 to 4 and 7 to 10; host-generated trampolines
+/// make 5 and 6.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostOp {
@@ -32,17 +34,33 @@ pub enum HostOp {
     TraceEntry = 5,
     /// A trampoline's exit (kretprobes): `a` = slot, `b` = return value.
     TraceExit = 6,
+    /// `schedule()`: `current` gives up the CPU; its `state` says whether it stays runnable.
+    /// 0: the caller must now call `klp.yield()`; 1 (any other value): it cannot sleep here,
+    /// the host has let time run to the next timer instead, and the caller re-checks.
+    Schedule = 7,
+    /// `try_to_wake_up`: the task at `a` was set `TASK_RUNNING`; the host queues it. 0.
+    Wake = 8,
+    /// A new task at `a` (its fields filled in): the host registers it and queues it if it
+    /// is `TASK_RUNNING`. 0 or `-EAGAIN`.
+    TaskNew = 9,
+    /// The earliest pending timer expiry changed to the `u64` jiffies `a` (low) `b` (high);
+    /// `u64::MAX` is no timer. The host calls `run_timers` once its clock reaches it. 0.
+    TimerNext = 10,
 }
 
 impl HostOp {
     /// Every op, in number order.
-    const ALL: [HostOp; 6] = [
+    const ALL: [HostOp; 10] = [
         HostOp::EnablePatch,
         HostOp::RegisterPatch,
         HostOp::UnregisterPatch,
         HostOp::DisablePatch,
         HostOp::TraceEntry,
         HostOp::TraceExit,
+        HostOp::Schedule,
+        HostOp::Wake,
+        HostOp::TaskNew,
+        HostOp::TimerNext,
     ];
 }
 
@@ -57,6 +75,12 @@ impl TryFrom<i32> for HostOp {
             .ok_or(op)
     }
 }
+
+mod tasks;
+pub use tasks::{
+    Completion, DelayedWork, ListHead, PtRegs, TaskStruct, TimerFn, TimerList, WaitQueueEntry,
+    WaitQueueFunc, WaitQueueHead, WorkFunc, WorkStruct, pt_regs, task, task_struct,
+};
 
 /// Size of the kernel's user buffer (`klp_user_buffer`), the scratch area the host copies
 /// syscall arguments into and reads results from.
@@ -214,6 +238,9 @@ pub mod errno {
     pub const ENAMETOOLONG: i32 = 36;
     /// Function not implemented.
     pub const ENOSYS: i32 = 38;
+    /// Interrupted by a signal; the syscall is restarted (kernel-internal, never seen by user
+    /// space in Linux).
+    pub const ERESTARTSYS: i32 = 512;
     /// Directory not empty.
     pub const ENOTEMPTY: i32 = 39;
     /// Too many levels of symbolic links.
@@ -508,6 +535,6 @@ mod tests {
             assert_eq!(HostOp::try_from(n), Ok(op));
         }
         assert_eq!(HostOp::try_from(0), Err(0));
-        assert_eq!(HostOp::try_from(7), Err(7));
+        assert_eq!(HostOp::try_from(11), Err(11));
     }
 }
