@@ -8,6 +8,7 @@ use klp_abi::errno::EINVAL;
 use klp_abi::new_utsname::SIZE as UTSNAME_SIZE;
 
 use crate::printk;
+use crate::sched::task::current;
 use crate::sync::Global;
 use crate::uaccess::{user_bytes, user_bytes_mut};
 use crate::utsname;
@@ -118,4 +119,20 @@ pub extern "C" fn sys_syslog(action: i32, buf: *mut u8, len: i32) -> i32 {
         return -EINVAL;
     };
     ret(user_bytes_mut(buf, len).and_then(|buf| printk::do_syslog(action, buf)))
+}
+
+/// getpid(2), `__x64_sys_getpid`: `current`'s thread group id. A traceable kernel function a
+/// patch can replace (as Linux's `test_klp_syscall` does); user tasks call it through
+/// `do_syscall_64` (no arguments, returns `i32`).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn __x64_sys_getpid() -> i32 {
+    // SAFETY: `current` is live.
+    unsafe { (*current()).ts.tgid }
+}
+
+/// getpid(2) for the host and modules: calls [`__x64_sys_getpid`] through its ftrace slot.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_getpid() -> i32 {
+    __x64_sys_getpid()
 }

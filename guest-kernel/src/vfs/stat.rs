@@ -28,7 +28,7 @@ pub fn stat(path: &[u8]) -> Result<Stat, i32> {
     let (mode, size) = match &inode.node {
         Node::File(data) => (inode.mode, data.size() as u32),
         Node::Sysctl(table) => (S_IFREG | table.mode, 0),
-        Node::Dir(_) | Node::Seq(_) | Node::Chr(_) => (inode.mode, 0),
+        Node::Dir(_) | Node::Seq(..) | Node::Chr(_) => (inode.mode, 0),
     };
     Ok(Stat {
         mode,
