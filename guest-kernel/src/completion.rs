@@ -40,10 +40,13 @@ pub extern "C" fn complete(x: *mut Completion) {
     // SAFETY: the caller's completion.
     unsafe {
         let done = done_of(x);
-        if *done != u32::MAX {
-            *done += 1;
-        }
-        __wake_up((*x).wait.as_ptr(), TASK_NORMAL as u32, 1, core::ptr::null_mut());
+        *done = (*done).saturating_add(1);
+        __wake_up(
+            (*x).wait.as_ptr(),
+            TASK_NORMAL as u32,
+            1,
+            core::ptr::null_mut(),
+        );
     }
 }
 
@@ -54,7 +57,12 @@ pub extern "C" fn complete_all(x: *mut Completion) {
     // SAFETY: the caller's completion.
     unsafe {
         *done_of(x) = u32::MAX;
-        __wake_up((*x).wait.as_ptr(), TASK_NORMAL as u32, 0, core::ptr::null_mut());
+        __wake_up(
+            (*x).wait.as_ptr(),
+            TASK_NORMAL as u32,
+            0,
+            core::ptr::null_mut(),
+        );
     }
 }
 
@@ -125,7 +133,10 @@ pub extern "C" fn wait_for_completion_interruptible(x: *mut Completion) -> i32 {
 /// `-ERESTARTSYS` on a signal.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn wait_for_completion_interruptible_timeout(x: *mut Completion, timeout: i32) -> i32 {
+pub extern "C" fn wait_for_completion_interruptible_timeout(
+    x: *mut Completion,
+    timeout: i32,
+) -> i32 {
     wait_for_common(x, timeout, TASK_INTERRUPTIBLE)
 }
 

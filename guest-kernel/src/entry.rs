@@ -80,7 +80,14 @@ pub unsafe extern "C" fn do_syscall_64(task: *mut TaskStruct) {
         -ENOSYS
     } else {
         // SAFETY: the host puts a kernel function of the described type in `func`.
-        unsafe { call_syscall(regs.func as u32 as usize, regs.nargs, regs.has_ret != 0, regs.args) }
+        unsafe {
+            call_syscall(
+                regs.func as u32 as usize,
+                regs.nargs,
+                regs.has_ret != 0,
+                regs.args,
+            )
+        }
     };
     // SAFETY: as above.
     unsafe { (*task).regs.ret = ret };

@@ -2,9 +2,7 @@
 //! tasks at boot (`rest_init`: `init`, `kthreadd`).
 
 use klp_abi::errno::{EAGAIN, ENOMEM, ENOSYS};
-use klp_abi::task::{
-    PF_KTHREAD, TASK_INTERRUPTIBLE, TASK_RUNNING, THREAD_SIZE, TIF_PATCH_PENDING,
-};
+use klp_abi::task::{PF_KTHREAD, TASK_INTERRUPTIBLE, TASK_RUNNING, THREAD_SIZE, TIF_PATCH_PENDING};
 use klp_abi::{HostOp, TaskStruct};
 
 use crate::entry::do_syscall_64;
@@ -59,7 +57,12 @@ fn klp_copy_process(child: *mut Task) {
 /// # Errors
 ///
 /// `ENOMEM`, `EAGAIN` (no slot or pid).
-pub fn copy_process(comm: &[u8], flags: u32, entry: TaskEntry, ppid: i32) -> Result<*mut Task, i32> {
+pub fn copy_process(
+    comm: &[u8],
+    flags: u32,
+    entry: TaskEntry,
+    ppid: i32,
+) -> Result<*mut Task, i32> {
     let task: *mut Task = kmalloc(size_of::<Task>(), 0).cast();
     if task.is_null() {
         return Err(ENOMEM);
@@ -155,11 +158,16 @@ pub fn rest_init() {
     unsafe { (*idle).ts.state = TASK_RUNNING };
     let init = do_syscall_64 as unsafe extern "C" fn(*mut TaskStruct);
     let kthreadd = kthreadd as unsafe extern "C" fn(*mut TaskStruct);
-    if boot_task(b"init", 0, init, 0).is_none() || boot_task(b"kthreadd", PF_KTHREAD, kthreadd, 0).is_none() {
+    if boot_task(b"init", 0, init, 0).is_none()
+        || boot_task(b"kthreadd", PF_KTHREAD, kthreadd, 0).is_none()
+    {
         pr_err!("fork: cannot create init and kthreadd");
     }
     if tasks_supported() {
-        pr_info!("sched: tasks run by the host, THREAD_SIZE {} KiB", THREAD_SIZE >> 10);
+        pr_info!(
+            "sched: tasks run by the host, THREAD_SIZE {} KiB",
+            THREAD_SIZE >> 10
+        );
     } else {
         pr_info!("sched: the host runs no tasks: schedule() does not sleep");
     }

@@ -120,21 +120,6 @@ pub unsafe fn list_first(head: *mut ListHead) -> Option<*mut ListHead> {
     unsafe { (!list_empty(head)).then(|| (*head).next) }
 }
 
-/// Moves every entry of `from` to the end of `to`, leaving `from` empty (`list_splice_tail_init`).
-///
-/// # Safety
-///
-/// Both must be live list heads.
-pub unsafe fn list_splice_tail_init(from: *mut ListHead, to: *mut ListHead) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        while let Some(first) = list_first(from) {
-            list_del_init(first);
-            list_add_tail(first, to);
-        }
-    }
-}
-
 /// `container_of`: the structure of type `$ty` whose field `$field` is at `$ptr`.
 macro_rules! container_of {
     ($ptr:expr, $ty:ty, $field:ident) => {

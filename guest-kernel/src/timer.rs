@@ -111,7 +111,7 @@ pub extern "C" fn add_timer(timer: *mut TimerList) {
     mod_timer(timer, expires_of(timer));
 }
 
-/// `timer_delete()`, `del_timer()`: disarms `timer`; returns 1 if it was pending.
+/// `del_timer()`: disarms `timer`; returns 1 if it was pending.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn del_timer(timer: *mut TimerList) -> i32 {
@@ -122,13 +122,27 @@ pub extern "C" fn del_timer(timer: *mut TimerList) -> i32 {
     i32::from(was_pending)
 }
 
-/// `timer_delete_sync()`, `del_timer_sync()`: as [`del_timer`]; callbacks never run while a
+/// `del_timer_sync()`: as [`del_timer`]; callbacks never run while a
 /// task does (they run in [`run_timers`], outside tasks, and do not sleep), so there is no
 /// running callback to wait for.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn del_timer_sync(timer: *mut TimerList) -> i32 {
     del_timer(timer)
+}
+
+/// `timer_delete()`: [`del_timer`]'s newer name.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn timer_delete(timer: *mut TimerList) -> i32 {
+    del_timer(timer)
+}
+
+/// `timer_delete_sync()`: [`del_timer_sync`]'s newer name.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn timer_delete_sync(timer: *mut TimerList) -> i32 {
+    del_timer_sync(timer)
 }
 
 /// `timer_pending()`: 1 if `timer` is armed.

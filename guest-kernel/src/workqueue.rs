@@ -325,8 +325,12 @@ pub fn workqueue_init() {
         return;
     }
     let entry = worker_thread as unsafe extern "C" fn(*mut TaskStruct);
-    let Ok(worker) = copy_process(b"kworker/0:0", PF_WQ_WORKER | PF_KTHREAD, entry, KTHREADD_PID)
-    else {
+    let Ok(worker) = copy_process(
+        b"kworker/0:0",
+        PF_WQ_WORKER | PF_KTHREAD,
+        entry,
+        KTHREADD_PID,
+    ) else {
         pr_err!("workqueue: cannot create kworker/0:0");
         return;
     };

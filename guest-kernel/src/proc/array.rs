@@ -8,8 +8,8 @@ use klp_abi::task::{
 };
 
 use super::base::pid_task;
-use crate::seq_file::SeqFile;
 use crate::sched::task::Task;
+use crate::seq_file::SeqFile;
 
 /// `SIGCHLD`, the `exit_signal` of every task but the idle task.
 const SIGCHLD: i32 = 17;
@@ -53,10 +53,10 @@ pub(super) unsafe extern "C" fn proc_pid_stat(m: *mut SeqFile, v: *mut c_void) -
     let rsslim = if kthread { u64::MAX } else { 0 };
     let _ = write!(m, "{} (", ts.pid);
     m.puts(task.comm());
-    let _ = write!(
+    let _ = writeln!(
         m,
         ") {} {} {pgrp} {session} 0 -1 {} 0 0 0 0 0 0 0 0 20 0 1 0 {start_time} 0 0 {rsslim} \
-         0 0 0 0 0 0 0 0 0 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 0 0 0 0 0 {}\n",
+         0 0 0 0 0 0 0 0 0 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 0 0 0 0 0 {}",
         task_state(task).0,
         ts.ppid,
         ts.flags,

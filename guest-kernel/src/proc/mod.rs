@@ -34,7 +34,14 @@ pub fn proc_create(name: &[u8], show: ShowFn) -> Result<(), i32> {
     if vfs::lookup(root, name).is_some() {
         return Err(EEXIST);
     }
-    vfs::create(root, name, FsType::Proc, S_IFREG | 0o444, Node::Seq(show, 0)).map(|_| ())
+    vfs::create(
+        root,
+        name,
+        FsType::Proc,
+        S_IFREG | 0o444,
+        Node::Seq(show, 0),
+    )
+    .map(|_| ())
 }
 
 /// Creates `/proc/<name>` for a module: reading it calls `show(m, v)` through the pointer.

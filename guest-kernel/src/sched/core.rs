@@ -5,9 +5,7 @@
 
 use klp_abi::HostOp;
 use klp_abi::TaskStruct;
-use klp_abi::task::{
-    TASK_INTERRUPTIBLE, TASK_NORMAL, TASK_RUNNING, TASK_WAKEKILL, TIF_SIGPENDING,
-};
+use klp_abi::task::{TASK_INTERRUPTIBLE, TASK_NORMAL, TASK_RUNNING, TASK_WAKEKILL, TIF_SIGPENDING};
 
 use super::task::{STACK_END_MAGIC, Task, current};
 use crate::host::{self, hostcall};

@@ -147,16 +147,6 @@ pub fn sched_init() {
     tasks()[0] = idle;
 }
 
-/// Every task, in slot order.
-pub fn for_each_process(mut f: impl FnMut(*mut Task)) {
-    for slot in 0..MAX_TASKS as usize {
-        let task = tasks()[slot];
-        if !task.is_null() {
-            f(task);
-        }
-    }
-}
-
 /// The task with `pid`, `find_task_by_vpid`.
 pub fn find_task_by_vpid(pid: i32) -> Option<*mut Task> {
     tasks()
