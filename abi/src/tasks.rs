@@ -116,12 +116,16 @@ pub struct TaskStruct {
     pub ppid: i32,
     /// Thread group id: what `getpid` returns.
     pub tgid: i32,
+    /// `preempt_count`: nonzero while the task is inside kernel code that must not be
+    /// preempted (it holds kernel state another task could reach). A task preempted with a
+    /// nonzero count must be resumed before any other task runs.
+    pub preempt_count: i32,
 }
 
 /// Layout of [`TaskStruct`] in guest memory (byte offsets), as the host reads it.
 pub mod task_struct {
     /// Size of the public part; the kernel's private fields follow.
-    pub const SIZE: u32 = 100;
+    pub const SIZE: u32 = 104;
     /// `pid: i32`.
     pub const PID: u32 = 0;
     /// `state: i32`.
@@ -148,6 +152,8 @@ pub mod task_struct {
     pub const PPID: u32 = 92;
     /// `tgid: i32`.
     pub const TGID: u32 = 96;
+    /// `preempt_count: i32`.
+    pub const PREEMPT_COUNT: u32 = 100;
 }
 
 /// Layout of [`PtRegs`] (byte offsets from its start).
@@ -182,6 +188,7 @@ const _: () = {
     assert!(offset_of!(TaskStruct, exit_code) == task_struct::EXIT_CODE as usize);
     assert!(offset_of!(TaskStruct, ppid) == task_struct::PPID as usize);
     assert!(offset_of!(TaskStruct, tgid) == task_struct::TGID as usize);
+    assert!(offset_of!(TaskStruct, preempt_count) == task_struct::PREEMPT_COUNT as usize);
     assert!(size_of::<PtRegs>() == pt_regs::SIZE as usize);
     assert!(offset_of!(PtRegs, func) == pt_regs::FUNC as usize);
     assert!(offset_of!(PtRegs, nargs) == pt_regs::NARGS as usize);

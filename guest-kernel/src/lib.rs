@@ -30,6 +30,7 @@ mod livepatch;
 mod mm;
 mod module;
 mod panic;
+mod preempt;
 mod proc;
 mod ramfs;
 mod sched;

@@ -9,6 +9,7 @@ use klp_abi::{HostOp, ListHead, TimerFn, TimerList};
 use crate::host::hostcall;
 use crate::jiffies::jiffies;
 use crate::list::{list_add_tail, list_del_init, list_first, list_linked};
+use crate::preempt::preempt_disable;
 use crate::sync::Global;
 
 /// The pending timers, sorted by `expires` (equal expiries in the order they were added).
@@ -59,6 +60,7 @@ fn detach_if_pending(timer: *mut TimerList) -> bool {
 
 /// Links `timer` into the sorted list.
 fn enqueue_timer(timer: *mut TimerList) {
+    let _preempt = preempt_disable();
     let head = TIMERS.as_ptr();
     let expires = expires_of(timer);
     // SAFETY: the list's entries are live timers; `timer` is unlinked.
@@ -170,6 +172,7 @@ pub extern "C" fn run_timers() {
     let now = jiffies();
     let mut expired = ListHead::new();
     let expired_head = &raw mut expired;
+    let preempt = preempt_disable();
     // SAFETY: the list's entries are live timers; `expired` lives until they all ran.
     unsafe {
         while let Some(entry) = list_first(TIMERS.as_ptr()) {
@@ -179,6 +182,7 @@ pub extern "C" fn run_timers() {
             list_del_init(entry);
             list_add_tail(entry, expired_head);
         }
+        drop(preempt);
         while let Some(entry) = list_first(expired_head) {
             list_del_init(entry);
             let timer = timer_of(entry);

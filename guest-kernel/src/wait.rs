@@ -6,6 +6,7 @@ use klp_abi::task::{TASK_INTERRUPTIBLE, TASK_NORMAL, TASK_RUNNING, WQ_FLAG_EXCLU
 use klp_abi::{ListHead, WaitQueueEntry, WaitQueueFunc, WaitQueueHead};
 
 use crate::list::{list_add, list_add_tail, list_del_init, list_empty, list_first, list_linked};
+use crate::preempt::preempt_disable;
 use crate::sched::core::{set_current_state, try_to_wake_up};
 use crate::sched::task::current;
 
@@ -187,6 +188,7 @@ pub extern "C" fn __wake_up(
     nr_exclusive: i32,
     key: *mut c_void,
 ) -> i32 {
+    let _preempt = preempt_disable();
     let head = head_of(wq);
     let mut remaining = nr_exclusive;
     let mut woken = 0;

@@ -9,6 +9,7 @@ use klp_abi::stat::S_IFREG;
 
 use super::array::{proc_pid_stat, proc_pid_status};
 use super::proc_root;
+use crate::preempt::preempt_disable;
 use crate::sched::task::{Task, find_task_by_vpid};
 use crate::seq_file::{SeqFile, ShowFn};
 use crate::vfs::{self, FsType, Node};
@@ -74,6 +75,7 @@ fn pid_name(pid: i32, buf: &mut [u8; 12]) -> &[u8] {
 ///
 /// `EEXIST` (a module's entry of that name), `ENOMEM`.
 pub fn proc_pid_register(pid: i32) -> Result<(), i32> {
+    let _preempt = preempt_disable();
     let mut buf = [0; 12];
     let name = pid_name(pid, &mut buf);
     let root = proc_root();
@@ -106,6 +108,7 @@ fn first_entry(dir: vfs::Ino, buf: &mut [u8; 32]) -> Option<usize> {
 
 /// Removes `/proc/<pid>/` and everything in it (open files live on until closed).
 pub fn proc_pid_unregister(pid: i32) {
+    let _preempt = preempt_disable();
     let mut buf = [0; 12];
     let name = pid_name(pid, &mut buf);
     let root = proc_root();

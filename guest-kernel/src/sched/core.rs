@@ -61,7 +61,12 @@ fn __schedule() -> bool {
     let prev = current();
     schedule_debug(prev);
     if hostcall(HostOp::Schedule, 0, 0, 0) == 0 {
+        // Sleeping lets go of the preempt count (see `crate::preempt`): the others may run.
+        // SAFETY: `current` is live.
+        let preempt_count = unsafe { core::mem::replace(&mut (*prev).ts.preempt_count, 0) };
         host::yield_cpu();
+        // SAFETY: as above.
+        unsafe { (*prev).ts.preempt_count = preempt_count };
         true
     } else {
         if !tasks_supported() {

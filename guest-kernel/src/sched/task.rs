@@ -11,6 +11,7 @@ use klp_abi::task::{
 };
 
 use crate::kthread::Kthread;
+use crate::preempt::preempt_disable;
 use crate::sync::Global;
 
 notrace!(klp_current_task_ptr, klp_init_task);
@@ -72,6 +73,7 @@ impl Task {
                 exit_code: 0,
                 ppid: 0,
                 tgid: 0,
+                preempt_count: 0,
             },
             usage: 1,
             stack_block: 0,
@@ -180,6 +182,7 @@ fn alloc_pid() -> Option<i32> {
 ///
 /// `EAGAIN` when every slot or pid is taken (Linux's fork fails with it too).
 pub fn attach_pid(task: *mut Task) -> Result<(), i32> {
+    let _preempt = preempt_disable();
     let slot = tasks()
         .iter()
         .position(|t| t.is_null())
@@ -197,6 +200,7 @@ pub fn attach_pid(task: *mut Task) -> Result<(), i32> {
 
 /// Takes `task` out of the table (`detach_pid`); its slot and pid are free again.
 pub fn detach_pid(task: *mut Task) {
+    let _preempt = preempt_disable();
     for t in tasks().iter_mut() {
         if core::ptr::eq(*t, task) {
             *t = core::ptr::null_mut();
