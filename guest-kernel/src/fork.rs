@@ -15,7 +15,7 @@ use crate::sched::core::{set_tasks_supported, tasks_supported};
 use crate::sched::task::{STACK_END_MAGIC, Task, attach_pid, idle_task};
 use crate::uaccess::kernel_bytes;
 
-/// The pid of `init`, the parent of user tasks.
+/// The pid of init (the shell), the parent of user tasks.
 pub const INIT_PID: i32 = 1;
 /// The pid of `kthreadd`, the parent of kthreads.
 pub const KTHREADD_PID: i32 = 2;
@@ -147,8 +147,8 @@ fn boot_task(comm: &[u8], flags: u32, entry: TaskEntry, ppid: i32) -> Option<*mu
     Some(task)
 }
 
-/// `rest_init`: `/proc/0` for `init_task`, then `init` (pid 1, the parent of the shell's
-/// commands) and `kthreadd` (pid 2), both asleep. Tells whether the host runs tasks.
+/// `rest_init`: `/proc/0` for `init_task`, then init (pid 1, `sh`: the shell, the parent of
+/// its commands) and `kthreadd` (pid 2), both asleep. Tells whether the host runs tasks.
 pub fn rest_init() {
     let idle = idle_task();
     if let Err(errno) = proc_pid_register(0) {
@@ -158,7 +158,7 @@ pub fn rest_init() {
     unsafe { (*idle).ts.state = TASK_RUNNING };
     let init = do_syscall_64 as unsafe extern "C" fn(*mut TaskStruct);
     let kthreadd = kthreadd as unsafe extern "C" fn(*mut TaskStruct);
-    if boot_task(b"init", 0, init, 0).is_none()
+    if boot_task(b"sh", 0, init, 0).is_none()
         || boot_task(b"kthreadd", PF_KTHREAD, kthreadd, 0).is_none()
     {
         pr_err!("fork: cannot create init and kthreadd");

@@ -131,6 +131,18 @@ pub extern "C" fn get_current() -> *mut TaskStruct {
     current().cast()
 }
 
+/// The pid and name a report (a panic) names: `current`'s; outside tasks the kernel works
+/// for the shell, `init` (pid 1, `sh`: "Run /bin/sh as init process").
+pub fn task_for_report() -> (i32, &'static [u8]) {
+    let task = match current() {
+        t if core::ptr::eq(t, idle_task()) => find_task_by_vpid(1).unwrap_or(t),
+        t => t,
+    };
+    // SAFETY: tasks in the table (and `init_task`) are live.
+    let task = unsafe { &*task };
+    (task.ts.pid, task.comm())
+}
+
 /// The idle task.
 pub fn idle_task() -> *mut Task {
     init_task.as_ptr()
