@@ -388,6 +388,49 @@ fn scenario(budget: i32) {
     assert!(log.contains("kfree: invalid pointer"), "{log}");
     let stat = k.read_file("/proc/3/stat");
     assert!(stat.starts_with("3 (kworker/0:0) I "), "{stat}");
+
+    // A delayed work item (struct delayed_work: work 16 bytes, then the timer, 8-aligned):
+    // flushed before its timer (a barrier and a completion across tasks), run by its timer,
+    // and cancelled.
+    let kfrees = |k: &mut Kernel| k.dmesg().matches("kfree: invalid pointer").count();
+    let dw = (k.call("klp_user_buffer", &[]) + 4096 + 7) & !7;
+    k.write(dw, &[0; 40]);
+    k.wr(dw + 12, kfree);
+    let before = kfrees(&mut k);
+    let t0 = k.store.data().clock_ns;
+    assert_eq!(
+        k.run_syscall("dq", "schedule_delayed_work", &[dw, 1000], true),
+        1
+    );
+    assert_eq!(
+        k.run_syscall("flusher", "flush_delayed_work", &[dw], true),
+        1
+    );
+    assert_eq!(kfrees(&mut k), before + 1);
+    assert!(
+        k.store.data().clock_ns - t0 < 1_000_000_000,
+        "flushed before the timer"
+    );
+    assert_eq!(
+        k.run_syscall("dq", "schedule_delayed_work", &[dw, 5], true),
+        1
+    );
+    k.run_until(|_| false);
+    assert_eq!(kfrees(&mut k), before + 2);
+    assert!(
+        k.store.data().clock_ns - t0 >= 20_000_000,
+        "ran by its timer"
+    );
+    assert_eq!(
+        k.run_syscall("dq", "schedule_delayed_work", &[dw, 100], true),
+        1
+    );
+    assert_eq!(
+        k.run_syscall("canceller", "cancel_delayed_work_sync", &[dw], true),
+        1
+    );
+    k.run_until(|_| false);
+    assert_eq!(kfrees(&mut k), before + 2, "a cancelled item does not run");
     let d = k.store.data();
     eprintln!(
         "budget {budget}: {} schedules, {} wakes, {} preemptions, clock {} ms",
