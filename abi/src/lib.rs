@@ -4,10 +4,10 @@
 //! host-call ops ([`HostOp`]), the livepatch structures (the `#[repr(C)]` [`KlpPatch`],
 //! [`KlpObject`], [`KlpFunc`] the guest builds, and their wasm32 layouts [`klp_patch`],
 //! [`klp_object`], [`klp_func`] the host reads them with), the syscalls' flags and record
-//! layouts, errno values, and the kernel's own types shared with modules (like
-//! `include/linux`: seq_file, sysctl tables, sysfs attributes). The `#[repr(C)]` types have
-//! pointer fields, so only a wasm32 build (the guest's) has the layout the constants describe;
-//! it checks them at compile time.
+//! layouts, errno values, the tasks' structures ([`TaskStruct`], wait queues, completions,
+//! timers, work items: `tasks.rs`), and the kernel's own types shared with modules (like
+//! `include/linux`). The `#[repr(C)]` types have pointer fields, so only a wasm32 build (the
+//! guest's) has the layout the constants describe; it checks them at compile time.
 //!
 //! `no_std`, without dependencies and without code besides `const` constructors and
 //! [`HostOp`]'s conversion.
@@ -17,7 +17,8 @@ use core::ffi::{CStr, c_void};
 use core::mem::offset_of;
 
 /// The operations of the kernel's import `klp.hostcall(op, a, b, c) -> i32`, which returns a
-/// value >= 0 or -errno. The kernel makes ops 1 to 4; host-generated trampolines make 5 and 6.
+/// value >= 0 or -errno. The kernel makes ops 1 to 4 and 7 to 10; host-generated trampolines
+/// make 5 and 6.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostOp {
@@ -33,13 +34,17 @@ pub enum HostOp {
     TraceEntry = 5,
     /// A trampoline's exit (kretprobes): `a` = slot, `b` = return value.
     TraceExit = 6,
-    /// `schedule()`: the current task gives up the CPU (0: now yield; 1: cannot sleep here).
+    /// `schedule()`: `current` gives up the CPU; its `state` says whether it stays runnable.
+    /// 0: the caller must now call `klp.yield()`; 1 (any other value): it cannot sleep here,
+    /// the host has let time run to the next timer instead, and the caller re-checks.
     Schedule = 7,
-    /// `wake_up_process`: the task at `a` is running again.
+    /// `try_to_wake_up`: the task at `a` was set `TASK_RUNNING`; the host queues it. 0.
     Wake = 8,
-    /// A new task at `a`.
+    /// A new task at `a` (its fields filled in): the host registers it and queues it if it
+    /// is `TASK_RUNNING`. 0 or `-EAGAIN`.
     TaskNew = 9,
-    /// The earliest timer expires at jiffy `a | b << 32` (all ones: none).
+    /// The earliest pending timer expiry changed to the `u64` jiffies `a` (low) `b` (high);
+    /// `u64::MAX` is no timer. The host calls `run_timers` once its clock reaches it. 0.
     TimerNext = 10,
 }
 
@@ -70,6 +75,12 @@ impl TryFrom<i32> for HostOp {
             .ok_or(op)
     }
 }
+
+mod tasks;
+pub use tasks::{
+    Completion, DelayedWork, ListHead, PtRegs, TaskStruct, TimerFn, TimerList, WaitQueueEntry,
+    WaitQueueFunc, WaitQueueHead, WorkFunc, WorkStruct, pt_regs, task, task_struct,
+};
 
 /// Size of the kernel's user buffer (`klp_user_buffer`), the scratch area the host copies
 /// syscall arguments into and reads results from.
@@ -227,6 +238,9 @@ pub mod errno {
     pub const ENAMETOOLONG: i32 = 36;
     /// Function not implemented.
     pub const ENOSYS: i32 = 38;
+    /// Interrupted by a signal; the syscall is restarted (kernel-internal, never seen by user
+    /// space in Linux).
+    pub const ERESTARTSYS: i32 = 512;
     /// Directory not empty.
     pub const ENOTEMPTY: i32 = 39;
     /// Too many levels of symbolic links.
@@ -593,66 +607,7 @@ mod tests {
             assert_eq!(HostOp::try_from(n), Ok(op));
         }
         assert_eq!(HostOp::try_from(0), Err(0));
-        assert_eq!(HostOp::try_from(7), Err(7));
+        assert_eq!(HostOp::try_from(11), Err(11));
     }
 }
 
-/// PROVISIONAL (host side first; the guest's definition replaces this at merge).
-pub mod task {
-    /// Each task's stack.
-    pub const THREAD_SIZE: u32 = 32 << 10;
-    /// Timer ticks per second.
-    pub const HZ: u64 = 250;
-    /// Runnable or running.
-    pub const TASK_RUNNING: i32 = 0;
-    /// Interruptible sleep.
-    pub const TASK_INTERRUPTIBLE: i32 = 1;
-    /// A signal is pending.
-    pub const TIF_SIGPENDING: u32 = 1 << 2;
-    /// The task's patch state is to be updated.
-    pub const TIF_PATCH_PENDING: u32 = 1 << 13;
-    /// No transition.
-    pub const KLP_TRANSITION_IDLE: i32 = -1;
-    /// Unpatched.
-    pub const KLP_TRANSITION_UNPATCHED: i32 = 0;
-    /// Patched.
-    pub const KLP_TRANSITION_PATCHED: i32 = 1;
-    /// A kernel thread.
-    pub const PF_KTHREAD: u32 = 0x0020_0000;
-    /// A workqueue worker.
-    pub const PF_WQ_WORKER: u32 = 0x20;
-}
-
-/// PROVISIONAL: offsets in `task_struct`.
-pub mod task_struct {
-    /// pid.
-    pub const PID: u32 = 0;
-    /// __state.
-    pub const STATE: u32 = 4;
-    /// flags.
-    pub const FLAGS: u32 = 8;
-    /// patch_state.
-    pub const PATCH_STATE: u32 = 12;
-    /// thread_info flags.
-    pub const TI_FLAGS: u32 = 16;
-    /// task slot.
-    pub const SLOT: u32 = 20;
-    /// stack base.
-    pub const STACK: u32 = 24;
-    /// entry.
-    pub const ENTRY: u32 = 28;
-    /// comm.
-    pub const COMM: u32 = 32;
-    /// regs.
-    pub const REGS: u32 = 48;
-    /// regs.func.
-    pub const REGS_FUNC: u32 = 0;
-    /// regs.nargs.
-    pub const REGS_NARGS: u32 = 4;
-    /// regs.has_ret.
-    pub const REGS_HAS_RET: u32 = 8;
-    /// regs.args.
-    pub const REGS_ARGS: u32 = 12;
-    /// regs.ret.
-    pub const REGS_RET: u32 = 36;
-}

@@ -6,7 +6,7 @@ use crate::printk::CONSOLE_PRINTK;
 use crate::sync::Global;
 use crate::uaccess::kernel_bytes;
 use crate::utsname::{UTS_RELEASE, UTS_VERSION};
-use crate::{mm, panic, proc, sched, utsname, vfs};
+use crate::{fork, mm, panic, proc, sched, utsname, vfs, workqueue};
 
 /// Who built the kernel, `LINUX_COMPILE_BY@LINUX_COMPILE_HOST`.
 pub const LINUX_COMPILE_BY: &str = "klp@wasm";
@@ -62,7 +62,8 @@ fn parse_early_params(cmdline: &[u8]) {
 }
 
 /// Boots the kernel with a command line: the banner, memory, the filesystems, procfs and
-/// sysctl, the scheduler tunables. Returns 0, or `-EBUSY` if the kernel already runs.
+/// sysctl, the scheduler tunables, the first tasks and the workqueue's worker. Returns 0, or
+/// `-EBUSY` if the kernel already runs.
 ///
 /// # Safety
 ///
@@ -103,6 +104,8 @@ pub unsafe extern "C" fn kernel_boot(cmdline: *const u8, len: usize) -> i32 {
     proc::init();
     utsname::init();
     sched::init();
+    fork::rest_init();
+    workqueue::workqueue_init();
     panic::init();
     pr_info!("livepatch: ready: patches are applied by the host's ftrace table");
     pr_info!("Run /bin/sh as init process");

@@ -2,6 +2,9 @@
 //!
 //! The livepatch core (func_stack, transitions, sysfs) lives in the host, which owns the
 //! ftrace table. These wrappers are notrace: patching them would break patching itself.
+//! The tasks' side of a transition (`klp_update_patch_state`) is in [`transition`].
+
+pub mod transition;
 
 use klp_abi::{HostOp, KlpPatch};
 

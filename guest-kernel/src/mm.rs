@@ -3,6 +3,7 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
 
+use crate::preempt::preempt_disable;
 use crate::sync::Global;
 
 /// A WebAssembly page, the unit linear memory grows by.
@@ -331,6 +332,7 @@ pub fn stats() -> MemStats {
 /// A request of 0 bytes still returns a unique pointer that [`kfree`] accepts.
 #[unsafe(no_mangle)]
 pub extern "C" fn kmalloc(size: usize, _flags: u32) -> *mut u8 {
+    let _preempt = preempt_disable();
     // SAFETY: the allocator makes no outside calls.
     let ptr = unsafe { HEAP.get() }.alloc(size, ALIGN);
     if !ptr.is_null() {
@@ -345,6 +347,7 @@ pub extern "C" fn kmalloc(size: usize, _flags: u32) -> *mut u8 {
 #[unsafe(no_mangle)]
 pub extern "C" fn kfree(ptr: *mut u8) {
     if !ptr.is_null() {
+        let _preempt = preempt_disable();
         // SAFETY: the allocator makes no outside calls.
         unsafe { HEAP.get() }.free(ptr);
     }
@@ -356,11 +359,13 @@ struct KmallocAllocator;
 // SAFETY: blocks are disjoint, aligned to `ALIGN`, and larger alignments are refused.
 unsafe impl GlobalAlloc for KmallocAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _preempt = preempt_disable();
         // SAFETY: the allocator makes no outside calls.
         unsafe { HEAP.get() }.alloc(layout.size(), layout.align())
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        let _preempt = preempt_disable();
         // SAFETY: as above.
         unsafe { HEAP.get() }.free(ptr);
     }

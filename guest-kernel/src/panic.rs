@@ -88,14 +88,16 @@ pub unsafe extern "C" fn panic(msg: *const u8, len: usize) -> ! {
     pr_emerg!("Kernel panic - not syncing: {msg}");
     // SAFETY: a short read.
     let tainted = unsafe { *TAINTED.get() };
+    let (pid, comm) = crate::sched::task::task_for_report();
+    let comm = comm.escape_ascii();
     if tainted & (1 << TAINT_LIVEPATCH) != 0 {
         pr_emerg!(
-            "CPU: 0 UID: 0 PID: 1 Comm: sh Tainted: G K {} #1",
+            "CPU: 0 UID: 0 PID: {pid} Comm: {comm} Tainted: G K {} #1",
             crate::utsname::UTS_RELEASE
         );
     } else {
         pr_emerg!(
-            "CPU: 0 UID: 0 PID: 1 Comm: sh Not tainted {} #1",
+            "CPU: 0 UID: 0 PID: {pid} Comm: {comm} Not tainted {} #1",
             crate::utsname::UTS_RELEASE
         );
     }

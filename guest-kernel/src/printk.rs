@@ -9,6 +9,7 @@ use klp_abi::syslog::{
 };
 
 use crate::host;
+use crate::preempt::preempt_disable;
 use crate::sync::Global;
 use crate::uaccess::kernel_bytes;
 
@@ -187,6 +188,7 @@ impl<const N: usize> Write for LineBuf<N> {
 pub fn log(level: u8, text: &[u8]) {
     let text = text.strip_suffix(b"\n").unwrap_or(text);
     let ts = host::clock_ns();
+    let _preempt = preempt_disable();
     // SAFETY: no other borrow of the log is alive; storing makes no outside calls.
     unsafe { LOG.get() }.store(level, ts, text);
 }
@@ -307,6 +309,7 @@ fn print_all(log: &mut LogBuf, buf: &mut [u8], clear: bool) -> usize {
 ///
 /// `EINVAL` for an unknown action.
 pub fn do_syslog(action: i32, buf: &mut [u8]) -> Result<usize, i32> {
+    let _preempt = preempt_disable();
     // SAFETY: formatting makes no outside calls, so the borrow stays exclusive.
     let log = unsafe { LOG.get() };
     match action {

@@ -1,18 +1,22 @@
-//! Scheduler tunables and statistics: jiffies, `sched_rr_timeslice_ms`, `/proc/schedstat`.
+//! The scheduler: its tunables and statistics (`sched_rr_timeslice_ms`, `/proc/schedstat`)
+//! here, tasks, `schedule` and sleeping in the submodules.
 
-use core::ffi::c_void;
-use core::fmt::Write;
+pub mod core;
+pub mod task;
+pub mod timeout;
+
+use ::core::ffi::c_void;
+use ::core::fmt::Write;
 
 use klp_abi::CtlTable;
 
 use crate::host;
+use crate::jiffies::{HZ, jiffies};
 use crate::proc::proc_create;
 use crate::proc::sysctl::{proc_dointvec, register_sysctl};
 use crate::seq_file::SeqFile;
 use crate::sync::Global;
 
-/// Timer ticks per second.
-pub const HZ: u64 = 250;
 /// Default SCHED_RR timeslice in milliseconds.
 const RR_TIMESLICE_MS: i32 = 100;
 
@@ -23,11 +27,6 @@ static SYSCTL_SCHED_RR_TIMESLICE: Global<i32> = Global::new(RR_TIMESLICE_MS);
 /// symbol of this name, which a livepatch can reach.
 #[used]
 static mut SCHED_RR_TIMESLICE: i32 = msecs_to_jiffies(RR_TIMESLICE_MS);
-
-/// Ticks since boot.
-pub fn jiffies() -> u64 {
-    host::clock_ns() / (1_000_000_000 / HZ)
-}
 
 /// Milliseconds to jiffies, rounding up.
 const fn msecs_to_jiffies(ms: i32) -> i32 {
@@ -86,8 +85,10 @@ unsafe extern "C" fn show_schedstat(m: *mut SeqFile, _v: *mut c_void) -> i32 {
     0
 }
 
-/// Registers the scheduler's sysctl and `/proc/schedstat`.
+/// Puts `init_task` into the task table, registers the scheduler's sysctl and
+/// `/proc/schedstat`.
 pub fn init() {
+    task::sched_init();
     register_sysctl(b"kernel", &SCHED_RT_SYSCTLS);
     // /proc is empty of this name at boot.
     let _ = proc_create(b"schedstat", show_schedstat);

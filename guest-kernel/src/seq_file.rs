@@ -39,13 +39,13 @@ impl fmt::Write for SeqFile {
     }
 }
 
-/// Runs a show callback through its function pointer and returns what it wrote.
+/// Runs a show callback through its function pointer with `v` and returns what it wrote.
 ///
 /// # Errors
 ///
 /// The callback's negative return value, as a positive errno; `ENOMEM` when the buffer
 /// could not hold what it wrote.
-pub fn seq_show(show: ShowFn) -> Result<Vec<u8>, i32> {
+pub fn seq_show(show: ShowFn, v: usize) -> Result<Vec<u8>, i32> {
     let mut m = SeqFile {
         buf: Vec::new(),
         overflow: false,
@@ -53,7 +53,7 @@ pub fn seq_show(show: ShowFn) -> Result<Vec<u8>, i32> {
     let m_ptr: *mut SeqFile = &mut m;
     // SAFETY: `show` is a procfs callback of the right type; `m` outlives the call, and
     // no other reference to it exists while the callback runs.
-    let ret = unsafe { show(m_ptr, core::ptr::null_mut()) };
+    let ret = unsafe { show(m_ptr, v as *mut c_void) };
     match (ret, m.overflow) {
         (ret, _) if ret < 0 => Err(-ret),
         (_, true) => Err(ENOMEM),

@@ -44,9 +44,12 @@ pub use kobject::{
     sysfs_remove_file,
 };
 
+pub mod task;
+
 /// The kernel's exported functions, as the loader links them.
 pub mod sys {
     use super::{CtlTable, KlpPatch, SeqFile, ShowFn};
+    pub use crate::task::sys::*;
 
     unsafe extern "C" {
         /// Logs `len` bytes; an optional `"\x01" + digit` prefix is the level.

@@ -1,5 +1,7 @@
 //! procfs: `/proc` entries backed by seq_file show callbacks, for the kernel and for modules.
 
+pub mod array;
+pub mod base;
 mod cmdline;
 mod meminfo;
 mod modules;
@@ -32,7 +34,14 @@ pub fn proc_create(name: &[u8], show: ShowFn) -> Result<(), i32> {
     if vfs::lookup(root, name).is_some() {
         return Err(EEXIST);
     }
-    vfs::create(root, name, FsType::Proc, S_IFREG | 0o444, Node::Seq(show)).map(|_| ())
+    vfs::create(
+        root,
+        name,
+        FsType::Proc,
+        S_IFREG | 0o444,
+        Node::Seq(show, 0),
+    )
+    .map(|_| ())
 }
 
 /// Creates `/proc/<name>` for a module: reading it calls `show(m, v)` through the pointer.
@@ -63,7 +72,7 @@ pub unsafe extern "C" fn remove_proc_entry(name: *const u8, len: usize) {
     let root = proc_root();
     let is_seq = vfs::lookup(root, name)
         .and_then(vfs::inode)
-        .is_some_and(|i| matches!(i.node, Node::Seq(_)));
+        .is_some_and(|i| matches!(i.node, Node::Seq(..)));
     if is_seq {
         vfs::remove(root, name);
     } else {

@@ -135,11 +135,11 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
     let n = match &inode(ino).ok_or(EBADF)?.node {
         Node::Dir(_) => return Err(EISDIR),
         Node::File(data) => data.read(pos, buf),
-        &Node::Seq(show) => {
+        &Node::Seq(show, v) => {
             if file(fd)?.seq.is_none() {
                 // The callback may be module code calling back into the kernel: no borrow
                 // of the descriptor or inode tables is alive across it.
-                let text = seq_show(show)?;
+                let text = seq_show(show, v)?;
                 file(fd)?.seq = Some(text);
             }
             ramfs::read(file(fd)?.seq.as_deref().unwrap_or_default(), pos, buf)
@@ -187,7 +187,7 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, i32> {
             file(fd)?.pos = pos;
             n
         }
-        Node::Seq(_) => return Err(EIO),
+        Node::Seq(..) => return Err(EIO),
         &mut Node::Sysctl(table) => sysctl::write(table, buf, pos)?,
         // Every write is one `store` of what it carries (sysfs ignores the position).
         &mut Node::Attr(a) => sysfs::store(a, buf)?,

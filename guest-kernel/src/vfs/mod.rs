@@ -56,8 +56,9 @@ pub enum Node {
     Dir(Vec<DirEntry>),
     /// A ramfs file's contents.
     File(RamFile),
-    /// A procfs file whose contents come from a show callback.
-    Seq(ShowFn),
+    /// A procfs file whose contents come from a show callback, and the `v` it is called with
+    /// (0, or what the entry is about, such as the pid of a `/proc/<pid>` file).
+    Seq(ShowFn, usize),
     /// A `/proc/sys` file served by a sysctl handler.
     Sysctl(&'static CtlTable),
     /// A sysfs attribute of a module's kobject, read by `show` and written by `store`.

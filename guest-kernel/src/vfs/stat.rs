@@ -32,7 +32,7 @@ pub fn stat(path: &[u8]) -> Result<Stat, i32> {
         Node::Sysctl(table) => (S_IFREG | table.mode, 0),
         // sysfs attributes say PAGE_SIZE, the most a show can give.
         Node::Attr(_) => (inode.mode, SYSFS_BUF_SIZE as u32),
-        Node::Dir(_) | Node::Seq(_) | Node::Chr(_) => (inode.mode, 0),
+        Node::Dir(_) | Node::Seq(..) | Node::Chr(_) => (inode.mode, 0),
     };
     Ok(Stat {
         mode,

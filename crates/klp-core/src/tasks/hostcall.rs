@@ -21,6 +21,10 @@ fn read_i32(e: &mut impl Engine, addr: u32) -> Result<i32, EngineError> {
 /// # Errors
 /// A trap in the timers.
 pub fn schedule(e: &mut impl Engine) -> SysResult<i32> {
+    if !e.has_tasks() {
+        // No task can sleep on this engine: the kernel runs its timers itself.
+        return Err(Errno::ENOSYS.into());
+    }
     let (running, depth) = e.with_state(|s| (s.tasks.running, s.tasks.host_depth));
     let Some(pid) = running.filter(|_| depth == 1) else {
         let next = e.with_state(|s| s.tasks.next_timer);
@@ -49,8 +53,12 @@ pub fn schedule(e: &mut impl Engine) -> SysResult<i32> {
     Ok(0)
 }
 
-/// `Wake`: the kernel set the task at `addr` running again.
+/// `Wake`: the kernel set the task at `addr` running again (it may be queued already: a
+/// preempted task).
 pub fn wake(e: &mut impl Engine, addr: u32) -> SysResult<i32> {
+    if !e.has_tasks() {
+        return Err(Errno::ENOSYS.into());
+    }
     e.with_state(|s| {
         let pid = s.tasks.by_addr(addr);
         match pid.and_then(|pid| s.tasks.tasks.get_mut(&pid)) {
@@ -69,6 +77,11 @@ pub fn wake(e: &mut impl Engine, addr: u32) -> SysResult<i32> {
 /// # Errors
 /// A fault reading the task.
 pub fn task_new(e: &mut impl Engine, addr: u32) -> SysResult<i32> {
+    if !e.has_tasks() {
+        // The kernel keeps no task it would need the host to run (no kworker: work runs when
+        // queued).
+        return Err(Errno::ENOSYS.into());
+    }
     let pid = read_i32(e, addr + ts::PID)?;
     let slot = read_i32(e, addr + ts::SLOT)?;
     let flags = read_i32(e, addr + ts::FLAGS)? as u32;
@@ -106,6 +119,9 @@ pub fn task_new(e: &mut impl Engine, addr: u32) -> SysResult<i32> {
 
 /// `TimerNext`: the kernel's earliest timer now expires at jiffy `at` (`u64::MAX`: none).
 pub fn timer_next(e: &mut impl Engine, at: u64) -> SysResult<i32> {
+    if !e.has_tasks() {
+        return Err(Errno::ENOSYS.into());
+    }
     e.with_state(|s| s.tasks.next_timer = (at != u64::MAX).then_some(at));
     Ok(0)
 }

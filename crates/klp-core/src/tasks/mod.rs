@@ -154,6 +154,9 @@ pub struct Tasks {
     host_timers: BTreeMap<HostTimer, u64>,
     /// The task running now.
     running: Option<Pid>,
+    /// A task preempted with preemption off (`preempt_count` > 0): it runs next, before any
+    /// other task (it holds kernel state another task could reach).
+    pinned: Option<Pid>,
     /// The task of the shell command running now.
     command: Option<Pid>,
     /// Host calls in progress (1 = a task's kernel code called the host).
@@ -180,6 +183,7 @@ impl Tasks {
             next_timer: None,
             host_timers: BTreeMap::new(),
             running: None,
+            pinned: None,
             command: None,
             host_depth: 0,
             sigint: false,

@@ -10,6 +10,7 @@ use crate::instrument::ValType;
 use crate::sys::{SysError, SysResult};
 use core::time::Duration;
 use klp_abi::task::{TASK_INTERRUPTIBLE, TASK_RUNNING, THREAD_SIZE, TIF_SIGPENDING};
+use klp_abi::pt_regs as pt;
 use klp_abi::task_struct as ts;
 use thiserror::Error;
 
@@ -91,11 +92,11 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
         return Err(Errno::ESRCH.into());
     };
     let regs = addr + ts::REGS;
-    write_i32(e, regs + ts::REGS_FUNC, func as i32)?;
-    write_i32(e, regs + ts::REGS_NARGS, args.len() as i32)?;
-    write_i32(e, regs + ts::REGS_HAS_RET, i32::from(returns))?;
+    write_i32(e, regs + pt::FUNC, func as i32)?;
+    write_i32(e, regs + pt::NARGS, args.len() as i32)?;
+    write_i32(e, regs + pt::HAS_RET, i32::from(returns))?;
     for (i, &a) in args.iter().enumerate() {
-        write_i32(e, regs + ts::REGS_ARGS + 4 * i as u32, a)?;
+        write_i32(e, regs + pt::ARGS + 4 * i as u32, a)?;
     }
     e.with_state(|s| {
         if let Some(t) = s.tasks.tasks.get_mut(&pid) {
@@ -111,7 +112,7 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
         // Killed by SIGINT on its way back to user mode.
         return Err(interrupted().into());
     }
-    let ret = read_u32(e, regs + ts::REGS_RET)? as i32;
+    let ret = read_u32(e, regs + pt::RET)? as i32;
     Ok(returns.then_some(ret))
 }
 
@@ -261,6 +262,9 @@ fn run_loop(
         }
         let next = e.with_state(|s| {
             let t = &mut s.tasks;
+            if let Some(pid) = t.pinned.take().filter(|p| t.tasks.contains_key(p)) {
+                return Some(pid);
+            }
             let runnable: Vec<Pid> = t
                 .tasks
                 .values()
@@ -370,6 +374,11 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
             }
         }
     });
+    if let TaskStop::Preempted(_) = resumed.stop
+        && read_u32(e, task.addr + ts::PREEMPT_COUNT)? != 0
+    {
+        e.with_state(|s| s.tasks.pinned = Some(pid));
+    }
     if resumed.stop == TaskStop::Finished && task.kind == Kind::Kthread {
         // It exited: the host drops the reference the task held on itself.
         e.with_state(|s| s.tasks.tasks.remove(&pid));
