@@ -87,7 +87,8 @@ impl Kernel {
     /// Whatever stops the boot, as text.
     #[wasm_bindgen(constructor)]
     pub fn new(kernel: &[u8], cmdline: &str) -> Result<Kernel, JsError> {
-        let image = klp_core::kernel::prepare(kernel, cmdline, true)
+        // No stack switching in the browser: the kernel runs without tasks.
+        let image = klp_core::kernel::prepare_for(kernel, cmdline, true, false)
             .map_err(|e| JsError::new(&e.to_string()))?;
         let mut engine = WebEngine::instantiate_kernel(&image.wasm, image.state)
             .map_err(|e| JsError::new(&e.to_string()))?;

@@ -41,12 +41,26 @@ pub struct BootImage {
 /// # Errors
 /// The kernel is not valid wasm, or has no symbol table.
 pub fn prepare(kernel: &[u8], cmdline: &str, hook: bool) -> Result<BootImage, BootError> {
+    prepare_for(kernel, cmdline, hook, true)
+}
+
+/// [`prepare`] for an engine with tasks (`tasks`: stack switching) or without (the browser): a
+/// kernel that imports `klp.yield` gets the tasks rewrite only with them.
+///
+/// # Errors
+/// As [`prepare`].
+pub fn prepare_for(
+    kernel: &[u8],
+    cmdline: &str,
+    hook: bool,
+    tasks: bool,
+) -> Result<BootImage, BootError> {
     let (wasm, ftrace) = if !hook {
         (kernel.to_vec(), FtraceMap::default())
     } else if let Ok(map) = FtraceMap::from_instrumented(kernel) {
         (kernel.to_vec(), map)
     } else {
-        let out = instrument::instrument(kernel, &[])?;
+        let out = instrument::instrument_for(kernel, &[], tasks)?;
         (out.wasm, out.ftrace)
     };
     let kallsyms = Kallsyms::from_kernel(&wasm)?;

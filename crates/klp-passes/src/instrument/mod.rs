@@ -168,8 +168,22 @@ impl<E: std::fmt::Display> From<wasm_encoder::reencode::Error<E>> for Instrument
 /// no mutable i32 `__stack_pointer`, more than 2^20 slots, clashing export names); for a kernel
 /// that imports `klp.yield`, also what [`tasks::add_tasks`] refuses.
 pub fn instrument(wasm: &[u8], extra_notrace: &[&str]) -> Result<Instrumented, InstrumentError> {
+    instrument_for(wasm, extra_notrace, true)
+}
+
+/// [`instrument`], with the tasks rewrite only when `tasks` is true: an engine without stack
+/// switching (the browser) runs a kernel that imports `klp.yield` without it, its yield a call
+/// that returns at once.
+///
+/// # Errors
+/// As [`instrument`].
+pub fn instrument_for(
+    wasm: &[u8],
+    extra_notrace: &[&str],
+    tasks: bool,
+) -> Result<Instrumented, InstrumentError> {
     let k = Kernel::parse(wasm)?;
-    let with_tasks = tasks::uses_tasks(wasm)?;
+    let with_tasks = tasks && tasks::uses_tasks(wasm)?;
     if k.is_instrumented() {
         // A damaged map says more than "already instrumented".
         k.ftrace_map()?;
