@@ -5,7 +5,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use klp_benches::{
-    TARGET_DELTA, TARGET_PATCHED_DELTA, boot, boot_with, call, chained, guest_loop, insmod, kind,
+    TARGET_DELTA, TARGET_PATCHED_DELTA, boot, boot_without_tasks, call, chained, guest_loop,
+    insmod, kind,
 };
 use klp_core::engine::Callee;
 use klp_wasmtime::{Options, WasmtimeEngine};
@@ -51,14 +52,12 @@ fn dispatch(c: &mut Criterion) {
     });
     drop(e);
 
-    // With Cranelift's inliner on, the direct call inlines; the slot call cannot.
-    let mut inl = boot_with(
-        true,
-        Options {
-            inlining: true,
-            ..Options::default()
-        },
-    );
+    // With Cranelift's inliner on, the direct call inlines; the slot call cannot. Only a
+    // kernel without tasks can be inlined (wasmtime cannot inline with stack switching).
+    let mut inl = boot_without_tasks(Options {
+        inlining: true,
+        ..Options::default()
+    });
     g.bench_function("direct_inlining", |b| {
         b.iter_custom(|iters| calls(&mut inl, kind::DIRECT, TARGET_DELTA, iters));
     });

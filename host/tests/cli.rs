@@ -100,7 +100,9 @@ fn instrument_writes_a_valid_kernel_and_kallsyms_reads_it() {
     ]);
     assert_eq!(status, 0, "{err}");
     let wasm = std::fs::read(&out).unwrap();
-    wasmparser::Validator::new()
+    // The kernel imports klp.yield: the output has tasks, on stack switching.
+    let features = wasmparser::WasmFeatures::default() | klp_passes::instrument::tasks::FEATURES;
+    wasmparser::Validator::new_with_features(features)
         .validate_all(&wasm)
         .expect("valid");
     let (status, listing, _) = klp(&["kallsyms", out.to_str().unwrap()]);

@@ -34,7 +34,8 @@ fn direct_call_targets(wasm: &[u8]) -> Vec<u32> {
 #[test]
 fn instrumented_kernel_validates() {
     let (wasm, _) = instrumented();
-    Validator::new_with_features(WasmFeatures::default())
+    // With tasks (the kernel imports klp.yield): stack switching and what it needs.
+    Validator::new_with_features(WasmFeatures::default() | klp_passes::instrument::tasks::FEATURES)
         .validate_all(&wasm)
         .expect("valid wasm");
 }

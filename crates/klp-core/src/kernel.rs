@@ -257,7 +257,11 @@ fn task_report(comm: &str, pid: i32, tainted: &str, trap: &GuestTrap) -> String 
     let mut report = format!(
         "CPU: 0 PID: {pid} Comm: {comm} Tainted: {tainted} 6.12.0-klp #1\nCall Trace:\n <TASK>\n"
     );
-    for frame in &trap.frames {
+    let kernel_frames = trap
+        .frames
+        .iter()
+        .filter(|f| !f.as_deref().is_some_and(crate::tasks::is_machinery));
+    for frame in kernel_frames {
         report.push_str(&format!(" {}\n", frame_name(Some(frame))));
     }
     report.push_str(" </TASK>");

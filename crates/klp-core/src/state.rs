@@ -76,6 +76,17 @@ impl KernelState {
             })
     }
 
+    /// The task running now, as traces name it (`comm`, pid): the task the scheduler runs, or
+    /// else the command's; without tasks, the command with the shell's one pid.
+    pub fn current_task(&self) -> (String, i32) {
+        let t = &self.tasks;
+        let pid = t.running().map(|p| p.get()).or_else(|| t.command_pid());
+        match pid.and_then(|pid| t.by_pid(pid)) {
+            Some(task) => (task.comm().to_string(), task.pid().get()),
+            None => (self.comm.clone(), 1),
+        }
+    }
+
     /// A loaded module by name.
     pub fn module(&self, name: &str) -> Option<&LoadedModule> {
         self.modules.iter().find(|m| m.name == name)

@@ -132,7 +132,7 @@ pub fn instantiate_kernel(
     state: KernelState,
     options: Options,
 ) -> Result<WasmtimeEngine, EngineError> {
-    let tasks = klp_passes::instrument::tasks::uses_tasks(wasm)
+    let tasks = klp_passes::instrument::tasks::has_tasks(wasm)
         .map_err(|e| EngineError::Compile(e.to_string()))?;
     let config = kernel_config(options, tasks)?;
     let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Compile(e.to_string()))?;

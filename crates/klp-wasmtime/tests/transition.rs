@@ -172,14 +172,19 @@ fn the_tracer_and_a_transition_on_one_slot_chain() {
 }
 
 #[test]
-fn a_transition_before_set_current_is_refused_by_sync() {
-    let mut e = rt::boot(
-        klp_artifacts::KERNEL,
-        "console=hvc0",
-        true,
-        Options::default(),
+fn a_transition_without_current_is_refused_by_sync() {
+    // A kernel run without tasks (as the browser runs it) never tells ftrace where `current`
+    // is: no dispatcher can be built for it.
+    let image = klp_core::kernel::prepare_for(klp_artifacts::KERNEL, "console=hvc0", true, false)
+        .expect("kernel prepares");
+    let mut e = rt::instantiate_kernel(&image.wasm, image.state, Options::default())
+        .expect("kernel instantiates");
+    klp_core::kernel::boot(
+        &mut e,
+        klp_core::fs::modules::ModuleFiles::embedded(klp_artifacts::MODULES),
     )
     .expect("kernel boots");
+    assert!(e.with_state(|s| s.ftrace.current().is_none()));
     let module = klp_artifacts::module("test_klp_bench").expect("built");
     klp_core::loader::load_module(&mut e, "test_klp_bench", module, &["funcs=0", "vmlinux=1"])
         .unwrap();

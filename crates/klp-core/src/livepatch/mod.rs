@@ -15,7 +15,7 @@ pub use self::core::{
 pub use klp_struct::{KlpFunc, KlpObject, KlpPatch};
 pub use patch::{FuncStacks, StackEntry};
 pub(crate) use plan::restore;
-pub use switch::{force, transition_work};
+pub use switch::{force, sched_try_switch, transition_work};
 pub use transition::Target;
 
 /// A registered patch's identity; the core hands them out, nothing else can make one.

@@ -150,6 +150,34 @@ fn blocked(
     })
 }
 
+/// `__klp_sched_try_switch` (Linux's `klp_cond_resched`): a task at `cond_resched()` with
+/// TIF_PATCH_PENDING whose stack holds none of the functions being changed switches there and
+/// then, so that a kernel thread that loops never sleeping in one place still switches.
+///
+/// # Errors
+/// A fault reading or writing the task.
+pub fn sched_try_switch(e: &mut impl Engine, pid: Pid) -> SysResult<()> {
+    let found = e.with_state(|s| {
+        let (id, target) = s.livepatch.transition()?;
+        let addr = s.tasks.get(pid)?.addr();
+        let check = check_set(s, &s.livepatch, id, target);
+        let stack = s.tasks.get(pid)?.recorded_stack()?;
+        let inside = stack.iter().flatten().any(|raw| {
+            let name = kallsyms::symbol_name(raw).unwrap_or_else(|| raw.clone());
+            check.contains(&name)
+        });
+        (!inside).then_some((addr, target))
+    });
+    let Some((addr, target)) = found else {
+        return Ok(());
+    };
+    if read_u32(e, addr + ts::TI_FLAGS)? & TIF_PATCH_PENDING == 0 {
+        return Ok(());
+    }
+    set_flag(e, addr, TIF_PATCH_PENDING, false)?;
+    write_u32(e, addr + ts::PATCH_STATE, target.state() as u32)
+}
+
 /// `klp_try_switch_task` for every task and the idle task; whether all are in the target state.
 fn switch_tasks(e: &mut impl Engine, id: PatchId, target: Target) -> SysResult<bool> {
     let (tasks, check) = e.with_state(|s| {
@@ -307,8 +335,10 @@ pub(super) fn run_transition(
         return committed;
     }
     let started = start_tasks(e, target).and_then(|()| try_complete(e));
-    if started.is_err() && e.with_state(|s| s.livepatch.transition().is_some()) {
-        // The transition could complete at once but its completion failed and was undone: the
+    let pending = e.with_state(|s| s.livepatch.transition().is_some());
+    if started.is_err() && (pending || undo_on_trap) {
+        // The transition could complete at once but its completion failed and was undone, or
+        // (for an enable) the code just enabled trapped while its messages were printed: the
         // operation is undone as a whole, as if it had never started.
         let undone = super::plan::restore(e, before);
         let idle = idle_tasks(e);

@@ -50,6 +50,10 @@ pub fn schedule(e: &mut impl Engine) -> SysResult<i32> {
             t.stack = Some(stack);
         }
     });
+    if state == TASK_RUNNING {
+        // cond_resched(): a switch point of its own during a transition.
+        crate::livepatch::sched_try_switch(e, pid)?;
+    }
     Ok(0)
 }
 
@@ -111,6 +115,8 @@ pub fn task_new(e: &mut impl Engine, addr: u32) -> SysResult<i32> {
             runnable: kind != Kind::User && state == TASK_RUNNING,
             stack: Some(Vec::new()),
             ran_at: 0,
+            dead: false,
+            zombie: false,
         };
         s.tasks.tasks.insert(Pid(pid), task);
     });

@@ -16,10 +16,18 @@ mod run;
 
 pub use hostcall::{schedule, task_new, timer_next, wake};
 pub(crate) use run::init;
-pub use run::{RunError, call, run_for, with_command};
+pub use run::{call, run_for, with_command};
 
 use klp_abi::task_struct as ts;
 use std::collections::BTreeMap;
+
+/// Whether a frame's raw name is the tasks' machinery (the instrumentation pass's task entry,
+/// resume and preemption functions), not kernel code: call traces leave it out, as Linux's
+/// end at the entry code.
+pub fn is_machinery(raw: &str) -> bool {
+    use klp_passes::instrument::tasks::{ENTRY_NAME, PREEMPT_NAME, RESUME};
+    [ENTRY_NAME, PREEMPT_NAME, RESUME].contains(&raw)
+}
 
 /// A task's pid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -79,6 +87,11 @@ pub struct Task {
     stack: Option<Vec<Option<String>>>,
     /// Virtual time it last started running.
     ran_at: u64,
+    /// It trapped (an oops killed it): it never runs again; a command's calls after that (its
+    /// exit path) run directly, as the dying task.
+    dead: bool,
+    /// It was killed while suspended (hung): its frames and task_struct stay for ever.
+    zombie: bool,
 }
 
 impl Task {
@@ -110,6 +123,11 @@ impl Task {
     /// Whether it waits for the CPU (rather than sleeping).
     pub fn runnable(&self) -> bool {
         self.runnable
+    }
+
+    /// The stack recorded at its last `schedule()`, whatever it does now.
+    pub fn recorded_stack(&self) -> Option<&[Option<String>]> {
+        self.stack.as_deref()
     }
 
     /// Its kernel stack, innermost first, as recorded at its last sleep: empty when it holds no

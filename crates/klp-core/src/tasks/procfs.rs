@@ -25,7 +25,7 @@ pub struct TaskStack;
 
 /// The file's text: Linux's format (`[<0>] function+0x0/0x0` per frame, innermost first; the
 /// offsets are not known here, so they read 0), nothing for a task that holds no frames, and
-/// only the frames of kernel code (the host's driver is left out).
+/// only the frames of kernel code (the tasks' machinery is left out).
 fn text(s: &KernelState, pid: i32) -> Option<String> {
     let task = s.tasks.by_pid(pid);
     let Some(task) = task else {
@@ -37,11 +37,12 @@ fn text(s: &KernelState, pid: i32) -> Option<String> {
         _ => &[],
     };
     let mut out = String::new();
-    for raw in frames.iter().flatten() {
+    for raw in frames
+        .iter()
+        .flatten()
+        .filter(|raw| !super::is_machinery(raw))
+    {
         let name = kallsyms::symbol_name(raw).unwrap_or_else(|| raw.clone());
-        if name == klp_passes::instrument::tasks::RESUME {
-            continue;
-        }
         out.push_str(&format!("[<0>] {name}+0x0/0x0\n"));
     }
     Some(out)

@@ -9,23 +9,9 @@ use crate::errno::Errno;
 use crate::instrument::ValType;
 use crate::sys::{SysError, SysResult};
 use core::time::Duration;
-use klp_abi::task::{TASK_INTERRUPTIBLE, TASK_RUNNING, THREAD_SIZE, TIF_SIGPENDING};
 use klp_abi::pt_regs as pt;
+use klp_abi::task::{TASK_DEAD, TASK_INTERRUPTIBLE, TASK_RUNNING, THREAD_SIZE, TIF_SIGPENDING};
 use klp_abi::task_struct as ts;
-use thiserror::Error;
-
-/// Why the scheduler loop gave up waiting.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum RunError {
-    /// Nothing can run and no timer is pending: what is awaited can never happen.
-    #[error("task {comm}:{pid} blocked with nothing left to run")]
-    Hung {
-        /// The task that waits.
-        comm: String,
-        /// Its pid.
-        pid: i32,
-    },
-}
 
 /// Learns the kernel's task addresses once it has booted. A kernel without tasks has none.
 pub(crate) fn init(e: &mut impl Engine) -> SysResult<()> {
@@ -73,16 +59,30 @@ fn write_i32(e: &mut impl Engine, addr: u32, v: i32) -> Result<(), EngineError> 
 /// (nothing left to run, no timer pending).
 pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i32>> {
     let nested = e.in_host_call();
-    let command = e.with_state(|s| s.tasks.command);
-    let (Some(pid), false) = (command, nested) else {
-        if !nested {
-            let init = e.with_state(|s| s.tasks.addrs.map(|a| a.init_task));
-            if let Some(init) = init {
-                set_current(e, init)?;
+    let command = e.with_state(|s| {
+        let t = &s.tasks;
+        let task = t.command.and_then(|pid| t.tasks.get(&pid));
+        // A process makes one syscall at a time: while its task is inside one, a call is the
+        // kernel's own work (the scheduler reaping a thread, a timer), run as the idle task.
+        let busy = task.is_some_and(|t| t.frames != Frames::None);
+        task.filter(|_| !busy).map(|t| (t.pid, t.addr, t.dead))
+    });
+    let pid = match (command, nested) {
+        (_, true) => return Ok(e.call(Callee::Export(name), args)?),
+        (Some((pid, _, false)), false) => pid,
+        // No command, one busy in a syscall, or one an oops killed (its exit path): directly,
+        // as the dead task or as the idle task.
+        (other, false) => {
+            let current = match other {
+                Some((_, addr, _)) => Some(addr),
+                None => e.with_state(|s| s.tasks.addrs.map(|a| a.init_task)),
+            };
+            if let Some(current) = current {
+                set_current(e, current)?;
             }
             e.with_state(|s| s.tasks.now_ns += SWITCH_NS);
+            return Ok(e.call(Callee::Export(name), args)?);
         }
-        return Ok(e.call(Callee::Export(name), args)?);
     };
     let Some((func, returns)) = e.with_state(|s| export_slot(s, name, args.len())) else {
         return Ok(e.call(Callee::Export(name), args)?);
@@ -103,16 +103,29 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
             t.runnable = true;
         }
     });
-    run_until(e, |t| {
-        t.tasks
-            .get(&pid)
-            .is_none_or(|t| t.frames == Frames::None && !t.runnable)
-    })?;
+    let finished = run_loop(
+        e,
+        &|t: &Tasks| {
+            t.tasks
+                .get(&pid)
+                .is_none_or(|t| t.frames == Frames::None && !t.runnable)
+        },
+        None,
+    );
+    match finished {
+        Ok(()) => {}
+        Err(Loop::Sys(err)) => return Err(err),
+        Err(Loop::Hung) => {
+            hung(e, pid)?;
+            return Err(Errno::EINTR.into());
+        }
+    }
     if e.with_state(|s| std::mem::take(&mut s.tasks.sigint)) {
         // Killed by SIGINT on its way back to user mode.
         return Err(interrupted().into());
     }
     let ret = read_u32(e, regs + pt::RET)? as i32;
+
     Ok(returns.then_some(ret))
 }
 
@@ -123,6 +136,42 @@ fn interrupted() -> EngineError {
         frames: Vec::new(),
         stop: Some(crate::engine::Stop::Interrupted),
     })
+}
+
+/// The command's task waits for what can never happen (nothing can run, no timer is pending):
+/// Linux's hung task detector would name it after 120 s; here it is named at once and killed.
+/// Its frames stay where they are, never resumed (it may be on a wait queue: its
+/// `task_struct` and stack are never freed, a zombie).
+fn hung(e: &mut impl Engine, pid: Pid) -> SysResult<()> {
+    let task = e.with_state(|s| {
+        let t = s.tasks.tasks.get_mut(&pid)?;
+        t.dead = true;
+        t.zombie = true;
+        t.frames = Frames::None;
+        t.runnable = false;
+        Some((t.comm.clone(), t.addr, t.stack.clone().unwrap_or_default()))
+    });
+    let Some((comm, addr, stack)) = task else {
+        return Ok(());
+    };
+    write_i32(e, addr + ts::STATE, TASK_DEAD)?;
+    let mut report = format!(
+        "INFO: task {comm}:{} blocked for more than 120 seconds.\nCall Trace:\n <TASK>\n",
+        pid.get()
+    );
+    for raw in stack
+        .iter()
+        .flatten()
+        .filter(|raw| !super::is_machinery(raw))
+    {
+        let name = crate::kallsyms::symbol_name(raw).unwrap_or_else(|| raw.clone());
+        report.push_str(&format!(" {name}\n"));
+    }
+    report.push_str(" </TASK>");
+    for line in report.lines() {
+        crate::sys::printk(e, &format!("\x013{line}"))?;
+    }
+    Ok(())
 }
 
 /// The table slot of a kernel export taking `nargs` `i32`s and returning one `i32` or nothing,
@@ -164,10 +213,13 @@ pub fn with_command<E: Engine, T>(
     };
     e.with_state(|s| s.tasks.command = Some(pid));
     let result = f(e);
-    e.with_state(|s| {
+    let zombie = e.with_state(|s| {
         s.tasks.command = None;
-        s.tasks.tasks.remove(&pid);
+        s.tasks.tasks.remove(&pid).is_some_and(|t| t.zombie)
     });
+    if zombie {
+        return result;
+    }
     let code = i32::from(result.is_err());
     let exited = crate::sys::call(e, "task_exit", &[task, code]);
     result.and_then(|v| exited.map(|_| v))
@@ -230,15 +282,6 @@ impl From<SysError> for Loop {
 impl From<EngineError> for Loop {
     fn from(e: EngineError) -> Self {
         Loop::Sys(e.into())
-    }
-}
-
-/// Runs tasks until `done` holds.
-fn run_until(e: &mut impl Engine, done: impl Fn(&Tasks) -> bool) -> Result<(), SysError> {
-    match run_loop(e, &done, None) {
-        Ok(()) => Ok(()),
-        Err(Loop::Hung) => Err(Errno::EINTR.into()),
-        Err(Loop::Sys(err)) => Err(err),
     }
 }
 
@@ -391,15 +434,24 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
 /// oops); another task's is reported here.
 fn task_died(e: &mut impl Engine, task: &Task, err: EngineError) -> Result<(), Loop> {
     let command = e.with_state(|s| {
-        s.tasks.tasks.remove(&task.pid);
-        s.tasks.command
+        let t = &mut s.tasks;
+        if let Some(dead) = t.tasks.get_mut(&task.pid) {
+            dead.dead = true;
+            dead.frames = Frames::None;
+            dead.runnable = false;
+        }
+        t.command
     });
     let EngineError::Trap(trap) = err else {
         return Err(err.into());
     };
     if command == Some(task.pid) {
+        // The command reports it and ends its process.
         return Err(Loop::Sys(EngineError::Trap(trap).into()));
     }
+    // A kernel thread: dead where it stood (its task_struct stays, as a zombie nobody reaps).
+    e.with_state(|s| s.tasks.tasks.remove(&task.pid));
+    write_i32(e, task.addr + ts::STATE, TASK_DEAD)?;
     crate::kernel::report_dead_task(e, &task.comm, task.pid.get(), &trap);
     Ok(())
 }

@@ -154,13 +154,12 @@ fn caller(frames: &[Option<String>]) -> Option<String> {
 }
 
 /// Appends a line to the trace buffer, with the task, CPU, flags and timestamp columns.
-fn record(t: &mut Tracing, comm: &str, now_ns: u64, text: &str) {
+fn record(t: &mut Tracing, (comm, pid): (&str, i32), now_ns: u64, text: &str) {
     if !t.tracing_on {
         return;
     }
     let line = format!(
-        "{comm:>16}-{:<7} [000] ..... {:>5}.{:06}: {text}",
-        1,
+        "{comm:>16}-{pid:<7} [000] ..... {:>5}.{:06}: {text}",
         now_ns / 1_000_000_000,
         (now_ns / 1000) % 1_000_000
     );
@@ -189,14 +188,14 @@ pub fn trace_entry(e: &mut impl Engine, slot: u32, args: [i32; 2]) -> SysResult<
         let users = s.ftrace.users(slot);
         let func = func_name(s, slot);
         let caller = caller(&frames);
-        let comm = s.comm.clone();
+        let (comm, pid) = s.current_task();
         let patched = users.livepatch;
         if users.tracer {
             let text = match &caller {
                 Some(c) => format!("{func} <-{c}"),
                 None => func.clone(),
             };
-            record(&mut s.tracing, &comm, now, &text);
+            record(&mut s.tracing, (&comm, pid), now, &text);
         }
         if !users.kprobe || patched {
             // A kprobe sits in the original function, which a live patch no longer runs.
@@ -213,7 +212,7 @@ pub fn trace_entry(e: &mut impl Engine, slot: u32, args: [i32; 2]) -> SysResult<
             })
             .collect();
         for text in probes {
-            record(&mut s.tracing, &comm, now, &text);
+            record(&mut s.tracing, (&comm, pid), now, &text);
         }
     });
     Ok(())
@@ -233,7 +232,7 @@ pub fn trace_exit(e: &mut impl Engine, slot: u32, retval: i32) -> SysResult<()> 
             Some(c) => format!("{c} <- {func}"),
             None => func.clone(),
         };
-        let comm = s.comm.clone();
+        let (comm, pid) = s.current_task();
         let probes: Vec<String> = s
             .tracing
             .kprobes
@@ -245,7 +244,7 @@ pub fn trace_exit(e: &mut impl Engine, slot: u32, retval: i32) -> SysResult<()> 
             })
             .collect();
         for text in probes {
-            record(&mut s.tracing, &comm, now, &text);
+            record(&mut s.tracing, (&comm, pid), now, &text);
         }
     });
     Ok(())

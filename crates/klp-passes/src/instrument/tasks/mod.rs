@@ -79,8 +79,31 @@ pub const ENTRY_NAME: &str = "__klp_task_entry";
 /// Name (name section) of the function a loop header calls when the budget runs out.
 pub const PREEMPT_NAME: &str = "__klp_task_preempt";
 
-/// Whether `wasm` imports `klp.yield`, or went through [`add_tasks`] already: whether an engine
-/// needs [`FEATURES`] to run it.
+/// Whether `wasm` went through [`add_tasks`]: whether an engine needs [`FEATURES`] to run it.
+/// (A kernel that imports `klp.yield` without the rewrite runs on any engine.)
+///
+/// # Errors
+///
+/// [`InstrumentError::Parse`] when the export section does not decode.
+pub fn has_tasks(wasm: &[u8]) -> Result<bool, InstrumentError> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::ExportSection(r) => {
+                for e in r {
+                    if e?.name == RESUME {
+                        return Ok(true);
+                    }
+                }
+            }
+            Payload::CodeSectionStart { .. } => break,
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `wasm` imports `klp.yield`, or went through [`add_tasks`] already: whether the pass
+/// gives it tasks.
 ///
 /// # Errors
 ///
