@@ -27,7 +27,7 @@ fn an_init_that_spins_is_a_soft_lockup_and_the_module_is_not_loaded() {
     );
     assert_eq!(status, 0, "{out}{err}");
     let line = lockup_line(&err);
-    assert!(line.ends_with("s! [insmod:1]"), "{line}");
+    assert!(line.contains("s! [insmod:"), "{line}");
     let secs: u64 = line["watchdog: BUG: soft lockup - CPU#0 stuck for ".len()..]
         .split('s')
         .next()
@@ -60,7 +60,7 @@ fn an_exit_that_spins_is_a_soft_lockup_and_rmmod_fails() {
          insmod hello; rmmod hello; echo hello=$?",
     );
     assert_eq!(status, 0, "{out}{err}");
-    assert!(lockup_line(&err).ends_with("s! [rmmod:1]"), "{err}");
+    assert!(lockup_line(&err).contains("s! [rmmod:"), "{err}");
     assert!(out.contains("rmmod=139"), "{out}");
     assert!(
         out.contains("test_klp_lockup"),
@@ -90,7 +90,7 @@ fn a_patch_that_spins_locks_up_each_caller_until_it_is_disabled() {
          echo 0 > /sys/kernel/livepatch/test_klp_lockup_patch/enabled; cat /proc/cmdline",
     );
     assert_eq!(status, 0, "{out}{err}");
-    assert!(lockup_line(&err).ends_with("s! [cat:1]"), "{err}");
+    assert!(lockup_line(&err).contains("s! [cat:"), "{err}");
     assert!(
         err.contains(" lockup_cmdline_proc_show\n seq_show\n"),
         "{err}"

@@ -55,15 +55,27 @@ pub fn prepare_for(
     hook: bool,
     tasks: bool,
 ) -> Result<BootImage, BootError> {
-    let (wasm, ftrace) = if !hook {
-        (kernel.to_vec(), FtraceMap::default())
-    } else if let Ok(map) = FtraceMap::from_instrumented(kernel) {
-        (kernel.to_vec(), map)
+    let (wasm, ftrace, kallsyms) = if !hook {
+        // No hook, but tasks all the same: the tasks rewrite stands on its own. It only
+        // appends, so the symbols are the kernel's as built.
+        let kallsyms = Kallsyms::from_kernel(kernel)?;
+        let wasm = if tasks && instrument::tasks::uses_tasks(kernel)? {
+            instrument::tasks::add_tasks(kernel)?
+        } else {
+            kernel.to_vec()
+        };
+        (wasm, FtraceMap::default(), kallsyms)
     } else {
-        let out = instrument::instrument_for(kernel, &[], tasks)?;
-        (out.wasm, out.ftrace)
+        let (wasm, ftrace) = match FtraceMap::from_instrumented(kernel) {
+            Ok(map) => (kernel.to_vec(), map),
+            Err(_) => {
+                let out = instrument::instrument_for(kernel, &[], tasks)?;
+                (out.wasm, out.ftrace)
+            }
+        };
+        let kallsyms = Kallsyms::from_kernel(&wasm)?;
+        (wasm, ftrace, kallsyms)
     };
-    let kallsyms = Kallsyms::from_kernel(&wasm)?;
     Ok(BootImage {
         wasm,
         state: KernelState::new(&ftrace, kallsyms, cmdline),

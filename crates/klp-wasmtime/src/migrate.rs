@@ -47,6 +47,15 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
         .expect("a running kernel has handles")
         .table;
     let len = table.size(&*store);
+    let frames = store
+        .data()
+        .state
+        .as_ref()
+        .is_some_and(|s| s.tasks.holding_frames());
+    if frames {
+        // A continuation lives in this store: it cannot move.
+        return Err(EngineError::Table("a task holds frames".into()));
+    }
     if !store.data_mut().instances().tracks(len) {
         return Err(EngineError::Table(
             "written behind the engine's back".into(),

@@ -219,12 +219,31 @@ impl Counts {
                         }
                     }
                 }
+                // A kernel as the linker left it does not export its stack pointer: the name
+                // section names it.
+                Payload::CustomSection(r) if c.stack_pointer.is_none() => {
+                    if let wasmparser::KnownCustom::Name(names) = r.as_known() {
+                        c.stack_pointer = named_global(names, "__stack_pointer");
+                    }
+                }
                 _ => {}
             }
         }
         c.funcs += c.func_imports;
         Ok(c)
     }
+}
+
+/// The index of the global the name section calls `name`.
+fn named_global(names: wasmparser::NameSectionReader<'_>, name: &str) -> Option<u32> {
+    names.into_iter().flatten().find_map(|sub| match sub {
+        wasmparser::Name::Global(map) => map
+            .into_iter()
+            .flatten()
+            .find(|naming| naming.name == name)
+            .map(|naming| naming.index),
+        _ => None,
+    })
 }
 
 /// Refuses a `klp.yield` import whose type is not `[] -> []`.
@@ -261,7 +280,8 @@ fn unsupported(msg: impl Into<String>) -> InstrumentError {
 /// [`InstrumentError::Parse`] for input that does not decode; [`InstrumentError::Unsupported`]
 /// for a `klp.yield` of another type than `[] -> []` or used other than by `call` and
 /// `return_call` (a function pointer to it, an export), a kernel that already exports one of
-/// [`EXPORTS`], has no table or exported `__stack_pointer`, or would pass
+/// [`EXPORTS`], has no table or `__stack_pointer` (exported, or named in the name section), or
+/// would pass
 /// [`MAX_KERNEL_FUNCS`](crate::func_count::MAX_KERNEL_FUNCS) with the dispatcher's functions.
 pub fn add_tasks(wasm: &[u8]) -> Result<Vec<u8>, InstrumentError> {
     let counts = Counts::read(wasm)?;
