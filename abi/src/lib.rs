@@ -610,4 +610,3 @@ mod tests {
         assert_eq!(HostOp::try_from(11), Err(11));
     }
 }
-

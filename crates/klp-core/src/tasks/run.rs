@@ -9,8 +9,8 @@ use crate::errno::Errno;
 use crate::instrument::ValType;
 use crate::sys::{SysError, SysResult};
 use core::time::Duration;
-use klp_abi::task::{TASK_INTERRUPTIBLE, TASK_RUNNING, THREAD_SIZE, TIF_SIGPENDING};
 use klp_abi::pt_regs as pt;
+use klp_abi::task::{TASK_INTERRUPTIBLE, TASK_RUNNING, THREAD_SIZE, TIF_SIGPENDING};
 use klp_abi::task_struct as ts;
 use thiserror::Error;
 
