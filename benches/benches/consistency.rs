@@ -11,7 +11,11 @@
 //!   in the stress loop; one iteration is `echo 1 > enabled` until the transition completes
 //!   (the kernel's clock runs in steps of 10 ms of virtual time; tasks switch at the
 //!   transition work's tries, one a second of virtual time). Disabling (and waiting for it)
-//!   between iterations is not timed. The virtual time each completion took is printed.
+//!   between iterations is not timed, nor is a pause of 3 to 43 ms of virtual time (varied)
+//!   after it, so that each enable comes at another moment of the tasks' loops. The virtual time each completion took is printed. At
+//!   most 4 enables run per criterion sample (the time is scaled to the sample's count): every
+//!   transition instantiates dispatchers, and the kernel cannot move to a fresh store (which
+//!   drops dead instances) while kthreads hold frames.
 //! * `stack_capture/{nop,backtrace}/{8,32,128}`: what the Schedule host call adds to a
 //!   switch: wasmtime's `WasmBacktrace::force_capture` and the frames' names (as
 //!   `klp_wasmtime`'s `Engine::backtrace`) from a host call made at a depth of 8, 32 or 128
@@ -62,6 +66,9 @@ fn context_switch(c: &mut Criterion) {
     let switches = stress_symbol(&mut e, "SWITCHES");
     g.bench_function("pingpong", |b| {
         b.iter_custom(|iters| {
+            if iters == 0 {
+                return Duration::ZERO;
+            }
             let first = read_u32(&mut e, switches);
             let start = Instant::now();
             let mut done = 0;
@@ -104,6 +111,9 @@ fn until_complete(e: &mut WasmtimeEngine) -> Duration {
     Duration::from_nanos(e.with_state(|s| s.tasks.now_ns()) - from)
 }
 
+/// Enables timed per criterion sample at most (see `transition_complete`).
+const RUNS_PER_SAMPLE: u64 = 4;
+
 fn transition_complete(c: &mut Criterion) {
     let mut g = c.benchmark_group("transition_complete");
     g.sampling_mode(SamplingMode::Flat);
@@ -131,18 +141,34 @@ fn transition_complete(c: &mut Criterion) {
         set_enabled(&mut e, "test_klp_stress_patch", false);
         until_complete(&mut e);
         let mut virtual_time = Vec::new();
+        let mut pause = u64::from(n);
         g.bench_function(n.to_string(), |b| {
             b.iter_custom(|iters| {
+                // At most RUNS_PER_SAMPLE enables per sample, scaled to `iters`: each
+                // transition instantiates its dispatchers, and the kernel cannot move to a
+                // fresh store while kthreads hold frames, so the instances add up.
+                let runs = iters.min(RUNS_PER_SAMPLE);
+                if runs == 0 {
+                    return Duration::ZERO;
+                }
                 let mut total = Duration::ZERO;
-                for _ in 0..iters {
+                for _ in 0..runs {
                     let start = Instant::now();
                     set_enabled(&mut e, "test_klp_stress_patch", true);
                     virtual_time.push(until_complete(&mut e));
                     total += start.elapsed();
                     set_enabled(&mut e, "test_klp_stress_patch", false);
                     until_complete(&mut e);
+                    // The next enable at another moment of the tasks' loops.
+                    pause = pause
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    run_for(
+                        &mut e,
+                        Duration::from_micros(3_000 + (pause >> 33) % 40_000),
+                    );
                 }
-                total
+                total.mul_f64(iters as f64 / runs as f64)
             });
         });
         let mean = virtual_time.iter().sum::<Duration>() / virtual_time.len().max(1) as u32;
