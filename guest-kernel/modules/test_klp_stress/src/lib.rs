@@ -16,7 +16,8 @@
 //! token back and forth through two completions, each hand-over one context switch
 //! (`switches`), for the context-switch benchmark.
 //!
-//! `/sys/kernel/test_klp_stress/{calls,mismatches,switches}` show the counters.
+//! `/sys/kernel/test_klp_stress/{calls,new_calls,mismatches,switches}` show the counters
+//! (`new_calls`: the calls of an outer function of another version, the patch's).
 #![no_std]
 
 use core::ffi::c_void;
@@ -50,6 +51,8 @@ static KOBJ: AtomicPtr<Kobject> = AtomicPtr::new(ptr::null_mut());
 
 static CALLS: AtomicU32 = AtomicU32::new(0);
 static MISMATCHES: AtomicU32 = AtomicU32::new(0);
+/// Calls of an outer function of another version than this module's (the patch's).
+static NEW_CALLS: AtomicU32 = AtomicU32::new(0);
 static SWITCHES: AtomicU32 = AtomicU32::new(0);
 static PING: Completion = Completion::new();
 static PONG: Completion = Completion::new();
@@ -66,6 +69,9 @@ const fn tagged(version: u32, x: u32) -> u32 {
 #[inline(never)]
 pub extern "C" fn stress_account(version: u32, a: u32, b: u32) -> i32 {
     CALLS.fetch_add(1, Ordering::Relaxed);
+    if version != VERSION {
+        NEW_CALLS.fetch_add(1, Ordering::Relaxed);
+    }
     let bad = a >> STRESS_VERSION_SHIFT != version || b >> STRESS_VERSION_SHIFT != version;
     if bad {
         MISMATCHES.fetch_add(1, Ordering::Relaxed);
@@ -185,6 +191,14 @@ unsafe extern "C" fn mismatches_show(
     show(&MISMATCHES, buf)
 }
 
+unsafe extern "C" fn new_calls_show(
+    _k: *mut Kobject,
+    _a: *mut KobjAttribute,
+    buf: *mut u8,
+) -> isize {
+    show(&NEW_CALLS, buf)
+}
+
 unsafe extern "C" fn switches_show(
     _k: *mut Kobject,
     _a: *mut KobjAttribute,
@@ -195,6 +209,7 @@ unsafe extern "C" fn switches_show(
 
 static CALLS_ATTR: KobjAttribute = KobjAttribute::ro(c"calls", calls_show);
 static MISMATCHES_ATTR: KobjAttribute = KobjAttribute::ro(c"mismatches", mismatches_show);
+static NEW_CALLS_ATTR: KobjAttribute = KobjAttribute::ro(c"new_calls", new_calls_show);
 static SWITCHES_ATTR: KobjAttribute = KobjAttribute::ro(c"switches", switches_show);
 
 /// `<prefix><i>`, NUL-terminated, in `out` (at most 15 bytes before the NUL).
@@ -256,7 +271,12 @@ fn create_sysfs() -> i32 {
         return -errno::ENOMEM;
     }
     KOBJ.store(kobj, Ordering::Relaxed);
-    for attr in [&CALLS_ATTR, &MISMATCHES_ATTR, &SWITCHES_ATTR] {
+    for attr in [
+        &CALLS_ATTR,
+        &NEW_CALLS_ATTR,
+        &MISMATCHES_ATTR,
+        &SWITCHES_ATTR,
+    ] {
         // SAFETY: the kobject just made; the attributes are statics.
         let ret = unsafe { kobject::sysfs_create_file(kobj, attr) };
         if ret != 0 {
