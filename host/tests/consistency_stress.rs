@@ -8,7 +8,7 @@
 //! stay 0 through every transition, reversal and completion. The sanity test loads the patch
 //! with `cross=Y` (its new inner B carries the old tag) and sees mismatches: the checker works.
 //!
-//! It takes 45–65 s on the 2-core machine (about 250 s of kernel time), depending on the load.
+//! It takes about 45 s on the shared 2-core machine (250 s of kernel time).
 //! The scheduler's seed is fixed (`KLP_STRESS_SEED` overrides it, `KLP_STRESS_CYCLES` the
 //! number of cycles); a failure prints it, and the same seed replays the same run.
 
