@@ -204,12 +204,14 @@ pub mod sys {
 }
 
 /// The running task.
+#[inline]
 pub fn current() -> *mut TaskStruct {
     // SAFETY: no arguments.
     unsafe { sys::get_current() }
 }
 
 /// `current->pid` through the getpid system call.
+#[inline]
 pub fn getpid() -> i32 {
     // SAFETY: no arguments.
     unsafe { sys::sys_getpid() }
@@ -220,6 +222,7 @@ pub fn getpid() -> i32 {
 /// # Safety
 ///
 /// `data` must be what `threadfn` expects, for as long as the thread runs.
+#[inline]
 pub unsafe fn kthread_run(threadfn: ThreadFn, data: *mut c_void, name: &CStr) -> *mut TaskStruct {
     // SAFETY: a NUL-terminated name; `data` is the caller's contract.
     unsafe { sys::kthread_run(threadfn, data, name.as_ptr()) }
@@ -230,54 +233,63 @@ pub unsafe fn kthread_run(threadfn: ThreadFn, data: *mut c_void, name: &CStr) ->
 /// # Safety
 ///
 /// `k` must be a kthread from [`kthread_run`] not stopped yet.
+#[inline]
 pub unsafe fn kthread_stop(k: *mut TaskStruct) -> i32 {
     // SAFETY: the caller's contract.
     unsafe { sys::kthread_stop(k) }
 }
 
 /// Whether `kthread_stop` was called for the running kthread.
+#[inline]
 pub fn kthread_should_stop() -> bool {
     // SAFETY: no arguments.
     unsafe { sys::kthread_should_stop() != 0 }
 }
 
 /// Sleeps at least `msecs` milliseconds.
+#[inline]
 pub fn msleep(msecs: u32) {
     // SAFETY: no pointers.
     unsafe { sys::msleep(msecs) }
 }
 
 /// Sleeps `msecs` milliseconds unless a signal comes; returns the milliseconds left.
+#[inline]
 pub fn msleep_interruptible(msecs: u32) -> u32 {
     // SAFETY: no pointers.
     unsafe { sys::msleep_interruptible(msecs) }
 }
 
 /// Gives up the CPU.
+#[inline]
 pub fn schedule() {
     // SAFETY: no arguments.
     unsafe { sys::schedule() }
 }
 
 /// Lets another task run; whether one did.
+#[inline]
 pub fn cond_resched() -> bool {
     // SAFETY: no arguments.
     unsafe { sys::cond_resched() != 0 }
 }
 
 /// Sets the state the running task sleeps in at its next [`schedule`].
+#[inline]
 pub fn set_current_state(state: i32) {
     // SAFETY: no pointers.
     unsafe { sys::set_current_state(state) }
 }
 
 /// Jiffies since boot.
+#[inline]
 pub fn get_jiffies_64() -> u64 {
     // SAFETY: no arguments.
     unsafe { sys::get_jiffies_64() }
 }
 
 /// Milliseconds to jiffies, rounding up (`msecs_to_jiffies`, computed here as Linux's inline).
+#[inline]
 pub const fn msecs_to_jiffies(m: u32) -> i32 {
     let max = (i32::MAX >> 1) - 1;
     if m > i32::MAX as u32 {
@@ -288,36 +300,42 @@ pub const fn msecs_to_jiffies(m: u32) -> i32 {
 }
 
 /// Wakes the waiters of `wq` (non-exclusive ones and one exclusive one).
+#[inline]
 pub fn wake_up(wq: &WaitQueueHead) {
     // SAFETY: a live queue.
     unsafe { sys::wake_up(wq.as_ptr()) }
 }
 
 /// Wakes every waiter of `wq`.
+#[inline]
 pub fn wake_up_all(wq: &WaitQueueHead) {
     // SAFETY: a live queue.
     unsafe { sys::wake_up_all(wq.as_ptr()) }
 }
 
 /// Wakes the `TASK_INTERRUPTIBLE` waiters of `wq`.
+#[inline]
 pub fn wake_up_interruptible(wq: &WaitQueueHead) {
     // SAFETY: a live queue.
     unsafe { sys::wake_up_interruptible(wq.as_ptr()) }
 }
 
 /// One more completion of `x`; wakes one waiter.
+#[inline]
 pub fn complete(x: &Completion) {
     // SAFETY: a live completion.
     unsafe { sys::complete(x.as_ptr()) }
 }
 
 /// `x` done for good; wakes every waiter.
+#[inline]
 pub fn complete_all(x: &Completion) {
     // SAFETY: a live completion.
     unsafe { sys::complete_all(x.as_ptr()) }
 }
 
 /// Sleeps until `x` is done.
+#[inline]
 pub fn wait_for_completion(x: &Completion) {
     // SAFETY: a live completion, borrowed while the waiter is queued on it.
     unsafe { sys::wait_for_completion(x.as_ptr()) }
@@ -325,36 +343,42 @@ pub fn wait_for_completion(x: &Completion) {
 
 /// Sleeps until `x` is done or `timeout` jiffies passed: 0 on timeout, else the jiffies
 /// left.
+#[inline]
 pub fn wait_for_completion_timeout(x: &Completion, timeout: i32) -> i32 {
     // SAFETY: as above.
     unsafe { sys::wait_for_completion_timeout(x.as_ptr(), timeout) }
 }
 
 /// Queues `work` on the system workqueue; false if it was already pending.
+#[inline]
 pub fn schedule_work(work: &'static WorkStruct) -> bool {
     // SAFETY: a work item that lives for ever.
     unsafe { sys::schedule_work(work.as_ptr()) != 0 }
 }
 
 /// Queues `dwork` after `delay` jiffies; false if it was already pending.
+#[inline]
 pub fn schedule_delayed_work(dwork: &'static DelayedWork, delay: i32) -> bool {
     // SAFETY: as above.
     unsafe { sys::schedule_delayed_work(dwork.as_ptr(), delay) != 0 }
 }
 
 /// Dequeues `work` and waits for it if it runs; whether it was pending.
+#[inline]
 pub fn cancel_work_sync(work: &WorkStruct) -> bool {
     // SAFETY: a live work item.
     unsafe { sys::cancel_work_sync(work.as_ptr()) != 0 }
 }
 
 /// Disarms or dequeues `dwork` and waits for it if it runs; whether it was pending.
+#[inline]
 pub fn cancel_delayed_work_sync(dwork: &DelayedWork) -> bool {
     // SAFETY: a live delayed work item.
     unsafe { sys::cancel_delayed_work_sync(dwork.as_ptr()) != 0 }
 }
 
 /// Waits until `work` (queued or running) finished; whether it waited.
+#[inline]
 pub fn flush_work(work: &WorkStruct) -> bool {
     // SAFETY: a live work item.
     unsafe { sys::flush_work(work.as_ptr()) != 0 }

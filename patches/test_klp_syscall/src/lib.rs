@@ -6,6 +6,7 @@
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use klp_guest::kobject::{self, KobjAttribute, Kobject};
+use klp_guest::task;
 use klp_guest::{KlpFunc, KlpObject, KlpPatch, errno, klp_enable_patch, module_param_array};
 
 /// `NR_CPUS`: room for one pid per task test_klp_call_getpid starts (at most 128, the
@@ -21,21 +22,10 @@ static NPIDS: AtomicUsize = AtomicUsize::new(0);
 /// `/sys/kernel/test_klp_syscall`.
 static KLP_KOBJ: AtomicPtr<Kobject> = AtomicPtr::new(core::ptr::null_mut());
 
-// TODO(merge): use klp_guest::sched (G1's task API): `get_current` and klp-abi's TaskStruct.
-/// The start of `struct task_struct`: the contract puts `pid` first.
-#[repr(C)]
-struct TaskStruct {
-    pid: i32,
-}
-
-unsafe extern "C" {
-    fn get_current() -> *mut TaskStruct;
-}
-
 /// `current->pid`.
 fn current_pid() -> i32 {
     // SAFETY: `current` is always a live task (init_task outside any task).
-    unsafe { (*get_current()).pid }
+    unsafe { (*task::current()).pid }
 }
 
 /// Shows `npids_pending` and a newline.

@@ -231,7 +231,7 @@ pub(super) fn try_complete(e: &mut impl Engine) -> SysResult<()> {
             t
         });
         if tries > 0 && tries % SIGNALS_TIMEOUT == 0 {
-            send_signals(e)?;
+            send_signals(e, tries)?;
         }
         return Ok(());
     }
@@ -250,9 +250,12 @@ pub fn transition_work(e: &mut impl Engine) -> SysResult<()> {
 }
 
 /// `klp_send_signals`: kernel threads still behind are woken from an interruptible sleep; other
-/// tasks get a fake signal (an interruptible sleep ends early).
-fn send_signals(e: &mut impl Engine) -> SysResult<()> {
-    sys::printk(e, "\x015livepatch: signaling remaining tasks")?;
+/// tasks get a fake signal (an interruptible sleep ends early). `tries` is `klp_signals_cnt`:
+/// as in Linux, only the first signaling of a transition (after 15 tries) is logged.
+fn send_signals(e: &mut impl Engine, tries: u32) -> SysResult<()> {
+    if tries == SIGNALS_TIMEOUT {
+        sys::printk(e, "\x015livepatch: signaling remaining tasks")?;
+    }
     let tasks: Vec<(Pid, u32, Kind)> = e.with_state(|s| {
         s.tasks
             .iter()

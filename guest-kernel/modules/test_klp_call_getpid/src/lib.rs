@@ -8,6 +8,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use klp_guest::kobject::{self, KobjAttribute, Kobject};
+use klp_guest::task::{self, TaskStruct};
 use klp_guest::{errno, module_param, pr_err, sysfs_emit_at};
 
 module_param!(nr_tasks: i32 = 1, 0o444);
@@ -15,24 +16,11 @@ module_param!(nr_tasks: i32 = 1, 0o444);
 /// The most tasks it starts (the selftest's MAXPROC).
 const MAX_TASKS: usize = 128;
 
-// TODO(merge): use klp_guest::sched (G1's task API) and klp-abi's TaskStruct.
-/// The start of `struct task_struct`: the contract puts `pid` first.
-#[repr(C)]
-pub struct TaskStruct {
-    pid: i32,
-}
-
-/// A kthread's function, `int (*threadfn)(void *data)`.
-type ThreadFn = unsafe extern "C" fn(data: *mut c_void) -> i32;
-
-unsafe extern "C" {
-    fn kthread_run(threadfn: ThreadFn, data: *mut c_void, name: *const u8) -> *mut TaskStruct;
-    fn kthread_stop(k: *mut TaskStruct) -> i32;
-    fn kthread_should_stop() -> i32;
-    fn cond_resched() -> i32;
-    /// The getpid syscall itself: imported by name, so each call goes through the kernel's
-    /// function (and whatever patch replaces it).
-    fn __x64_sys_getpid() -> i32;
+/// The getpid syscall itself: imported by name, so each call goes through the kernel's function
+/// (and whatever patch replaces it).
+fn x64_sys_getpid() -> i32 {
+    // SAFETY: no arguments.
+    unsafe { task::sys::__x64_sys_getpid() }
 }
 
 /// The tasks started, the first `NTASKS` of them.
@@ -51,12 +39,9 @@ fn tasks() -> impl Iterator<Item = *mut TaskStruct> {
 
 /// Each kthread: getpid, yield, until rmmod stops it.
 unsafe extern "C" fn call_getpid(_data: *mut c_void) -> i32 {
-    // SAFETY: kernel functions called from a kthread.
-    unsafe {
-        while kthread_should_stop() == 0 {
-            __x64_sys_getpid();
-            cond_resched();
-        }
+    while !task::kthread_should_stop() {
+        x64_sys_getpid();
+        task::cond_resched();
     }
     0
 }
@@ -103,9 +88,9 @@ fn task_name(i: usize, out: &mut [u8; 32]) {
 
 /// Stops every task started and removes the sysfs directory.
 fn stop_all() {
-    for task in tasks() {
+    for k in tasks() {
         // SAFETY: a task we started, stopped once.
-        unsafe { kthread_stop(task) };
+        unsafe { task::kthread_stop(k) };
     }
     NTASKS.store(0, Ordering::Relaxed);
     // SAFETY: the kobject init made (or NULL), put once.
@@ -124,12 +109,13 @@ pub extern "C" fn init_module() -> i32 {
         let mut name = [0u8; 32];
         task_name(i, &mut name);
         // SAFETY: a thread function of the right type; the name is NUL-terminated.
-        let task = unsafe { kthread_run(call_getpid, ptr::null_mut(), name.as_ptr()) };
-        if task.is_null() {
+        let k =
+            unsafe { task::sys::kthread_run(call_getpid, ptr::null_mut(), name.as_ptr().cast()) };
+        if k.is_null() {
             stop_all();
             return -errno::ENOMEM;
         }
-        slot.store(task, Ordering::Relaxed);
+        slot.store(k, Ordering::Relaxed);
         NTASKS.store(i + 1, Ordering::Relaxed);
     }
     // SAFETY: the kernel's kobject as parent.

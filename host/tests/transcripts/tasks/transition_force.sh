@@ -1,6 +1,7 @@
-# Forcing a blocked transition: every task still behind is switched as it is; the transition
-# completes at the next try; the patch's module can never be removed, even once disabled (its
-# replacement may still be running), as in Linux.
+# Forcing a blocked patching transition: every task still behind is switched as it is; the
+# transition completes at the next try. As in Linux (klp_force_transition sets `forced` only for
+# the patches being removed), forcing a patching transition does not pin the patch's module: once
+# disabled, it can be removed. transition_force_unpatch.sh shows the case that pins it.
 insmod test_klp_callbacks_busy block_transition=Y
 insmod test_klp_callbacks_demo
 echo 0 > /sys/kernel/livepatch/test_klp_callbacks_demo/force
