@@ -159,6 +159,20 @@ pub fn build(specs: &[Spec], current: Current) -> Vec<u8> {
 /// goes with the last dispatcher or trampoline it holds.
 pub(super) fn remove(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
     match e.with_state(|s| s.ftrace.dispatchers.remove(&slot)) {
+        Some(old) => {
+            // Parked for the slot's next transition; its targets are cleared, so it holds no
+            // function of anything that may go away.
+            let cleared = e.table_clear(old.base + 1, ENTRIES - 1);
+            e.with_state(|s| s.ftrace.parked.insert(slot, old));
+            Ok(cleared?)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Releases the parked dispatcher of `slot` (its function goes away).
+pub(super) fn unpark(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
+    match e.with_state(|s| s.ftrace.parked.remove(&slot)) {
         Some(old) => release(e, &[old]),
         None => Ok(()),
     }
@@ -189,6 +203,38 @@ pub(super) fn install(e: &mut impl Engine, order: &[Slot]) -> SysResult<Vec<Disp
         return Ok(Vec::new());
     }
     let current = current.ok_or(crate::errno::Errno::EINVAL)?;
+    // A slot's parked dispatcher reading the same `current` comes back without a new instance.
+    let wanted: Vec<Slot> = e.with_state(|s| {
+        let f = &mut s.ftrace;
+        wanted
+            .into_iter()
+            .filter(|slot| match f.parked.remove(slot) {
+                Some(d) if d.current == current && !f.dispatchers.contains_key(slot) => {
+                    f.dispatchers.insert(*slot, d);
+                    false
+                }
+                Some(d) => {
+                    f.parked.insert(*slot, d);
+                    true
+                }
+                None => true,
+            })
+            .collect()
+    });
+    let stale: Vec<Slot> = e.with_state(|s| {
+        let f = &s.ftrace;
+        wanted
+            .iter()
+            .copied()
+            .filter(|slot| f.parked.contains_key(slot))
+            .collect()
+    });
+    for slot in stale {
+        unpark(e, slot)?;
+    }
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut specs = Vec::with_capacity(wanted.len());
     let mut build = || -> SysResult<u32> {
         for &slot in &wanted {

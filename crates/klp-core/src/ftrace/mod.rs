@@ -92,6 +92,10 @@ pub struct Ftrace {
     trampolines: BTreeMap<Slot, Trampoline>,
     /// The dispatchers of the slots in transition.
     dispatchers: BTreeMap<Slot, Dispatcher>,
+    /// Dispatchers of slots no longer in transition, kept for the slot's next transition: a
+    /// transition then instantiates nothing, and a kernel whose tasks hold frames (so it cannot
+    /// move to a fresh store) does not pile up instances, one per function ever in transition.
+    parked: BTreeMap<Slot, Dispatcher>,
     /// How many trampolines or dispatchers each generated instance holds (an update builds
     /// them together).
     refs: BTreeMap<u32, u32>,
@@ -108,6 +112,7 @@ impl Ftrace {
             ops: Ops::default(),
             trampolines: BTreeMap::new(),
             dispatchers: BTreeMap::new(),
+            parked: BTreeMap::new(),
             refs: BTreeMap::new(),
             current: None,
             enabled: true,

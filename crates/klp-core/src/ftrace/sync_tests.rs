@@ -243,18 +243,22 @@ fn a_slot_in_transition_reaches_a_dispatcher_of_three_entries() {
     );
     assert_eq!(m.at(d.base + 2), Some(Entry::Kernel(NEW1.index())));
     assert_eq!(m.modules.len(), 1);
-    // The end of the transition: the slot is direct, the dispatcher and its instance go.
+    // The end of the transition: the slot is direct; the dispatcher is parked for the slot's
+    // next transition, its targets cleared, its instance kept.
     assert!(m.ftrace().clear_transition(F));
     m.sync(&[F]).unwrap();
     assert_eq!(m.at(F.index()), Some(Entry::Kernel(NEW2.index())));
     assert_eq!(m.state.ftrace.dispatchers(), 0);
-    assert_eq!(m.released, [d.instance]);
-    assert_eq!(m.state.ftrace.instances(), 0);
-    assert_eq!(
-        (m.at(d.base), m.at(d.base + 1), m.at(d.base + 2)),
-        (None, None, None)
-    );
-    assert_eq!(m.state.ftrace.free_entries(), ENTRIES);
+    assert!(m.released.is_empty());
+    assert_eq!(m.state.ftrace.instances(), 1);
+    assert_eq!((m.at(d.base + 1), m.at(d.base + 2)), (None, None));
+    // The next transition of F instantiates nothing: the same dispatcher comes back.
+    m.ftrace().set_transition(F, None).unwrap();
+    m.sync(&[F]).unwrap();
+    assert_eq!(m.state.ftrace.dispatcher(F), Some(&d));
+    assert_eq!(m.modules.len(), 1);
+    assert_eq!(m.at(F.index()), m.at(d.base));
+    assert_eq!(m.at(d.base + 2), Some(Entry::Kernel(F.index())));
 }
 
 #[test]
@@ -300,22 +304,19 @@ fn dispatchers_of_one_update_share_an_instance_and_a_disabled_patch_clears_all()
     // The unpatching transition ends: no redirect, no transition, the originals again.
     m.ftrace().clear_redirect(F);
     m.sync(&[F]).unwrap();
-    assert!(
-        m.released.is_empty(),
-        "G's dispatcher still uses the instance"
-    );
     m.ftrace().clear_redirect(G);
     m.sync(&[G]).unwrap();
-    assert_eq!(m.released, [df.instance]);
+    assert!(m.released.is_empty(), "both dispatchers are parked");
     assert_eq!(m.at(F.index()), Some(Entry::Kernel(F.index())));
     assert_eq!(m.at(G.index()), Some(Entry::Kernel(G.index())));
-    assert_eq!(m.state.ftrace.free_entries(), 2 * ENTRIES);
-    // The freed ranges are reused: no growth for the next transition.
+    // The next transition reuses the parked dispatcher: no growth, no instance.
     let len = m.table.len();
     m.ftrace().set_redirect(F, "p", NEW1).unwrap();
     m.ftrace().set_transition(F, None).unwrap();
     m.sync(&[F]).unwrap();
     assert_eq!(m.table.len(), len);
+    assert_eq!(m.modules.len(), 1);
+    assert_eq!(*m.state.ftrace.dispatcher(F).unwrap(), df);
 }
 
 #[test]
@@ -341,12 +342,13 @@ fn hooks_and_a_transition_chain_slot_trampoline_dispatcher_targets() {
     m.sync(&[F]).unwrap();
     assert_eq!(m.at(F.index()), Some(Entry::Gen(t.instance, 0)));
     assert_eq!(m.at(t.base + 1), Some(Entry::Kernel(NEW2.index())));
-    assert_eq!(m.released, [d.instance]);
-    // And the tracer goes: the slot is direct.
+    assert!(m.released.is_empty(), "the dispatcher is parked");
+    // And the tracer goes: the slot is direct; only the parked dispatcher's instance is left.
     m.ftrace().remove_hook(F, &Hook::Tracer);
     m.sync(&[F]).unwrap();
     assert_eq!(m.at(F.index()), Some(Entry::Kernel(NEW2.index())));
-    assert_eq!(m.state.ftrace.instances(), 0);
+    assert_eq!(m.released, [t.instance]);
+    assert_eq!(m.state.ftrace.instances(), 1);
 }
 
 #[test]

@@ -269,6 +269,15 @@ pub fn release_module(e: &mut impl Engine, base: u32, n: u32) -> SysResult<()> {
         let removed = dispatcher::remove(e, slot);
         result = result.and(removed);
     }
+    // Every dispatcher of the module's functions is parked now: release them.
+    let parked: Vec<Slot> = e.with_state(|s| {
+        let in_range = |slot: &&Slot| range.contains(&slot.index());
+        s.ftrace.parked.keys().filter(in_range).copied().collect()
+    });
+    for slot in parked {
+        let released = dispatcher::unpark(e, slot);
+        result = result.and(released);
+    }
     let cleared = e.table_clear(base, 2 * n).map_err(Into::into);
     e.with_state(|s| {
         s.ftrace.ops.forget(range.clone());
