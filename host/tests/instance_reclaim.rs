@@ -1,8 +1,9 @@
 //! Instances and host memory stay flat over any number of module loads and tracer toggles: the
 //! kernel moves to a fresh store once enough instances are dead (issue 11, item 2).
 //!
-//! `cargo test --release -p klp --test instance_reclaim` runs 20,000 insmod/rmmod cycles and
-//! 1,000 tracer toggles; `-- --ignored` runs 100,000 and 10,000.
+//! `cargo test --release -p klp --test instance_reclaim` runs 20,000 insmod/rmmod cycles, 1,000
+//! tracer toggles and 1,000 cycles of modules whose tasks run; `-- --ignored` runs 100,000,
+//! 10,000 and 10,000.
 
 use klp_artifacts as artifacts;
 use klp_core::fs;
@@ -110,11 +111,31 @@ fn tracer_toggles(n: usize) {
     assert_ne!(count, "0", "{out}");
 }
 
+/// Modules whose tasks run: a work item for the kworker (test_klp_callbacks_busy) and two
+/// kernel threads (test_klp_call_getpid), started and stopped each cycle. Between cycles no task
+/// holds frames (the kworker is idle, the threads are gone), so the kernel moves as before.
+fn task_module_cycles(n: usize) {
+    let mut e = boot();
+    flat(&mut e, n, "modules with tasks", |e| {
+        sh(
+            e,
+            "insmod test_klp_callbacks_busy
+insmod test_klp_call_getpid nr_tasks=2
+sleep 0.01
+             rmmod test_klp_call_getpid
+rmmod test_klp_callbacks_busy",
+        );
+    });
+    let out = sh(&mut e, "dmesg | grep -c busymod_work_func");
+    assert_ne!(out.lines().last().unwrap_or_default(), "0", "{out}");
+}
+
 /// One test, so that no other kernel shares the process while its memory is measured.
 #[test]
 fn module_cycles_and_tracer_toggles_keep_instances_and_memory_flat() {
     insmod_rmmod_cycles(20_000);
     tracer_toggles(1_000);
+    task_module_cycles(1_000);
 }
 
 #[test]
@@ -122,4 +143,5 @@ fn module_cycles_and_tracer_toggles_keep_instances_and_memory_flat() {
 fn many_module_cycles_and_tracer_toggles_keep_instances_and_memory_flat() {
     insmod_rmmod_cycles(100_000);
     tracer_toggles(10_000);
+    task_module_cycles(10_000);
 }

@@ -96,6 +96,8 @@ pub struct Ftrace {
     /// transition then instantiates nothing, and a kernel whose tasks hold frames (so it cannot
     /// move to a fresh store) does not pile up instances, one per function ever in transition.
     parked: BTreeMap<Slot, Dispatcher>,
+    /// Parked dispatchers no patch will need again, released at the next [`sync`].
+    unparked: Vec<Dispatcher>,
     /// How many trampolines or dispatchers each generated instance holds (an update builds
     /// them together).
     refs: BTreeMap<u32, u32>,
@@ -113,6 +115,7 @@ impl Ftrace {
             trampolines: BTreeMap::new(),
             dispatchers: BTreeMap::new(),
             parked: BTreeMap::new(),
+            unparked: Vec::new(),
             refs: BTreeMap::new(),
             current: None,
             enabled: true,
@@ -248,6 +251,14 @@ impl Ftrace {
     /// `slot`'s transition, if its redirect has one.
     pub fn transition(&self, slot: Slot) -> Option<Transition> {
         self.redirect(slot)?.transition
+    }
+
+    /// No patch will put `slot` in transition again (none describes its function any more): its
+    /// parked dispatcher, if any, is released at the next [`sync`].
+    pub fn drop_parked(&mut self, slot: Slot) {
+        if let Some(d) = self.parked.remove(&slot) {
+            self.unparked.push(d);
+        }
     }
 
     /// Tells ftrace where `current` lives: the word at `current_ptr` holds the running task's

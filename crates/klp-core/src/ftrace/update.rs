@@ -92,7 +92,9 @@ pub fn sync(e: &mut impl Engine, slots: impl IntoIterator<Item = Slot>) -> SysRe
     let result = install_trampolines(e, &order)
         .and_then(|()| order.iter().try_for_each(|&slot| sync_one(e, slot)));
     let released = dispatcher::release(e, &replaced);
-    result.and(released)
+    let unparked = e.with_state(|s| std::mem::take(&mut s.ftrace.unparked));
+    let unparked = dispatcher::release(e, &unparked);
+    result.and(released).and(unparked)
 }
 
 /// [`sync`] for every slot with a user or a trampoline.

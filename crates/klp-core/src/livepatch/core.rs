@@ -263,6 +263,10 @@ fn unregister_patch(mut d: Draft, id: PatchId) -> Plan {
         None => Plan::refused(Errno::EINVAL),
         Some(true) => Plan::refused(Errno::EBUSY),
         Some(false) => {
+            // Its functions' parked dispatchers go with it (redirect sees no patch for them).
+            for slot in super::transition::patch_slots(&d.lp, id) {
+                d.touch(slot);
+            }
             d.lp.patches.retain(|p| p.id != id);
             d.finish()
         }
@@ -480,6 +484,9 @@ pub(crate) fn forget(e: &mut impl Engine, module: &str) -> SysResult<()> {
     run(e, |mut d, _| {
         if in_transition {
             d.lp.transition = None;
+        }
+        for slot in super::transition::patch_slots(&d.lp, id) {
+            d.touch(slot);
         }
         patch::unpatch_objects(&mut d, id);
         d.lp.patches.retain(|p| p.id != id);

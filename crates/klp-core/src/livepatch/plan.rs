@@ -208,6 +208,14 @@ fn switch(e: &mut impl Engine, after: Livepatch, slots: &BTreeSet<Slot>) -> SysR
 fn redirect(s: &mut KernelState, slots: &BTreeSet<Slot>) -> SysResult<()> {
     let mut result = Ok(());
     for &slot in slots {
+        let described = s.livepatch.patches().any(|p| {
+            p.objs
+                .iter()
+                .any(|o| o.funcs.iter().any(|f| f.old_func == Some(slot)))
+        });
+        if !described {
+            s.ftrace.drop_parked(slot);
+        }
         let top = s.livepatch.stacks.top(slot).map(|en| {
             let patch = s.livepatch.get(en.patch()).map(|p| p.name.clone());
             (patch.unwrap_or_default(), en.new_func())

@@ -398,6 +398,11 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
         Ok(r) => r,
         Err(err) => return task_died(e, &task, err),
     };
+    // A worker that went idle may have been woken again before it finished (its state reads
+    // running again): it runs again.
+    let rerun = resumed.stop == TaskStop::Finished
+        && task.kind == Kind::Worker
+        && read_u32(e, task.addr + ts::STATE)? as i32 == TASK_RUNNING;
     e.with_state(|s| {
         let t = &mut s.tasks;
         t.now_ns += u64::from(resumed.used) * NS_PER_UNIT + SWITCH_NS;
@@ -407,7 +412,7 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
         match resumed.stop {
             TaskStop::Finished => {
                 me.frames = Frames::None;
-                me.runnable = false;
+                me.runnable = rerun;
                 me.stack = Some(Vec::new());
             }
             TaskStop::Yielded(sp) => me.frames = Frames::Suspended(sp),
