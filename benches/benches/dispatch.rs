@@ -5,8 +5,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use klp_benches::{
-    TARGET_DELTA, TARGET_PATCHED_DELTA, boot, boot_without_tasks, call, chained, guest_loop,
-    insmod, kind,
+    TARGET_DELTA, TARGET_PATCHED_DELTA, boot, boot_with, call, chained, guest_loop, insmod, kind,
 };
 use klp_core::engine::Callee;
 use klp_wasmtime::{Options, WasmtimeEngine};
@@ -54,10 +53,14 @@ fn dispatch(c: &mut Criterion) {
 
     // With Cranelift's inliner on, the direct call inlines; the slot call cannot. Only a
     // kernel without tasks can be inlined (wasmtime cannot inline with stack switching).
-    let mut inl = boot_without_tasks(Options {
-        inlining: true,
-        ..Options::default()
-    });
+    let mut inl = boot_with(
+        true,
+        Options {
+            inlining: true,
+            no_tasks: true,
+            ..Options::default()
+        },
+    );
     g.bench_function("direct_inlining", |b| {
         b.iter_custom(|iters| calls(&mut inl, kind::DIRECT, TARGET_DELTA, iters));
     });

@@ -65,20 +65,6 @@ pub fn boot_with(hook: bool, options: Options) -> WasmtimeEngine {
     rt::boot(klp_artifacts::KERNEL, CMDLINE, hook, options).expect("kernel boots")
 }
 
-/// Boots the kernel without the tasks rewrite (as the browser runs it), so that wasmtime may
-/// inline (`options.inlining`): it cannot with stack switching.
-///
-/// # Panics
-/// When the kernel does not boot.
-pub fn boot_without_tasks(options: Options) -> WasmtimeEngine {
-    let image = klp_core::kernel::prepare_for(klp_artifacts::KERNEL, CMDLINE, true, false)
-        .expect("kernel prepares");
-    let mut e = rt::instantiate_kernel(&image.wasm, image.state, options).expect("instantiates");
-    let modules = klp_core::fs::modules::ModuleFiles::embedded(klp_artifacts::MODULES);
-    klp_core::kernel::boot(&mut e, modules).expect("kernel boots");
-    e
-}
-
 /// Loads the built module `artifact` under the module name `name` (`-` becomes `_`).
 ///
 /// # Panics

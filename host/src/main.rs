@@ -80,6 +80,10 @@ struct RunArgs {
     /// with tasks (wasmtime cannot inline with stack switching).
     #[arg(long)]
     inline: bool,
+    /// Run the kernel without tasks, as the page does today: no kernel threads or kworker,
+    /// sleeps end by running the timers, transitions complete at once (and --inline works).
+    #[arg(long)]
+    no_tasks: bool,
     /// Seed of the scheduler's choices: the same seed replays the same interleaving of tasks.
     #[arg(long, value_name = "N", default_value_t = 1)]
     sched_seed: u64,
@@ -188,6 +192,7 @@ fn run(args: RunArgs) -> Result<i32> {
         !args.no_instrument,
         Options {
             inlining: args.inline,
+            no_tasks: args.no_tasks,
             sched_seed: args.sched_seed,
         },
     )?;

@@ -10,6 +10,10 @@ pub struct Options {
     /// Let Cranelift inline calls between functions (wasmtime's `compiler_inlining`). Refused
     /// for a kernel with tasks: wasmtime cannot inline with stack switching enabled.
     pub inlining: bool,
+    /// Run the kernel without tasks, as the browser does: no tasks rewrite, so no stack
+    /// switching (and inlining is allowed); kernel threads never run, sleeps end by running the
+    /// timers, transitions complete at once.
+    pub no_tasks: bool,
     /// The seed of the scheduler's choices ([`klp_core::tasks::Tasks::set_seed`]): the same
     /// seed gives the same interleaving.
     pub sched_seed: u64,
