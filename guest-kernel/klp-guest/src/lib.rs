@@ -35,6 +35,7 @@ use core::cell::UnsafeCell;
 use core::panic::PanicInfo;
 
 pub mod kobject;
+pub mod kthreads;
 
 pub use klp_abi::{
     CtlTable, KlpFunc, KlpObject, KlpPatch, NewUtsname, ProcHandler, SeqFile, ShowFn, errno,

@@ -5,9 +5,10 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use klp_guest::task::{self, HZ, TaskStruct};
+use klp_guest::kthreads::{KthreadName, Kthreads};
+use klp_guest::task::{self, HZ};
 use klp_guest::{errno, module_param, pr_err, pr_info};
 
 module_param!(nr_tasks: i32 = 1, 0o444);
@@ -18,19 +19,10 @@ const MAX_TASKS: usize = 128;
 /// How long `sleeper_func` sleeps unless woken: an hour, in jiffies.
 const SLEEP_JIFFIES: i32 = 3600 * HZ as i32;
 
-/// The tasks started, the first `NTASKS` of them.
-static TASKS: [AtomicPtr<TaskStruct>; MAX_TASKS] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_TASKS];
-static NTASKS: AtomicUsize = AtomicUsize::new(0);
+/// The tasks started.
+static TASKS: Kthreads<MAX_TASKS> = Kthreads::new();
 /// Whether the task of the same index has said it sleeps.
 static ANNOUNCED: [AtomicBool; MAX_TASKS] = [const { AtomicBool::new(false) }; MAX_TASKS];
-
-/// The tasks started so far.
-fn tasks() -> impl Iterator<Item = *mut TaskStruct> {
-    TASKS[..NTASKS.load(Ordering::Relaxed)]
-        .iter()
-        .map(|t| t.load(Ordering::Relaxed))
-}
 
 /// The function the patch replaces: says so the first time each task comes here, then sleeps
 /// interruptibly for an hour; returns early when woken (a signal, `kthread_stop`). Kept out of
@@ -38,8 +30,7 @@ fn tasks() -> impl Iterator<Item = *mut TaskStruct> {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn sleeper_func() {
-    let me = task::current();
-    if let Some(i) = tasks().position(|t| t == me)
+    if let Some(i) = TASKS.index_of(task::current())
         && !ANNOUNCED[i].swap(true, Ordering::Relaxed)
     {
         pr_info!("test_klp_sleeper: sleeper_func: sleeping");
@@ -58,36 +49,6 @@ unsafe extern "C" fn sleeper_thread(_data: *mut c_void) -> i32 {
     0
 }
 
-/// `klp_sleeper/<i>`, NUL-terminated, in `out`.
-fn task_name(i: usize, out: &mut [u8; 32]) {
-    const PREFIX: &[u8] = b"klp_sleeper/";
-    out[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 10];
-    let mut n = i;
-    let mut count = 0;
-    loop {
-        digits[count] = b'0' + (n % 10) as u8;
-        count += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for (k, d) in digits[..count].iter().rev().enumerate() {
-        out[PREFIX.len() + k] = *d;
-    }
-    out[PREFIX.len() + count] = 0;
-}
-
-/// Stops every task started.
-fn stop_all() {
-    for k in tasks() {
-        // SAFETY: a task we started, stopped once.
-        unsafe { task::kthread_stop(k) };
-    }
-    NTASKS.store(0, Ordering::Relaxed);
-}
-
 /// Starts `nr_tasks` kthreads.
 #[unsafe(no_mangle)]
 pub extern "C" fn init_module() -> i32 {
@@ -96,19 +57,13 @@ pub extern "C" fn init_module() -> i32 {
         pr_err!("test_klp_sleeper: nr_tasks must be 1 to 128");
         return -errno::EINVAL;
     }
-    for (i, slot) in TASKS.iter().enumerate().take(n as usize) {
-        let mut name = [0u8; 32];
-        task_name(i, &mut name);
-        // SAFETY: a thread function of the right type; the name is NUL-terminated.
-        let k = unsafe {
-            task::sys::kthread_run(sleeper_thread, ptr::null_mut(), name.as_ptr().cast())
-        };
-        if k.is_null() {
-            stop_all();
-            return -errno::ENOMEM;
+    for i in 0..n as usize {
+        let name = KthreadName::new("klp_sleeper/", i);
+        // SAFETY: `sleeper_thread` ignores its data.
+        if let Err(err) = unsafe { TASKS.start(sleeper_thread, ptr::null_mut(), &name) } {
+            TASKS.stop_all();
+            return err;
         }
-        slot.store(k, Ordering::Relaxed);
-        NTASKS.store(i + 1, Ordering::Relaxed);
     }
     0
 }
@@ -116,5 +71,5 @@ pub extern "C" fn init_module() -> i32 {
 /// Stops the tasks (`kthread_stop` wakes each and waits for it to return).
 #[unsafe(no_mangle)]
 pub extern "C" fn cleanup_module() {
-    stop_all();
+    TASKS.stop_all();
 }

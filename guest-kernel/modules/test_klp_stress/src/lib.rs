@@ -23,10 +23,11 @@
 use core::ffi::c_void;
 use core::hint::black_box;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use klp_guest::kobject::{self, KobjAttribute, Kobject};
-use klp_guest::task::{self, Completion, TaskStruct, sys};
+use klp_guest::kthreads::{KthreadName, Kthreads};
+use klp_guest::task::{self, Completion, sys};
 use klp_guest::{errno, module_param, pr_err, pr_info, sysfs_emit};
 
 module_param!(nr_tasks: i32 = 100, 0o444);
@@ -41,11 +42,8 @@ pub const STRESS_VERSION_SHIFT: u32 = 16;
 /// This module's functions' version.
 const VERSION: u32 = 1;
 
-/// The kthreads started (the stress and sleeping ones, then the ping-pong pair), the first
-/// `NTASKS` of them.
-static TASKS: [AtomicPtr<TaskStruct>; MAX_TASKS + 2] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_TASKS + 2];
-static NTASKS: AtomicUsize = AtomicUsize::new(0);
+/// The kthreads started: the stress and sleeping ones, then the ping-pong pair.
+static TASKS: Kthreads<{ MAX_TASKS + 2 }> = Kthreads::new();
 /// `/sys/kernel/test_klp_stress`.
 static KOBJ: AtomicPtr<Kobject> = AtomicPtr::new(ptr::null_mut());
 
@@ -212,52 +210,15 @@ static MISMATCHES_ATTR: KobjAttribute = KobjAttribute::ro(c"mismatches", mismatc
 static NEW_CALLS_ATTR: KobjAttribute = KobjAttribute::ro(c"new_calls", new_calls_show);
 static SWITCHES_ATTR: KobjAttribute = KobjAttribute::ro(c"switches", switches_show);
 
-/// `<prefix><i>`, NUL-terminated, in `out` (at most 15 bytes before the NUL).
-fn task_name(prefix: &[u8], i: usize, out: &mut [u8; 16]) {
-    out[..prefix.len()].copy_from_slice(prefix);
-    let mut digits = [0u8; 10];
-    let mut n = i;
-    let mut count = 0;
-    loop {
-        digits[count] = b'0' + (n % 10) as u8;
-        count += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let len = (prefix.len() + count).min(15);
-    for (k, d) in digits[..count].iter().rev().enumerate() {
-        if prefix.len() + k < len {
-            out[prefix.len() + k] = *d;
-        }
-    }
-    out[len] = 0;
-}
-
-/// Starts a kthread into the next slot; false when it could not be created.
-fn start(threadfn: task::ThreadFn, data: usize, prefix: &[u8], i: usize) -> bool {
-    let mut name = [0u8; 16];
-    task_name(prefix, i, &mut name);
-    // SAFETY: a thread function of the right type; `data` is a number, never dereferenced;
-    // the name is NUL-terminated.
-    let t = unsafe { sys::kthread_run(threadfn, data as *mut c_void, name.as_ptr().cast()) };
-    if t.is_null() {
-        return false;
-    }
-    let n = NTASKS.load(Ordering::Relaxed);
-    TASKS[n].store(t, Ordering::Relaxed);
-    NTASKS.store(n + 1, Ordering::Relaxed);
-    true
+/// Starts a kthread named `<prefix><i>`; false when it could not be created.
+fn start(threadfn: task::ThreadFn, data: usize, prefix: &str, i: usize) -> bool {
+    // SAFETY: `data` is a number, never dereferenced.
+    unsafe { TASKS.start(threadfn, data as *mut c_void, &KthreadName::new(prefix, i)) }.is_ok()
 }
 
 /// Stops every kthread started and removes the sysfs directory.
 fn stop_all() {
-    for slot in &TASKS[..NTASKS.load(Ordering::Relaxed)] {
-        // SAFETY: a kthread we started, stopped once.
-        unsafe { task::kthread_stop(slot.swap(ptr::null_mut(), Ordering::Relaxed)) };
-    }
-    NTASKS.store(0, Ordering::Relaxed);
+    TASKS.stop_all();
     // SAFETY: the kobject init made (or NULL), put once.
     unsafe { kobject::kobject_put(KOBJ.swap(ptr::null_mut(), Ordering::Relaxed)) };
 }
@@ -303,9 +264,9 @@ pub extern "C" fn init_module() -> i32 {
     let busy = (n - sleeping) as usize;
     for i in 0..n as usize {
         let ok = if i < busy {
-            start(stress_thread, i, b"klp_stress/", i)
+            start(stress_thread, i, "klp_stress/", i)
         } else {
-            start(sleep_thread, i, b"klp_sleep/", i)
+            start(sleep_thread, i, "klp_sleep/", i)
         };
         if !ok {
             stop_all();
@@ -313,8 +274,8 @@ pub extern "C" fn init_module() -> i32 {
         }
     }
     if pingpong.get()
-        && !(start(pingpong_thread, 0, b"klp_ping/", 0)
-            && start(pingpong_thread, 1, b"klp_pong/", 1))
+        && !(start(pingpong_thread, 0, "klp_ping/", 0)
+            && start(pingpong_thread, 1, "klp_pong/", 1))
     {
         stop_all();
         return -errno::ENOMEM;
