@@ -6,16 +6,15 @@
 //!   header, without and with the budget check (the kernel with tasks runs on the
 //!   stack-switching `Config`).
 //! * `syscall_round/{instrumented,budget}`: the real kernel's `bench_syscalls` round
-//!   (benches/kernel.rs) on the instrumented kernel, and on the same kernel through the tasks
-//!   rewrite (every loop header of the kernel checks the budget; no task runs, so nothing is
-//!   preempted).
+//!   (benches/kernel.rs) on the instrumented kernel without the tasks rewrite (`no_tasks`, as
+//!   the page runs it), and with it, as `klp` runs it (every loop header of the kernel checks
+//!   the budget; the round is called directly, so nothing is preempted).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use klp_benches::{CMDLINE, call, guest_loop_chunked};
+use klp_benches::{call, guest_loop_chunked};
 use klp_core::engine::Callee;
-use klp_core::fs::modules::ModuleFiles;
 use klp_passes::instrument::{instrument, tasks};
-use klp_wasmtime::{Options, WasmtimeEngine, instantiate_kernel, kernel_config};
+use klp_wasmtime::{Options, WasmtimeEngine, kernel_config};
 use std::time::Instant;
 use wasmtime::{Engine, Linker, Module, Store, TypedFunc};
 
@@ -85,15 +84,6 @@ fn small(with_yield: bool) -> Small {
     }
 }
 
-/// The real kernel, instrumented and through the tasks rewrite, booted on the tasks `Config`.
-fn boot_with_budget_checks() -> WasmtimeEngine {
-    let image = klp_core::kernel::prepare(klp_artifacts::KERNEL, CMDLINE, true).unwrap();
-    let wasm = tasks::add_tasks(&image.wasm).unwrap();
-    let mut e = instantiate_kernel(&wasm, image.state, Options::default()).unwrap();
-    klp_core::kernel::boot(&mut e, ModuleFiles::embedded(klp_artifacts::MODULES)).unwrap();
-    e
-}
-
 fn resume_yield(c: &mut Criterion) {
     let mut g = c.benchmark_group("tasks");
     let mut k = small(true);
@@ -134,11 +124,19 @@ fn resume_yield(c: &mut Criterion) {
             |n, _| n.wrapping_mul(per_round),
         )
     };
-    let mut plain = klp_benches::boot(true);
+    // The same kernel without the tasks rewrite (as the page runs it), then with it (the
+    // default): the difference is the budget checks at every loop header.
+    let mut plain = klp_benches::boot_with(
+        true,
+        Options {
+            no_tasks: true,
+            ..Options::default()
+        },
+    );
     g.bench_function("syscall_round/instrumented", |b| {
         b.iter_custom(|iters| round(&mut plain, iters));
     });
-    let mut budget = boot_with_budget_checks();
+    let mut budget = klp_benches::boot(true);
     g.bench_function("syscall_round/budget", |b| {
         b.iter_custom(|iters| round(&mut budget, iters));
     });
