@@ -5,6 +5,8 @@
 //! * `loop/{plain,budget}`: a tight counted loop of a small kernel, one iteration per loop
 //!   header, without and with the budget check (the kernel with tasks runs on the
 //!   stack-switching `Config`).
+//! * `getpid/{direct,in_task}`: one getpid syscall from the host, called directly (as the idle
+//!   task) and as a shell command's syscall, inside the command's task.
 //! * `syscall_round/{instrumented,budget}`: the real kernel's `bench_syscalls` round
 //!   (benches/kernel.rs) on the instrumented kernel without the tasks rewrite (`no_tasks`, as
 //!   the page runs it), and with it, as `klp` runs it (every loop header of the kernel checks
@@ -139,6 +141,37 @@ fn resume_yield(c: &mut Criterion) {
     let mut budget = klp_benches::boot(true);
     g.bench_function("syscall_round/budget", |b| {
         b.iter_custom(|iters| round(&mut budget, iters));
+    });
+    // One getpid from the host: called directly, and as a shell command's syscall (written
+    // into the command's pt_regs, spawned as its task through do_syscall_64, resumed until it
+    // returns to user mode).
+    let getpid = |e: &mut WasmtimeEngine| {
+        klp_core::tasks::call(e, "__x64_sys_getpid", &[])
+            .unwrap()
+            .unwrap()
+    };
+    g.bench_function("getpid/direct", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                assert_eq!(getpid(&mut budget), 0, "swapper/0's pid");
+            }
+            start.elapsed()
+        });
+    });
+    g.bench_function("getpid/in_task", |b| {
+        b.iter_custom(|iters| {
+            klp_core::tasks::with_command(&mut budget, "bench", |e| {
+                let pid = getpid(e);
+                assert!(pid > 0, "the command's own pid");
+                let start = Instant::now();
+                for _ in 0..iters {
+                    assert_eq!(getpid(e), pid);
+                }
+                Ok(start.elapsed())
+            })
+            .unwrap()
+        });
     });
     g.finish();
 }
