@@ -57,6 +57,27 @@ pub(super) fn run(
     stdin: Option<&str>,
     line: usize,
 ) -> i32 {
+    // A command is one process: every kernel call it makes runs in its task, under one pid.
+    let ran =
+        klp_core::tasks::with_command(e, name, |e| Ok(dispatch(e, host, name, args, stdin, line)));
+    match ran {
+        Ok(status) => status,
+        Err(err) => {
+            host.err(&format!("sh: {name}: {err}\n"));
+            1
+        }
+    }
+}
+
+/// Runs the command `name` in the process [`run`] made for it.
+fn dispatch(
+    e: &mut impl Engine,
+    host: &mut dyn Host,
+    name: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    line: usize,
+) -> i32 {
     match name {
         "cat" => cat(e, host, args, stdin),
         "echo" => echo(host, args),

@@ -13,11 +13,11 @@ sleep 16
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/transition
 echo 0 > /sys/kernel/livepatch/test_klp_sleeper_patch/enabled
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/transition
-cat /proc/6/patch_state
-cat /proc/6/stack
+cat /proc/5/patch_state
+cat /proc/5/stack
 cat /sys/module/test_klp_sleeper_patch/refcnt
 echo 1 > /sys/kernel/livepatch/test_klp_sleeper_patch/force
-cat /proc/6/patch_state
+cat /proc/5/patch_state
 sleep 1
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/transition
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/enabled

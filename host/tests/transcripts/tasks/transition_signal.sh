@@ -7,24 +7,24 @@
 # then waits for the kthread sleeping in the NEW function, until it is signaled in turn.
 insmod test_klp_sleeper
 ps
-cat /proc/6/stack
+cat /proc/5/stack
 insmod test_klp_sleeper_patch
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/transition
-cat /proc/6/patch_state
+cat /proc/5/patch_state
 sleep 14
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/transition
-cat /proc/6/patch_state
+cat /proc/5/patch_state
 sleep 2
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/transition
-cat /proc/6/stack
+cat /proc/5/stack
 echo 0 > /sys/kernel/livepatch/test_klp_sleeper_patch/enabled
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/transition
-cat /proc/6/patch_state
+cat /proc/5/patch_state
 sleep 14
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/transition
 sleep 2
 cat /sys/kernel/livepatch/test_klp_sleeper_patch/transition
-cat /proc/6/stack
+cat /proc/5/stack
 rmmod test_klp_sleeper_patch
 rmmod test_klp_sleeper
 lsmod
