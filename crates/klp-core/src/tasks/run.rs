@@ -111,6 +111,7 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
                 .is_none_or(|t| t.frames == Frames::None && !t.runnable)
         },
         None,
+        Some(pid),
     );
     match finished {
         Ok(()) => {}
@@ -125,7 +126,6 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
         return Err(interrupted().into());
     }
     let ret = read_u32(e, regs + pt::RET)? as i32;
-
     Ok(returns.then_some(ret))
 }
 
@@ -138,18 +138,24 @@ fn interrupted() -> EngineError {
     })
 }
 
-/// The command's task waits for what can never happen (nothing can run, no timer is pending):
-/// Linux's hung task detector would name it after 120 s; here it is named at once and killed.
+/// The command's task has slept for 120 s of kernel time without waking, or waits for what can
+/// never happen (nothing can run, no timer is pending): named as Linux's hung task detector
+/// names it, and killed.
 /// Its frames stay where they are, never resumed (it may be on a wait queue: its
 /// `task_struct` and stack are never freed, a zombie).
 fn hung(e: &mut impl Engine, pid: Pid) -> SysResult<()> {
     let task = e.with_state(|s| {
+        let now = s.tasks.now_ns;
         let t = s.tasks.tasks.get_mut(&pid)?;
+        // Nothing could ever wake it: it is named when the detector would have named it.
+        let named_at = t.ran_at.saturating_add(HUNG_TASK_TIMEOUT_NS).max(now);
         t.dead = true;
         t.zombie = true;
         t.frames = Frames::None;
         t.runnable = false;
-        Some((t.comm.clone(), t.addr, t.stack.clone().unwrap_or_default()))
+        let named = (t.comm.clone(), t.addr, t.stack.clone().unwrap_or_default());
+        s.tasks.now_ns = named_at;
+        Some(named)
     });
     let Some((comm, addr, stack)) = task else {
         return Ok(());
@@ -236,7 +242,12 @@ pub fn run_for(e: &mut impl Engine, d: Duration) -> SysResult<()> {
         t.now_ns
             .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     });
-    let result = match run_loop(e, &|t: &Tasks| t.now_ns >= until || t.sigint, Some(until)) {
+    let result = match run_loop(
+        e,
+        &|t: &Tasks| t.now_ns >= until || t.sigint,
+        Some(until),
+        None,
+    ) {
         Ok(()) | Err(Loop::Hung) => Ok(()),
         Err(Loop::Sys(err)) => Err(err),
     };
@@ -285,12 +296,19 @@ impl From<EngineError> for Loop {
     }
 }
 
+/// How long a task may sleep uninterrupted in a call its command waits for before it is a hung
+/// task (`hung_task_timeout_secs`, 120 s of kernel time).
+const HUNG_TASK_TIMEOUT_NS: u64 = 120_000_000_000;
+
 /// The scheduler loop: fire what is due, pick a runnable task, run it one slice; when nothing
-/// can run, jump the clock to the next timer (no later than `limit`).
+/// can run, jump the clock to the next timer (no later than `limit`). `waiter` is the command's
+/// task whose call the loop runs for: when it has slept for [`HUNG_TASK_TIMEOUT_NS`], or
+/// nothing can ever wake it, it is hung.
 fn run_loop(
     e: &mut impl Engine,
     done: &dyn Fn(&Tasks) -> bool,
     limit: Option<u64>,
+    waiter: Option<Pid>,
 ) -> Result<(), Loop> {
     loop {
         if e.take_interrupt() {
@@ -298,6 +316,18 @@ fn run_loop(
         }
         if e.with_state(|s| done(&s.tasks)) {
             return Ok(());
+        }
+        let hung = e.with_state(|s| {
+            let t = &s.tasks;
+            let task = waiter.and_then(|pid| t.tasks.get(&pid));
+            task.is_some_and(|w| {
+                matches!(w.frames, Frames::Suspended(_))
+                    && !w.runnable
+                    && t.now_ns.saturating_sub(w.ran_at) >= HUNG_TASK_TIMEOUT_NS
+            })
+        });
+        if hung {
+            return Err(Loop::Hung);
         }
         fire_timers(e)?;
         if e.with_state(|s| done(&s.tasks)) {
