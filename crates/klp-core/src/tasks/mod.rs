@@ -181,6 +181,9 @@ pub struct Tasks {
     pub(crate) host_depth: u32,
     /// The user interrupted the command (Ctrl-C): it dies on its way back to user mode.
     sigint: bool,
+    /// The scheduler loop is running: a call now is the kernel's own work (reaping a thread,
+    /// reporting an oops), never a syscall of the command.
+    scheduling: bool,
 }
 
 impl Default for Tasks {
@@ -205,6 +208,7 @@ impl Tasks {
             command: None,
             host_depth: 0,
             sigint: false,
+            scheduling: false,
         }
     }
 

@@ -62,9 +62,10 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
     let command = e.with_state(|s| {
         let t = &s.tasks;
         let task = t.command.and_then(|pid| t.tasks.get(&pid));
-        // A process makes one syscall at a time: while its task is inside one, a call is the
-        // kernel's own work (the scheduler reaping a thread, a timer), run as the idle task.
-        let busy = task.is_some_and(|t| t.frames != Frames::None);
+        // A process makes one syscall at a time: while its task is inside one, or while the
+        // scheduler runs (the command waits in a call or a sleep), a call is the kernel's own
+        // work (reaping a thread, reporting an oops), run as the idle task.
+        let busy = t.scheduling || task.is_some_and(|t| t.frames != Frames::None);
         task.filter(|_| !busy).map(|t| (t.pid, t.addr, t.dead))
     });
     let pid = match (command, nested) {
@@ -305,6 +306,19 @@ const HUNG_TASK_TIMEOUT_NS: u64 = 120_000_000_000;
 /// task whose call the loop runs for: when it has slept for [`HUNG_TASK_TIMEOUT_NS`], or
 /// nothing can ever wake it, it is hung.
 fn run_loop(
+    e: &mut impl Engine,
+    done: &dyn Fn(&Tasks) -> bool,
+    limit: Option<u64>,
+    waiter: Option<Pid>,
+) -> Result<(), Loop> {
+    let was = e.with_state(|s| std::mem::replace(&mut s.tasks.scheduling, true));
+    let result = schedule_until(e, done, limit, waiter);
+    e.with_state(|s| s.tasks.scheduling = was);
+    result
+}
+
+/// [`run_loop`]'s loop.
+fn schedule_until(
     e: &mut impl Engine,
     done: &dyn Fn(&Tasks) -> bool,
     limit: Option<u64>,
