@@ -1,15 +1,13 @@
 //! Transition dispatchers (klp_ftrace_handler during a transition): per task, the new function or the one below.
 
-use super::trampoline::valtype;
+use super::trampoline::{Generated, assemble, sig_types, table_import};
 use super::update::{alloc_range, unref_instance};
 use super::{Slot, func_name};
 use crate::engine::Engine;
 use crate::instrument::FuncSig;
 use crate::sys::SysResult;
 use wasm_encoder::{
-    CodeSection, ConstExpr, ElementSection, Elements, EntityType, Function, FunctionSection,
-    ImportSection, Instruction, MemArg, MemoryType, Module, NameMap, NameSection, RefType,
-    TableType, TypeSection,
+    EntityType, Function, ImportSection, Instruction, MemArg, MemoryType, NameMap, TypeSection,
 };
 
 /// Prefix of dispatcher names in backtraces.
@@ -91,22 +89,7 @@ fn body(spec: &Spec, ty: u32, current: Current) -> Function {
 /// dispatcher is written to its `base` by its own element segment.
 pub fn build(specs: &[Spec], current: Current) -> Vec<u8> {
     let mut types = TypeSection::new();
-    let mut sig_types: Vec<&FuncSig> = Vec::new();
-    let mut type_of = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let ty = match sig_types.iter().position(|s| **s == spec.sig) {
-            Some(i) => i,
-            None => {
-                sig_types.push(&spec.sig);
-                types.ty().function(
-                    spec.sig.params.iter().map(valtype),
-                    spec.sig.results.iter().map(valtype),
-                );
-                sig_types.len() - 1
-            }
-        };
-        type_of.push(ty as u32);
-    }
+    let type_of = sig_types(&mut types, 0, specs.iter().map(|s| &s.sig));
     let mut imports = ImportSection::new();
     let memory = MemoryType {
         minimum: 0,
@@ -116,47 +99,21 @@ pub fn build(specs: &[Spec], current: Current) -> Vec<u8> {
         page_size_log2: None,
     };
     imports.import("env", "memory", EntityType::Memory(memory));
-    let table = TableType {
-        element_type: RefType::FUNCREF,
-        minimum: specs
-            .iter()
-            .map(|s| u64::from(s.base) + u64::from(ENTRIES))
-            .max()
-            .unwrap_or(0),
-        maximum: None,
-        table64: false,
-        shared: false,
-    };
-    imports.import("env", "__indirect_function_table", table);
-    let mut funcs = FunctionSection::new();
-    let mut code = CodeSection::new();
-    let mut elems = ElementSection::new();
-    let mut names = NameMap::new();
-    for (index, (spec, &ty)) in (0u32..).zip(specs.iter().zip(&type_of)) {
-        funcs.function(ty);
-        code.function(&body(spec, ty, current));
-        elems.active(
-            Some(0),
-            &ConstExpr::i32_const(spec.base as i32),
-            Elements::Functions(std::borrow::Cow::Owned(vec![index])),
-        );
-        names.append(index, &format!("{DISPATCHER_PREFIX}{}", spec.name));
-    }
-    let mut name_section = NameSection::new();
-    name_section.functions(&names);
-    let mut module = Module::new();
-    module
-        .section(&types)
-        .section(&imports)
-        .section(&funcs)
-        .section(&elems)
-        .section(&code)
-        .section(&name_section);
-    module.finish()
+    table_import(
+        &mut imports,
+        specs.iter().map(|s| u64::from(s.base) + u64::from(ENTRIES)),
+    );
+    let funcs = specs.iter().zip(type_of).map(|(spec, ty)| Generated {
+        ty,
+        body: body(spec, ty, current),
+        base: spec.base,
+        name: format!("{DISPATCHER_PREFIX}{}", spec.name),
+    });
+    assemble(&types, &imports, 0, NameMap::new(), funcs)
 }
 
-/// Takes a slot's dispatcher out: clears its three entries and gives them back. The instance
-/// goes with the last dispatcher or trampoline it holds.
+/// Takes a slot's dispatcher out of use: its two targets are cleared and it is parked for the
+/// slot's next transition (released by [`unpark`], or once no patch describes the function).
 pub(super) fn remove(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
     match e.with_state(|s| s.ftrace.dispatchers.remove(&slot)) {
         Some(old) => {

@@ -118,58 +118,96 @@ pub fn build(specs: &[Spec]) -> Vec<u8> {
     let i32t = wasm_encoder::ValType::I32;
     let mut types = TypeSection::new();
     types.ty().function([i32t; 4], [i32t]);
-    let mut sig_types: Vec<&FuncSig> = Vec::new();
-    let mut type_of = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let ty = match sig_types.iter().position(|s| **s == spec.sig) {
+    let type_of = sig_types(&mut types, 1, specs.iter().map(|s| &s.sig));
+    let mut imports = ImportSection::new();
+    table_import(&mut imports, specs.iter().map(|s| u64::from(s.base) + 2));
+    imports.import("klp", "hostcall", EntityType::Function(0));
+    let mut names = NameMap::new();
+    names.append(0, "klp_hostcall");
+    let funcs = specs.iter().zip(type_of).map(|(spec, ty)| Generated {
+        ty,
+        body: body(spec, ty),
+        base: spec.base,
+        name: format!("{TRAMPOLINE_PREFIX}{}", spec.name),
+    });
+    assemble(&types, &imports, 1, names, funcs)
+}
+
+/// Adds one function type per distinct signature of `sigs` to `types`, after the `first` it
+/// already holds; returns each signature's type index, in order.
+pub(super) fn sig_types<'a>(
+    types: &mut TypeSection,
+    first: u32,
+    sigs: impl IntoIterator<Item = &'a FuncSig>,
+) -> Vec<u32> {
+    let mut seen: Vec<&FuncSig> = Vec::new();
+    let mut type_of = Vec::new();
+    for sig in sigs {
+        let ty = match seen.iter().position(|s| *s == sig) {
             Some(i) => i,
             None => {
-                sig_types.push(&spec.sig);
+                seen.push(sig);
                 types.ty().function(
-                    spec.sig.params.iter().map(valtype),
-                    spec.sig.results.iter().map(valtype),
+                    sig.params.iter().map(valtype),
+                    sig.results.iter().map(valtype),
                 );
-                sig_types.len() - 1
+                seen.len() - 1
             }
         };
-        type_of.push(ty as u32 + 1);
+        type_of.push(ty as u32 + first);
     }
-    let mut imports = ImportSection::new();
+    type_of
+}
+
+/// Imports the kernel's table (`env.__indirect_function_table`), at least as large as the
+/// largest of `ends` (each one past the last entry a generated function uses).
+pub(super) fn table_import(imports: &mut ImportSection, ends: impl Iterator<Item = u64>) {
     let table = TableType {
         element_type: RefType::FUNCREF,
-        minimum: specs
-            .iter()
-            .map(|s| u64::from(s.base) + 2)
-            .max()
-            .unwrap_or(0),
+        minimum: ends.max().unwrap_or(0),
         maximum: None,
         table64: false,
         shared: false,
     };
     imports.import("env", "__indirect_function_table", table);
-    imports.import("klp", "hostcall", EntityType::Function(0));
+}
+
+/// One generated function: its type, its body, the table entry it is written to, its name.
+pub(super) struct Generated {
+    pub(super) ty: u32,
+    pub(super) body: Function,
+    pub(super) base: u32,
+    pub(super) name: String,
+}
+
+/// A module of generated functions, each written to its `base` by its own element segment and
+/// named in the name section (after `names`, which names the `first` imported functions).
+pub(super) fn assemble(
+    types: &TypeSection,
+    imports: &ImportSection,
+    first: u32,
+    mut names: NameMap,
+    generated: impl Iterator<Item = Generated>,
+) -> Vec<u8> {
     let mut funcs = FunctionSection::new();
     let mut code = CodeSection::new();
     let mut elems = ElementSection::new();
-    let mut names = NameMap::new();
-    names.append(0, "klp_hostcall");
-    for (i, (spec, &ty)) in specs.iter().zip(&type_of).enumerate() {
-        let index = i as u32 + 1;
-        funcs.function(ty);
-        code.function(&body(spec, ty));
+    for (index, g) in (first..).zip(generated) {
+        funcs.function(g.ty);
+        code.function(&g.body);
         elems.active(
             Some(0),
-            &ConstExpr::i32_const(spec.base as i32),
+            &ConstExpr::i32_const(g.base as i32),
             Elements::Functions(std::borrow::Cow::Owned(vec![index])),
         );
-        names.append(index, &format!("{TRAMPOLINE_PREFIX}{}", spec.name));
+        names.append(index, &g.name);
     }
     let mut name_section = NameSection::new();
     name_section.functions(&names);
     let mut module = Module::new();
     module
-        .section(&types)
-        .section(&imports)
+        .section(types)
+        .section(imports)
         .section(&funcs)
         .section(&elems)
         .section(&code)
