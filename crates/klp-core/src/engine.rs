@@ -116,6 +116,24 @@ pub trait Engine {
     /// [`EngineError::Fault`] when the range is outside the memory.
     fn write(&mut self, addr: u32, data: &[u8]) -> Result<(), EngineError>;
 
+    /// Reads a little-endian 32-bit word of kernel memory.
+    ///
+    /// # Errors
+    /// [`EngineError::Fault`] when it is outside the memory.
+    fn read_u32(&mut self, addr: u32) -> Result<u32, EngineError> {
+        let mut word = [0; 4];
+        self.read(addr, &mut word)?;
+        Ok(u32::from_le_bytes(word))
+    }
+
+    /// Writes a little-endian 32-bit word of kernel memory.
+    ///
+    /// # Errors
+    /// [`EngineError::Fault`] when it is outside the memory.
+    fn write_u32(&mut self, addr: u32, value: u32) -> Result<(), EngineError> {
+        self.write(addr, &value.to_le_bytes())
+    }
+
     /// The current length of the ftrace table.
     fn table_len(&mut self) -> u32;
 

@@ -127,11 +127,9 @@ pub(super) struct PatchDesc {
     pub(super) objs: Vec<KlpObject>,
 }
 
+/// A word of the patch's structures; a bad address is the module's fault (`EFAULT`).
 fn read_u32(e: &mut impl Engine, addr: u32) -> SysResult<u32> {
-    let mut raw = [0u8; 4];
-    e.read(addr, &mut raw)
-        .map_err(|_| SysError::Errno(Errno::EFAULT))?;
-    Ok(u32::from_le_bytes(raw))
+    e.read_u32(addr).map_err(|_| SysError::Errno(Errno::EFAULT))
 }
 
 /// Reads a NUL-terminated string of at most [`MAX_NAME`] bytes.

@@ -23,16 +23,6 @@ const SIGNALS_TIMEOUT: u32 = 15;
 /// How long the transition work waits between tries: one second (`round_jiffies_relative(HZ)`).
 const RETRY_NS: u64 = 1_000_000_000;
 
-fn read_u32(e: &mut impl Engine, addr: u32) -> SysResult<u32> {
-    let mut b = [0; 4];
-    e.read(addr, &mut b)?;
-    Ok(u32::from_le_bytes(b))
-}
-
-fn write_u32(e: &mut impl Engine, addr: u32, v: u32) -> SysResult<()> {
-    Ok(e.write(addr, &v.to_le_bytes())?)
-}
-
 /// Every task the transition switches: the tasks' `task_struct` addresses, the idle task last.
 fn all_tasks(e: &mut impl Engine) -> Vec<u32> {
     e.with_state(|s| {
@@ -43,16 +33,16 @@ fn all_tasks(e: &mut impl Engine) -> Vec<u32> {
 
 fn set_target_state(e: &mut impl Engine, state: i32) -> SysResult<()> {
     match e.with_state(|s| s.tasks.target_state_addr()) {
-        Some(addr) => write_u32(e, addr, state as u32),
+        Some(addr) => Ok(e.write_u32(addr, state as u32)?),
         None => Ok(()),
     }
 }
 
 /// Sets or clears a `thread_info` flag of the task at `addr`.
 fn set_flag(e: &mut impl Engine, addr: u32, flag: u32, on: bool) -> SysResult<()> {
-    let flags = read_u32(e, addr + ts::TI_FLAGS)?;
+    let flags = e.read_u32(addr + ts::TI_FLAGS)?;
     let new = if on { flags | flag } else { flags & !flag };
-    write_u32(e, addr + ts::TI_FLAGS, new)
+    Ok(e.write_u32(addr + ts::TI_FLAGS, new)?)
 }
 
 /// `klp_init_transition`'s task half: every task starts from the state the patch leaves
@@ -61,7 +51,7 @@ fn set_flag(e: &mut impl Engine, addr: u32, flag: u32, on: bool) -> SysResult<()
 pub(super) fn init_tasks(e: &mut impl Engine, target: Target) -> SysResult<()> {
     let initial = target.reversed().state();
     for addr in all_tasks(e) {
-        write_u32(e, addr + ts::PATCH_STATE, initial as u32)?;
+        e.write_u32(addr + ts::PATCH_STATE, initial as u32)?;
     }
     set_target_state(e, target.state())
 }
@@ -71,7 +61,7 @@ pub(super) fn init_tasks(e: &mut impl Engine, target: Target) -> SysResult<()> {
 pub(super) fn start_tasks(e: &mut impl Engine, target: Target) -> SysResult<()> {
     set_target_state(e, target.state())?;
     for addr in all_tasks(e) {
-        let state = read_u32(e, addr + ts::PATCH_STATE)? as i32;
+        let state = e.read_u32(addr + ts::PATCH_STATE)? as i32;
         set_flag(e, addr, TIF_PATCH_PENDING, state != target.state())?;
     }
     Ok(())
@@ -81,7 +71,7 @@ pub(super) fn start_tasks(e: &mut impl Engine, target: Target) -> SysResult<()> 
 pub(super) fn idle_tasks(e: &mut impl Engine) -> SysResult<()> {
     for addr in all_tasks(e) {
         set_flag(e, addr, TIF_PATCH_PENDING, false)?;
-        write_u32(e, addr + ts::PATCH_STATE, KLP_TRANSITION_IDLE as u32)?;
+        e.write_u32(addr + ts::PATCH_STATE, KLP_TRANSITION_IDLE as u32)?;
     }
     set_target_state(e, KLP_TRANSITION_IDLE)
 }
@@ -171,11 +161,11 @@ pub fn sched_try_switch(e: &mut impl Engine, pid: Pid) -> SysResult<()> {
     let Some((addr, target)) = found else {
         return Ok(());
     };
-    if read_u32(e, addr + ts::TI_FLAGS)? & TIF_PATCH_PENDING == 0 {
+    if e.read_u32(addr + ts::TI_FLAGS)? & TIF_PATCH_PENDING == 0 {
         return Ok(());
     }
     set_flag(e, addr, TIF_PATCH_PENDING, false)?;
-    write_u32(e, addr + ts::PATCH_STATE, target.state() as u32)
+    Ok(e.write_u32(addr + ts::PATCH_STATE, target.state() as u32)?)
 }
 
 /// `klp_try_switch_task` for every task and the idle task; whether all are in the target state.
@@ -196,7 +186,7 @@ fn switch_tasks(e: &mut impl Engine, id: PatchId, target: Target) -> SysResult<b
         .then(|| e.backtrace());
     let mut complete = true;
     for (pid, addr) in tasks {
-        if read_u32(e, addr + ts::PATCH_STATE)? as i32 == target.state() {
+        if e.read_u32(addr + ts::PATCH_STATE)? as i32 == target.state() {
             continue;
         }
         let stuck = pid.and_then(|pid| e.with_state(|s| blocked(s, pid, &check, own.as_deref())));
@@ -205,7 +195,7 @@ fn switch_tasks(e: &mut impl Engine, id: PatchId, target: Target) -> SysResult<b
             continue;
         }
         set_flag(e, addr, TIF_PATCH_PENDING, false)?;
-        write_u32(e, addr + ts::PATCH_STATE, target.state() as u32)?;
+        e.write_u32(addr + ts::PATCH_STATE, target.state() as u32)?;
     }
     Ok(complete)
 }
@@ -263,15 +253,15 @@ fn send_signals(e: &mut impl Engine, tries: u32) -> SysResult<()> {
             .collect()
     });
     for (pid, addr, _) in tasks {
-        if read_u32(e, addr + ts::TI_FLAGS)? & TIF_PATCH_PENDING == 0 {
+        if e.read_u32(addr + ts::TI_FLAGS)? & TIF_PATCH_PENDING == 0 {
             continue;
         }
-        let flags = read_u32(e, addr + ts::FLAGS)?;
+        let flags = e.read_u32(addr + ts::FLAGS)?;
         if flags & PF_KTHREAD == 0 {
             set_flag(e, addr, TIF_SIGPENDING, true)?;
         }
-        if read_u32(e, addr + ts::STATE)? as i32 == TASK_INTERRUPTIBLE {
-            write_u32(e, addr + ts::STATE, TASK_RUNNING as u32)?;
+        if e.read_u32(addr + ts::STATE)? as i32 == TASK_INTERRUPTIBLE {
+            e.write_u32(addr + ts::STATE, TASK_RUNNING as u32)?;
             e.with_state(|s| s.tasks.make_runnable(pid));
         }
     }
@@ -296,9 +286,9 @@ pub fn force(e: &mut impl Engine, name: &str) -> SysResult<()> {
         "\x014livepatch: forcing remaining tasks to the patched state",
     )?;
     for addr in all_tasks(e) {
-        if read_u32(e, addr + ts::TI_FLAGS)? & TIF_PATCH_PENDING != 0 {
+        if e.read_u32(addr + ts::TI_FLAGS)? & TIF_PATCH_PENDING != 0 {
             set_flag(e, addr, TIF_PATCH_PENDING, false)?;
-            write_u32(e, addr + ts::PATCH_STATE, target.state() as u32)?;
+            e.write_u32(addr + ts::PATCH_STATE, target.state() as u32)?;
         }
     }
     e.with_state(|s| {

@@ -1,17 +1,11 @@
 //! The kernel's scheduler host calls: Schedule, Wake, TaskNew, TimerNext.
 
 use super::{Frames, Kind, NS_PER_JIFFY, Pid, Task};
-use crate::engine::{Callee, Engine, EngineError};
+use crate::engine::{Callee, Engine};
 use crate::errno::Errno;
 use crate::sys::SysResult;
 use klp_abi::task::{PF_KTHREAD, PF_WQ_WORKER, TASK_RUNNING};
 use klp_abi::task_struct as ts;
-
-fn read_i32(e: &mut impl Engine, addr: u32) -> Result<i32, EngineError> {
-    let mut b = [0; 4];
-    e.read(addr, &mut b)?;
-    Ok(i32::from_le_bytes(b))
-}
 
 /// `Schedule`: the current task is about to give up the CPU. Returns 0 when it must now yield
 /// (its stack is recorded: a backtrace at this known point is its reliable stack), 1 when it
@@ -41,7 +35,7 @@ pub fn schedule(e: &mut impl Engine) -> SysResult<i32> {
     let Some(addr) = addr else {
         return Ok(1);
     };
-    let state = read_i32(e, addr + ts::STATE)?;
+    let state = e.read_u32(addr + ts::STATE)? as i32;
     // The frames below the host call: the kernel's schedule() and whoever called it.
     let stack = e.backtrace();
     e.with_state(|s| {
@@ -86,10 +80,10 @@ pub fn task_new(e: &mut impl Engine, addr: u32) -> SysResult<i32> {
         // queued).
         return Err(Errno::ENOSYS.into());
     }
-    let pid = read_i32(e, addr + ts::PID)?;
-    let slot = read_i32(e, addr + ts::SLOT)?;
-    let flags = read_i32(e, addr + ts::FLAGS)? as u32;
-    let state = read_i32(e, addr + ts::STATE)?;
+    let pid = e.read_u32(addr + ts::PID)? as i32;
+    let slot = e.read_u32(addr + ts::SLOT)? as i32;
+    let flags = (e.read_u32(addr + ts::FLAGS)? as i32) as u32;
+    let state = e.read_u32(addr + ts::STATE)? as i32;
     let mut comm = [0; 16];
     e.read(addr + ts::COMM, &mut comm)?;
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());

@@ -40,16 +40,6 @@ fn set_current(e: &mut impl Engine, task: u32) -> Result<(), EngineError> {
     }
 }
 
-fn read_u32(e: &mut impl Engine, addr: u32) -> Result<u32, EngineError> {
-    let mut b = [0; 4];
-    e.read(addr, &mut b)?;
-    Ok(u32::from_le_bytes(b))
-}
-
-fn write_i32(e: &mut impl Engine, addr: u32, v: i32) -> Result<(), EngineError> {
-    e.write(addr, &v.to_le_bytes())
-}
-
 /// Calls a kernel function for the running command: inside the command's task when the kernel
 /// has tasks and this is no host call (the call may then sleep, and other tasks run meanwhile),
 /// directly otherwise. Returns what the function returned.
@@ -93,11 +83,11 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
         return Err(Errno::ESRCH.into());
     };
     let regs = addr + ts::REGS;
-    write_i32(e, regs + pt::FUNC, func as i32)?;
-    write_i32(e, regs + pt::NARGS, args.len() as i32)?;
-    write_i32(e, regs + pt::HAS_RET, i32::from(returns))?;
+    e.write_u32(regs + pt::FUNC, func)?;
+    e.write_u32(regs + pt::NARGS, args.len() as u32)?;
+    e.write_u32(regs + pt::HAS_RET, u32::from(returns))?;
     for (i, &a) in args.iter().enumerate() {
-        write_i32(e, regs + pt::ARGS + 4 * i as u32, a)?;
+        e.write_u32(regs + pt::ARGS + 4 * i as u32, a as u32)?;
     }
     e.with_state(|s| {
         if let Some(t) = s.tasks.tasks.get_mut(&pid) {
@@ -126,7 +116,7 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
         // Killed by SIGINT on its way back to user mode.
         return Err(interrupted().into());
     }
-    let ret = read_u32(e, regs + pt::RET)? as i32;
+    let ret = e.read_u32(regs + pt::RET)? as i32;
     Ok(returns.then_some(ret))
 }
 
@@ -161,7 +151,7 @@ fn hung(e: &mut impl Engine, pid: Pid) -> SysResult<()> {
     let Some((comm, addr, stack)) = task else {
         return Ok(());
     };
-    write_i32(e, addr + ts::STATE, TASK_DEAD)?;
+    e.write_u32(addr + ts::STATE, TASK_DEAD as u32)?;
     let mut report = format!(
         "INFO: task {comm}:{} blocked for more than 120 seconds.\nCall Trace:\n <TASK>\n",
         pid.get()
@@ -271,10 +261,10 @@ fn deliver_interrupt(e: &mut impl Engine) -> Result<(), EngineError> {
     let Some((pid, addr)) = task else {
         return Ok(());
     };
-    let flags = read_u32(e, addr + ts::TI_FLAGS)?;
-    e.write(addr + ts::TI_FLAGS, &(flags | TIF_SIGPENDING).to_le_bytes())?;
-    if read_u32(e, addr + ts::STATE)? as i32 == TASK_INTERRUPTIBLE {
-        write_i32(e, addr + ts::STATE, TASK_RUNNING)?;
+    let flags = e.read_u32(addr + ts::TI_FLAGS)?;
+    e.write_u32(addr + ts::TI_FLAGS, flags | TIF_SIGPENDING)?;
+    if e.read_u32(addr + ts::STATE)? as i32 == TASK_INTERRUPTIBLE {
+        e.write_u32(addr + ts::STATE, TASK_RUNNING as u32)?;
         e.with_state(|s| s.tasks.make_runnable(pid));
     }
     Ok(())
@@ -421,8 +411,8 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
     let sp = match task.frames {
         Frames::Suspended(sp) => sp,
         _ => {
-            let stack = read_u32(e, task.addr + ts::STACK)?;
-            let entry = read_u32(e, task.addr + ts::ENTRY)?;
+            let stack = e.read_u32(task.addr + ts::STACK)?;
+            let entry = e.read_u32(task.addr + ts::ENTRY)?;
             e.task_spawn(task.slot, entry, task.addr as i32)?;
             stack + THREAD_SIZE
         }
@@ -446,7 +436,7 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
     // running again): it runs again.
     let rerun = resumed.stop == TaskStop::Finished
         && task.kind == Kind::Worker
-        && read_u32(e, task.addr + ts::STATE)? as i32 == TASK_RUNNING;
+        && e.read_u32(task.addr + ts::STATE)? as i32 == TASK_RUNNING;
     e.with_state(|s| {
         let t = &mut s.tasks;
         t.now_ns += u64::from(resumed.used) * NS_PER_UNIT + SWITCH_NS;
@@ -467,7 +457,7 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
         }
     });
     if let TaskStop::Preempted(_) = resumed.stop
-        && read_u32(e, task.addr + ts::PREEMPT_COUNT)? != 0
+        && e.read_u32(task.addr + ts::PREEMPT_COUNT)? != 0
     {
         e.with_state(|s| s.tasks.pinned = Some(pid));
     }
@@ -500,7 +490,7 @@ fn task_died(e: &mut impl Engine, task: &Task, err: EngineError) -> Result<(), L
     }
     // A kernel thread: dead where it stood (its task_struct stays, as a zombie nobody reaps).
     e.with_state(|s| s.tasks.tasks.remove(&task.pid));
-    write_i32(e, task.addr + ts::STATE, TASK_DEAD)?;
+    e.write_u32(task.addr + ts::STATE, TASK_DEAD as u32)?;
     crate::kernel::report_dead_task(e, &task.comm, task.pid.get(), &trap);
     Ok(())
 }
