@@ -6,11 +6,12 @@
 //! through `klp.hostcall` never meets a live borrow. JS objects (exports, memory, table) are cloned
 //! out of their cell before any call into the guest.
 
+use crate::tasks::{self, Outcome, TaskGlobals};
 use js_sys::{ArrayBuffer, Object, Reflect, Uint8Array, WebAssembly};
-use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId};
+use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId, Resumed};
 use klp_core::hostcall;
 use klp_core::state::KernelState;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -21,6 +22,7 @@ extern "C" {
     fn call_fn(f: &JsValue, args: &[i32]) -> Result<JsValue, JsValue>;
     fn wrap_hostcall(f: &Closure<HostcallFn>) -> JsValue;
     fn make_clock() -> JsValue;
+    fn make_virtual_clock(now_ns: &Closure<dyn Fn() -> f64>) -> JsValue;
     fn read_clock(clock: &JsValue) -> f64;
     fn stack_now() -> String;
     fn error_kind(e: &JsValue) -> String;
@@ -43,6 +45,8 @@ struct Handles {
     stack_pointer: WebAssembly::Global,
     hostcall: JsValue,
     clock: JsValue,
+    /// The tasks rewrite's globals, for a kernel with tasks.
+    tasks: Option<TaskGlobals>,
 }
 
 struct Inner {
@@ -55,6 +59,10 @@ struct Inner {
     module_names: RefCell<Vec<String>>,
     /// Keeps the `klp.hostcall` closure alive as long as the kernel.
     hostcall: RefCell<Option<Closure<HostcallFn>>>,
+    /// Keeps the virtual clock's closure alive as long as the kernel.
+    clock: RefCell<Option<Closure<dyn Fn() -> f64>>>,
+    /// Host calls in progress: guest frames are live below this handle.
+    host_calls: Cell<u32>,
 }
 
 /// A handle on a kernel running in the browser's engine; clones share the kernel.
@@ -62,7 +70,10 @@ struct Inner {
 pub struct WebEngine(Rc<Inner>);
 
 impl WebEngine {
-    /// Compiles and instantiates an instrumented kernel with `klp.clock_ns` and `klp.hostcall`.
+    /// Compiles and instantiates an instrumented kernel with `klp.clock_ns`, `klp.hostcall`
+    /// and `klp.yield`. A kernel with tasks (the pass's `Switching::Import`) reads the
+    /// scheduler's virtual clock and switches tasks in its `klp.yield`; one without reads the
+    /// page's clock, and its yield returns at once.
     ///
     /// # Errors
     /// Compilation or instantiation failures, or a kernel without the expected exports.
@@ -74,6 +85,8 @@ impl WebEngine {
             pending: RefCell::new(None),
             module_names: RefCell::new(Vec::new()),
             hostcall: RefCell::new(None),
+            clock: RefCell::new(None),
+            host_calls: Cell::new(0),
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
         let closure =
@@ -82,7 +95,11 @@ impl WebEngine {
                     return make_error("kernel is gone");
                 };
                 let mut engine = WebEngine(inner);
-                match hostcall::dispatch(&mut engine, op, [a, b, c]) {
+                let depth = engine.0.host_calls.get();
+                engine.0.host_calls.set(depth + 1);
+                let result = hostcall::dispatch(&mut engine, op, [a, b, c]);
+                engine.0.host_calls.set(depth);
+                match result {
                     Ok(v) => JsValue::from(v),
                     Err(err) => {
                         let message = err.to_string();
@@ -93,15 +110,35 @@ impl WebEngine {
             });
         let hostcall = wrap_hostcall(&closure);
         *inner.hostcall.borrow_mut() = Some(closure);
-        let clock = make_clock();
-
         let module = compile(wasm)?;
+        let with_tasks = WebAssembly::Module::exports(&module).iter().any(|e| {
+            Reflect::get(&e, &JsValue::from_str("name"))
+                .ok()
+                .and_then(|n| n.as_string())
+                .is_some_and(|n| n == klp_passes::instrument::tasks::BUDGET)
+        });
+        let clock = if with_tasks {
+            let weak = Rc::downgrade(&inner);
+            let now = Closure::<dyn Fn() -> f64>::new(move || {
+                weak.upgrade()
+                    .map_or(0.0, |inner| inner.state.borrow().tasks.now_ns() as f64)
+            });
+            let clock = make_virtual_clock(&now);
+            *inner.clock.borrow_mut() = Some(now);
+            clock
+        } else {
+            make_clock()
+        };
         inner.note_module_name(wasm);
         let klp = Object::new();
         set(&klp, "hostcall", &hostcall);
         set(&klp, "clock_ns", &clock);
-        // The kernel's schedule() point: with nobody else to run, a yield returns at once.
-        set(&klp, "yield", &js_sys::Function::new_no_args(""));
+        if with_tasks {
+            set(&klp, "yield", &tasks::yield_import());
+        } else {
+            // A kernel without tasks has nobody else to run: its yield returns at once.
+            set(&klp, "yield", &js_sys::Function::new_no_args(""));
+        }
         let imports = Object::new();
         set(&imports, "klp", &klp);
         let instance = WebAssembly::Instance::new(&module, &imports)
@@ -113,13 +150,21 @@ impl WebEngine {
                 .filter(|v| !v.is_undefined())
                 .ok_or_else(|| EngineError::NoExport(name.to_string()))
         };
+        let table: WebAssembly::Table = export("__indirect_function_table")?.unchecked_into();
+        let stack_pointer: WebAssembly::Global = export("__stack_pointer")?.unchecked_into();
+        let tasks = if with_tasks {
+            tasks::attach(&exports, &table, &stack_pointer)
+        } else {
+            None
+        };
         let handles = Handles {
             memory: export("memory")?.unchecked_into(),
-            table: export("__indirect_function_table")?.unchecked_into(),
-            stack_pointer: export("__stack_pointer")?.unchecked_into(),
+            table,
+            stack_pointer,
             exports,
             hostcall,
             clock,
+            tasks,
         };
         *inner.handles.borrow_mut() = Some(handles);
         Ok(WebEngine(inner))
@@ -286,7 +331,11 @@ impl Engine for WebEngine {
                 args.len()
             )));
         }
-        let result = call_fn(&func, args).map_err(|e| self.trap(&e))?;
+        let result = match h.tasks.as_ref().filter(|_| self.0.host_calls.get() > 0) {
+            Some(t) => t.atomic(|| call_fn(&func, args)),
+            None => call_fn(&func, args),
+        }
+        .map_err(|e| self.trap(&e))?;
         if result.is_undefined() {
             return Ok(None);
         }
@@ -408,6 +457,25 @@ impl Engine for WebEngine {
 
     fn now_ns(&mut self) -> u64 {
         read_clock(&self.handles().clock) as u64
+    }
+
+    fn has_tasks(&mut self) -> bool {
+        self.handles().tasks.is_some()
+    }
+
+    fn in_host_call(&mut self) -> bool {
+        self.0.host_calls.get() > 0
+    }
+
+    fn task_spawn(&mut self, task: u32, entry: u32, arg: i32) -> Result<(), EngineError> {
+        tasks::spawn(task, entry, arg)
+    }
+
+    fn task_resume(&mut self, task: u32, sp: u32, budget: i32) -> Result<Resumed, EngineError> {
+        match tasks::resume(task, sp, budget) {
+            Outcome::Stopped(stop, used) => Ok(Resumed { stop, used }),
+            Outcome::Trapped(err) => Err(self.trap(&err)),
+        }
     }
 
     fn backtrace(&mut self) -> Vec<Option<String>> {

@@ -22,6 +22,11 @@ export function make_clock() {
   return () => BigInt(Math.round((performance.now() - t0) * 1e6));
 }
 
+// `klp.clock_ns` of a kernel with tasks: the scheduler's virtual nanoseconds, from `now_ns`.
+export function make_virtual_clock(now_ns) {
+  return () => BigInt(Math.round(now_ns()));
+}
+
 // "trap" for a WebAssembly.RuntimeError, "stack" for stack exhaustion, "other" otherwise.
 // The clock's reading as a Number (exact below 2^53 ns, about 104 days).
 export function read_clock(clock) {

@@ -5,17 +5,26 @@
 //! at `/lib/modules/<release>`, as the `klp` command does) and talks to it in JSON strings: shell
 //! output, the ftrace table, the module files, the module and patch list, and
 //! `/sys/kernel/livepatch`. Files dropped on the page are written into the kernel's `/tmp`.
+//!
+//! The kernel has tasks (src/tasks.rs): whatever may run them — a shell command, a file
+//! written as the shell, the page's idle time — is a [`Job`], set with a `begin_*` method and
+//! run by [`Kernel::drive`], which the page calls through `WebAssembly.promising` (its stack
+//! waits while a task runs); [`Kernel::take_output`] then gives its result. The page runs one
+//! job at a time and calls nothing else meanwhile.
 
 mod engine;
 mod json;
+mod tasks;
 
 use engine::WebEngine;
 use json::Json;
 use klp_core::engine::Engine;
 use klp_core::fs::WriteError;
 use klp_core::fs::modules::ModuleFiles;
+use klp_core::kernel::Switching;
 use klp_core::kernel::run_task;
 use klp_shell::{self as shell, Host, Shell};
+use std::time::Duration;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -72,11 +81,23 @@ impl Host for Page {
     }
 }
 
+/// What [`Kernel::drive`] runs next.
+enum Job {
+    /// A shell script, as `klp run -c` runs it.
+    Script(String),
+    /// A file written as the shell would write it (`path`, `data`).
+    PutFile(String, Vec<u8>),
+    /// Idle time: the kernel runs for this long (virtual time).
+    Idle(Duration),
+}
+
 /// A booted kernel in the page.
 #[wasm_bindgen]
 pub struct Kernel {
     engine: WebEngine,
     shell: Shell,
+    job: Option<Job>,
+    output: String,
 }
 
 #[wasm_bindgen]
@@ -87,8 +108,8 @@ impl Kernel {
     /// Whatever stops the boot, as text.
     #[wasm_bindgen(constructor)]
     pub fn new(kernel: &[u8], cmdline: &str) -> Result<Kernel, JsError> {
-        // No stack switching in the browser: the kernel runs without tasks.
-        let image = klp_core::kernel::prepare_for(kernel, cmdline, true, false)
+        // Tasks switch through the kernel's `klp.yield` import (JS Promise Integration).
+        let image = klp_core::kernel::prepare_for(kernel, cmdline, true, Some(Switching::Import))
             .map_err(|e| JsError::new(&e.to_string()))?;
         let mut engine = WebEngine::instantiate_kernel(&image.wasm, image.state)
             .map_err(|e| JsError::new(&e.to_string()))?;
@@ -97,21 +118,60 @@ impl Kernel {
         Ok(Kernel {
             engine,
             shell: Shell::new(shell::Options::default()),
+            job: None,
+            output: String::new(),
         })
     }
 
-    /// Writes a file (one dropped on the page) into the kernel's namespace, e.g.
-    /// `/tmp/fix.wasm`, where `insmod /tmp/fix.wasm` finds it.
-    ///
-    /// # Errors
-    /// The kernel's refusal, as `PATH: reason`.
-    pub fn put_file(&mut self, path: &str, data: &[u8]) -> Result<(), JsError> {
-        let written = run_task(&mut self.engine, "sh", |e| {
-            klp_core::fs::write_file(e, path, data, false).map_err(|err| match err {
-                WriteError::Open(err) | WriteError::Write(err) => err,
-            })
-        });
-        written.map_err(|err| JsError::new(&format!("{path}: {err}")))
+    /// Sets the next job: a shell script, as `klp run -c` runs it. [`Kernel::take_output`]
+    /// gives `{"status":N,"output":[["o"|"e", text], ...]}`.
+    pub fn begin_script(&mut self, script: &str) {
+        self.job = Some(Job::Script(script.to_string()));
+    }
+
+    /// Sets the next job: writing a file (one dropped on the page) into the kernel's namespace,
+    /// e.g. `/tmp/fix.wasm`, where `insmod /tmp/fix.wasm` finds it. [`Kernel::take_output`]
+    /// gives `{"error":null}` or `{"error":"PATH: reason"}`.
+    pub fn begin_put_file(&mut self, path: &str, data: &[u8]) {
+        self.job = Some(Job::PutFile(path.to_string(), data.to_vec()));
+    }
+
+    /// Sets the next job: `ms` milliseconds of the page's idle time, given to the kernel (its
+    /// tasks run, its timers fire). [`Kernel::take_output`] gives `{"error":null}` or the error.
+    pub fn begin_idle(&mut self, ms: f64) {
+        self.job = Some(Job::Idle(Duration::from_secs_f64(
+            ms.clamp(0.0, 10_000.0) / 1000.0,
+        )));
+    }
+
+    /// Runs the job set with a `begin_*` method; returns 1 if there was one. The page calls it
+    /// through `WebAssembly.promising` on the raw export `kernel_drive`.
+    pub fn drive(&mut self) -> i32 {
+        let Some(job) = self.job.take() else {
+            return 0;
+        };
+        self.output = match job {
+            Job::Script(script) => self.run(&script),
+            Job::PutFile(path, data) => {
+                let written = run_task(&mut self.engine, "sh", |e| {
+                    klp_core::fs::write_file(e, &path, &data, false).map_err(|err| match err {
+                        WriteError::Open(err) | WriteError::Write(err) => err,
+                    })
+                });
+                error_json(written.err().map(|err| format!("{path}: {err}")))
+            }
+            Job::Idle(d) => error_json(
+                klp_core::tasks::run_for(&mut self.engine, d)
+                    .err()
+                    .map(|err| err.to_string()),
+            ),
+        };
+        1
+    }
+
+    /// What the last job gave (JSON; see each `begin_*` method).
+    pub fn take_output(&mut self) -> String {
+        std::mem::take(&mut self.output)
     }
 
     /// The module files in `/lib/modules/<release>`, as `ls` lists them:
@@ -139,7 +199,7 @@ impl Kernel {
 
     /// Runs a shell script as `klp run -c` does:
     /// `{"status":N,"output":[["o"|"e", text], ...]}`.
-    pub fn run(&mut self, script: &str) -> String {
+    fn run(&mut self, script: &str) -> String {
         let mut page = Page { output: Vec::new() };
         let status = self.shell.run(&mut self.engine, &mut page, script);
         let mut j = Json::object_root();
@@ -296,6 +356,73 @@ impl Kernel {
         j.finish()
     }
 
+    /// The kernel's tasks, as `/proc/<pid>/{stat,patch_state,stack}` read them, and the
+    /// transition in progress:
+    /// `{"transition":null|{"patch","target":"patched"|"unpatched"},
+    /// "tasks":[{"pid","comm","state","patch_state","stack":[function, ...]}]}`.
+    pub fn tasks(&mut self) -> String {
+        let transition = self.engine.with_state(|s| {
+            let (id, target) = s.livepatch.transition()?;
+            let name = s.livepatch.get(id)?.name().to_string();
+            let target = match target {
+                klp_core::livepatch::Target::Patched => "patched",
+                klp_core::livepatch::Target::Unpatched => "unpatched",
+            };
+            Some((name, target))
+        });
+        let e = &mut self.engine;
+        let entries: Vec<String> = klp_core::fs::list_dir(e, "/proc")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|en| en.name)
+            .collect();
+        let mut read = |path: &str| klp_core::fs::read_file(e, path);
+        let gone = |err: &klp_core::sys::SysError| matches!(err, klp_core::sys::SysError::Errno(errno) if shell::ps::is_gone(*errno));
+        let tasks = shell::ps::tasks(&entries, &mut read, gone).unwrap_or_default();
+        let mut j = Json::object_root();
+        j.key("transition");
+        match &transition {
+            Some((patch, target)) => {
+                j.object()
+                    .key("patch")
+                    .str(patch)
+                    .key("target")
+                    .str(target)
+                    .end();
+            }
+            None => {
+                j.null();
+            }
+        }
+        j.key("tasks").array();
+        for t in &tasks {
+            let text = |r: Result<Vec<u8>, _>| {
+                r.map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+                    .unwrap_or_default()
+            };
+            let patch_state = text(read(&format!("/proc/{}/patch_state", t.pid)));
+            let stack = text(read(&format!("/proc/{}/stack", t.pid)));
+            j.object()
+                .key("pid")
+                .num(t.pid)
+                .key("comm")
+                .str(&t.comm)
+                .key("state")
+                .str(&t.state.to_string())
+                .key("patch_state")
+                .num(patch_state.parse::<i32>().unwrap_or(0));
+            j.key("stack").array();
+            for line in stack.lines() {
+                // `[<0>] name+0x0/0x0`
+                let func = line.split_once("] ").map_or(line, |(_, f)| f);
+                j.str(func.split('+').next().unwrap_or(func));
+            }
+            j.end().end();
+        }
+        j.end();
+        j.finish()
+    }
+
     /// `/sys/kernel/livepatch`, walked as `ls -l` and `cat` see it, depth first:
     /// `[{"path","mode","value"}]` (`value` null for directories and write-only files).
     pub fn sysfs(&mut self) -> String {
@@ -303,6 +430,17 @@ impl Kernel {
         walk(&mut self.engine, klp_core::sysfs::ROOT, &mut j);
         j.finish()
     }
+}
+
+/// `{"error":null}` or `{"error":"..."}`.
+fn error_json(error: Option<String>) -> String {
+    let mut j = Json::object_root();
+    j.key("error");
+    match error {
+        Some(e) => j.str(&e),
+        None => j.null(),
+    };
+    j.finish()
 }
 
 fn walk(e: &mut WebEngine, dir: &str, j: &mut Json) {

@@ -47,6 +47,10 @@ const STEPS = [
 ];
 
 const maskTimestamps = (text) => text.replace(/^\[\s*\d+\.\d+\]/gm, "[TIMESTAMP]");
+// As the transcripts mask them (host/tests/transcripts.rs): `[    T]` for log timestamps,
+// `T:` for the trace's.
+const maskStamps = (text) => text.replace(/^\[\s*\d+\.\d+\]/gm, "[    T]")
+  .replace(/^(.*\] [.a-zA-Z]{5} +)\d+\.\d+:/gm, "$1T:");
 
 let passed = 0;
 let failed = 0;
@@ -226,9 +230,7 @@ try {
   });
 
   await check("the transcript, dmesg and oops match `klp run -c` (timestamps masked)", async () => {
-    // The page's kernel has no tasks yet (no stack switching in the browser): compare with
-    // the command run the same way.
-    const cli = spawnSync(klp, ["run", "--no-tasks", "-c", STEPS.join("; ")], { encoding: "utf8" });
+    const cli = spawnSync(klp, ["run", "-c", STEPS.join("; ")], { encoding: "utf8" });
     assert.equal(cli.error, undefined, `running ${klp}`);
     for (const [name, text] of [["web", transcript.out + transcript.err], ["cli", cli.stdout + cli.stderr]]) {
       fs.writeFileSync(path.join(outDir, `${name}-transcript.txt`), text);
@@ -247,8 +249,8 @@ try {
     await type("echo 1 > /sys/kernel/tracing/events/kprobes/cmdprobe/enable");
     assert.equal((await type("cat /proc/cmdline")).out, ORIGINAL);
     const trace = (await type("cat /sys/kernel/tracing/trace")).out;
-    assert.match(trace, /^ +cat-1 +\[000\] \.\.\.\.\. +[\d.]+: cmdline_proc_show <-seq_show$/m);
-    assert.match(trace, /^ +cat-1 +\[000\] \.\.\.\.\. +[\d.]+: cmdprobe: \(cmdline_proc_show\+0x0\/0x0\)$/m);
+    assert.match(trace, /^ +cat-\d+ +\[000\] \.\.\.\.\. +[\d.]+: cmdline_proc_show <-seq_show$/m);
+    assert.match(trace, /^ +cat-\d+ +\[000\] \.\.\.\.\. +[\d.]+: cmdprobe: \(cmdline_proc_show\+0x0\/0x0\)$/m);
     assert.match((await type("cat /sys/kernel/tracing/enabled_functions")).out,
       /^cmdline_proc_show \(2\) R {5}\ttramp: __klp_tramp_cmdline_proc_show$/m);
     await type("echo 0 > /sys/kernel/tracing/events/kprobes/cmdprobe/enable");
@@ -330,6 +332,88 @@ try {
     assert.equal(count.out, cliCount);
     assert.match(count.out, /^\d+\n$/);
   });
+
+  // A transition blocked by a sleeping kworker: the tasks panel shows who is behind and where;
+  // the page's idle time runs the kernel (the transition's retries happen with nobody typing).
+  const transition = "/sys/kernel/livepatch/test_klp_callbacks_demo/transition";
+  const summary = () => page.textContent("#tasks-summary");
+  const idleUntil = (text) => page.waitForFunction(
+    (t) => document.querySelector("#tasks-summary").textContent.includes(t), text, { timeout: 30000 });
+
+  await check("the tasks panel shows a blocked transition: the kworker behind, in busymod_work_func", async () => {
+    await type("insmod test_klp_callbacks_busy block_transition=Y");
+    await type("insmod test_klp_callbacks_demo");
+    assert.equal((await type(`cat ${transition}`)).out, "1\n");
+    assert.match(await summary(), /test_klp_callbacks_demo: patching transition in progress/);
+    const kworker = page.locator('#tasks-rows tr[data-pid="3"]');
+    assert.equal(await kworker.getAttribute("class"), "behind");
+    assert.equal(await kworker.getAttribute("data-patch-state"), "0");
+    assert.equal(await kworker.locator("code.changed").textContent(), "busymod_work_func");
+    assert.match(await kworker.locator("td").nth(1).textContent(), /^kworker\/0:0$/);
+    // Every other task has switched.
+    const others = await page.locator('#tasks-rows tr:not([data-pid="3"])')
+      .evaluateAll((rows) => rows.map((r) => r.dataset.patchState));
+    assert.ok(others.length >= 3 && others.every((s) => s === "1"), others.join());
+    assert.equal(await page.locator("#tasks-actions button:disabled").count(), 0);
+    await page.screenshot({ path: path.join(outDir, "transition-1280x800.png") });
+  });
+
+  await check("Reverse turns the transition around; idle time completes it once the work returns", async () => {
+    await page.click('#tasks-actions button[data-action="reverse"]');
+    await idleUntil("unpatching transition in progress");
+    // The kworker never ran the new function: it is already where the reversal goes.
+    await type("echo 0 > /sys/module/test_klp_callbacks_busy/parameters/block_transition");
+    await idleUntil("no transition");
+    assert.equal(await page.locator("#tasks-actions button:enabled").count(), 0);
+    const log = (await type("dmesg | grep livepatch")).out;
+    assert.match(log, /'test_klp_callbacks_demo': reversing transition from patching to unpatching/);
+    assert.match(log, /'test_klp_callbacks_demo': unpatching complete/);
+    await type("rmmod test_klp_callbacks_demo");
+    await type("rmmod test_klp_callbacks_busy");
+  });
+
+  await check("Force completes a blocked transition, and the page says which tasks it forced", async () => {
+    await type("insmod test_klp_callbacks_busy block_transition=Y");
+    await type("insmod test_klp_callbacks_demo");
+    await idleUntil("patching transition in progress");
+    await page.click('#tasks-actions button[data-action="force"]');
+    await idleUntil("no transition");
+    const log = (await type("dmesg | grep livepatch")).out;
+    assert.match(log, /livepatch: forcing remaining tasks to the patched state/);
+    assert.match(log, /'test_klp_callbacks_demo': patching complete/);
+    assert.equal(await page.locator('#tasks-rows tr[data-pid="3"]').getAttribute("data-patch-state"), "-1");
+  });
+
+  // Transcripts of the consistency model, each on a fresh kernel (the page reloaded), typed at
+  // the prompt line by line: the page prints what `klp run` printed when they were blessed.
+  // The page's idle time is off (`?idle=0`): `klp run` gives the kernel none between commands.
+  const TRANSCRIPTS = ["tasks/processes", "tasks/transition_blocked", "tasks/transition_reverse",
+    "tasks/transition_force", "tasks/transition_force_unpatch", "tasks/transition_refusals",
+    "tasks/transition_signal", "tasks/transition_signal_uninterruptible", "tasks/getpid_hammer",
+    "tasks/test_tasks"];
+  for (const name of TRANSCRIPTS) {
+    await check(`the ${name} transcript runs in the page's shell as in \`klp run\``, async () => {
+      const dir = path.join(root, "host/tests/transcripts");
+      const script = fs.readFileSync(path.join(dir, `${name}.sh`), "utf8");
+      const expected = fs.readFileSync(path.join(dir, `${name}.out`), "utf8");
+      await page.goto(`${url}?idle=0`);
+      await page.waitForFunction(() => document.body.dataset.state === "ready", null, { timeout: 60000 });
+      let text = "";
+      for (const line of script.split("\n")) {
+        if (!line.trim() || line.trim().startsWith("#")) continue;
+        const before = await page.locator("#screen .entry").count();
+        await page.fill("#cmd", line);
+        await page.press("#cmd", "Enter");
+        await page.waitForFunction((n) => document.querySelectorAll("#screen .entry").length > n, before);
+        const entry = page.locator("#screen .entry").last();
+        text += `# ${line}\n` + await entry.evaluate((node) => node.querySelector(".out")?.textContent ?? "");
+        const status = await entry.getAttribute("data-status");
+        if (status !== "0") text += `[exit ${status}]\n`;
+      }
+      fs.writeFileSync(path.join(outDir, `${name.replace("/", "-")}.page.out`), maskStamps(text));
+      assert.equal(maskStamps(text), expected);
+    });
+  }
 
   await check("no page errors", async () => {
     assert.deepEqual(problems, []);

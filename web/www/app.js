@@ -1,7 +1,12 @@
 // The page: boots the kernel with klp-web, runs shell commands, and redraws the module list, the
-// ftrace table and /sys/kernel/livepatch after every command. The module list is the kernel's
-// /lib/modules/<release>; a file chosen with "Upload module" or dropped on the page is written
-// into the kernel's /tmp, where `insmod /tmp/NAME` loads it.
+// ftrace table, the tasks and /sys/kernel/livepatch after every command. The module list is the
+// kernel's /lib/modules/<release>; a file chosen with "Upload module" or dropped on the page is
+// written into the kernel's /tmp, where `insmod /tmp/NAME` loads it.
+//
+// The kernel's tasks run on JS Promise Integration: anything that may run them (a command, an
+// upload, idle time) is a job that `kernel_drive` runs through WebAssembly.promising, one at a
+// time (jobs queue); while the page is idle, a timer gives the kernel its time, so kthreads,
+// kworkers and a transition's retries go on between commands.
 import init, { Kernel, is_livepatch } from "./klp_web.js";
 
 // The same command line `klp run` boots with by default (`?cmdline=...` overrides it).
@@ -16,18 +21,56 @@ const el = (tag, props = {}, ...children) => {
 };
 
 let kernel = null;
+let driveRaw = null;         // WebAssembly.promising(kernel_drive)
 let moduleDir = "";          // /lib/modules/<release>
 let modules = [];            // its files, as kernel.module_files() lists them
 const uploads = new Map();   // file name in /tmp -> { size, livepatch }, as uploaded here
 const history = [];
 let historyPos = 0;
 
+// ---- jobs: everything that may run kernel tasks, one at a time ----------------------------
+
+let queue = Promise.resolve();
+let pending = 0;
+
+// Runs `begin(kernel)` (it sets the job) and the job; resolves to the job's output (parsed).
+function job(begin) {
+  pending++;
+  const run = queue.then(async () => {
+    try {
+      begin(kernel);
+      await driveRaw(kernel.__wbg_ptr);
+      return JSON.parse(kernel.take_output());
+    } finally {
+      pending--;
+    }
+  });
+  queue = run.catch(() => {});
+  return run;
+}
+
+// Idle time: every IDLE_MS of the page's time with no job queued, the kernel runs as long.
+// `?idle=0` turns it off: the kernel then runs only in commands, as under `klp run`.
+const IDLE_MS = 250;
+const IDLE = new URLSearchParams(location.search).get("idle") !== "0";
+setInterval(() => {
+  if (!kernel || pending || !IDLE) return;
+  job((k) => k.begin_idle(IDLE_MS)).then((r) => {
+    if (r.error) note(`idle: ${r.error}`, true);
+    if (!pending) drawLive();
+  }, (err) => note(`idle: ${err.message ?? err}`, true));
+}, IDLE_MS);
+
 // ---- terminal -----------------------------------------------------------------------------
 
-function run(command) {
+async function run(command) {
   const entry = el("div", { className: "entry" }, el("div", { className: "cmd", textContent: command }));
   const out = el("pre", { className: "out" });
-  const result = JSON.parse(kernel.run(command));
+  if (command.trim()) {
+    history.push(command);
+    historyPos = history.length;
+  }
+  const result = await job((k) => k.begin_script(command));
   for (const [stream, text] of result.output) {
     out.append(stream === "e" ? el("span", { className: "err", textContent: text }) : text);
   }
@@ -35,10 +78,6 @@ function run(command) {
   if (out.textContent) entry.append(out);
   $("#screen").append(entry);
   $("#screen").scrollTop = $("#screen").scrollHeight;
-  if (command.trim()) {
-    history.push(command);
-    historyPos = history.length;
-  }
   refresh();
   return result;
 }
@@ -160,14 +199,15 @@ async function upload(files) {
     let data;
     try {
       data = new Uint8Array(await file.arrayBuffer());
-      kernel.put_file(path, data);
+      const r = await job((k) => k.begin_put_file(path, data));
+      if (r.error) throw new Error(r.error);
     } catch (err) {
       note(`could not write ${path}: ${err.message ?? err}`, true);
       continue;
     }
     uploads.set(name, { size: data.length, livepatch: is_livepatch(data) });
     note(`wrote ${path} (${data.length} bytes); insmod ${path} to load it`);
-    run(`ls -l ${path}`);
+    await run(`ls -l ${path}`);
   }
 }
 
@@ -252,10 +292,62 @@ function drawSysfs() {
   }));
 }
 
-function refresh() {
-  drawModules();
+// ---- tasks: each task, its state, its patch_state and where it sleeps ----------------------
+
+// patch_state as /proc/<pid>/patch_state reads it: -1 KLP_UNDEFINED (no transition), 0
+// unpatched, 1 patched.
+const PATCH_STATE = { "-1": "—", 0: "unpatched", 1: "patched" };
+// Scheduler and sleep functions: a task "is blocked in" the first frame below them.
+const SLEEP_FUNCS = /^(__)?(schedule|schedule_timeout\w*|msleep\w*|cond_resched|wait_\w+|do_wait\w*|worker_thread|kthread|klp_\w+|__klp_\w+)$/;
+
+function drawTasks() {
+  const t = JSON.parse(kernel.tasks());
+  const patched = new Set(JSON.parse(kernel.ftrace()).rows.map((r) => r.name.split(" ")[0]));
+  const tr = t.transition;
+  const target = tr ? (tr.target === "patched" ? 1 : 0) : null;
+  $("#tasks-summary").textContent = tr
+    ? `${tr.patch}: ${tr.target === "patched" ? "patching" : "unpatching"} transition in progress`
+    : `${t.tasks.length} tasks · no transition`;
+  $("#tasks").dataset.transition = tr ? tr.patch : "";
+  for (const b of $("#tasks-actions").querySelectorAll("button")) {
+    b.disabled = !tr;
+    if (tr) b.dataset.cmd = b.dataset.action === "force"
+      ? `echo 1 > /sys/kernel/livepatch/${tr.patch}/force`
+      : `echo ${target === 1 ? 0 : 1} > /sys/kernel/livepatch/${tr.patch}/enabled`;
+  }
+  const rows = t.tasks.map((task) => {
+    const behind = tr !== null && task.patch_state !== target;
+    const changed = task.stack.find((f) => patched.has(f));
+    const blockedIn = changed ?? task.stack.find((f) => !SLEEP_FUNCS.test(f)) ?? task.stack[0] ?? "";
+    const row = el("tr", { className: behind ? "behind" : "" },
+      el("td", { textContent: task.pid }),
+      el("td", {}, el("code", { textContent: task.comm })),
+      el("td", { textContent: task.state }),
+      el("td", { className: "pstate", textContent: PATCH_STATE[task.patch_state] ?? task.patch_state }),
+      el("td", {}, el("code", { className: changed ? "changed" : "", textContent: blockedIn,
+        title: task.stack.join("\n") })));
+    row.dataset.pid = task.pid;
+    row.dataset.patchState = task.patch_state;
+    return row;
+  });
+  $("#tasks-rows").replaceChildren(...rows);
+}
+
+$("#tasks-actions").addEventListener("click", (ev) => {
+  const cmd = ev.target.closest("button")?.dataset.cmd;
+  if (cmd && kernel) run(cmd);
+});
+
+// What idle time changes: the tasks, the transition, the func_stacks, sysfs.
+function drawLive() {
+  drawTasks();
   drawFtrace();
   drawSysfs();
+}
+
+function refresh() {
+  drawModules();
+  drawLive();
 }
 
 // ---- boot ---------------------------------------------------------------------------------
@@ -268,7 +360,8 @@ async function bytes(url) {
 
 async function boot() {
   Error.stackTraceLimit = 64; // trap backtraces for oops reports
-  await init();
+  const wasm = await init();
+  driveRaw = WebAssembly.promising(wasm.kernel_drive);
   // modules.json: the kernel's file and each module's description (the modules themselves are
   // in the core, at /lib/modules/<release>).
   const manifest = await (await fetch("modules.json")).json();

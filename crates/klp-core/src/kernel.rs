@@ -7,6 +7,8 @@ use crate::kallsyms::{self, Kallsyms};
 use crate::state::KernelState;
 use crate::sys::{self, SysError};
 use core::time::Duration;
+/// How the engine switches tasks (the tasks rewrite it needs).
+pub use klp_passes::instrument::tasks::Switching;
 use thiserror::Error;
 
 /// Errors while preparing or booting a kernel image.
@@ -41,11 +43,12 @@ pub struct BootImage {
 /// # Errors
 /// The kernel is not valid wasm, or has no symbol table.
 pub fn prepare(kernel: &[u8], cmdline: &str, hook: bool) -> Result<BootImage, BootError> {
-    prepare_for(kernel, cmdline, hook, true)
+    prepare_for(kernel, cmdline, hook, Some(Switching::Stacks))
 }
 
-/// [`prepare`] for an engine with tasks (`tasks`: stack switching) or without (the browser): a
-/// kernel that imports `klp.yield` gets the tasks rewrite only with them.
+/// [`prepare`] for an engine that switches tasks as `switching` says (wasmtime: stack
+/// switching; the browser: its `klp.yield` import), or runs none (`None`): a kernel that
+/// imports `klp.yield` gets the tasks rewrite only with tasks.
 ///
 /// # Errors
 /// As [`prepare`].
@@ -53,23 +56,24 @@ pub fn prepare_for(
     kernel: &[u8],
     cmdline: &str,
     hook: bool,
-    tasks: bool,
+    switching: Option<Switching>,
 ) -> Result<BootImage, BootError> {
     let (wasm, ftrace, kallsyms) = if !hook {
         // No hook, but tasks all the same: the tasks rewrite stands on its own. It only
         // appends, so the symbols are the kernel's as built.
         let kallsyms = Kallsyms::from_kernel(kernel)?;
-        let wasm = if tasks && instrument::tasks::uses_tasks(kernel)? {
-            instrument::tasks::add_tasks(kernel)?
-        } else {
-            kernel.to_vec()
+        let wasm = match switching {
+            Some(switching) if instrument::tasks::uses_tasks(kernel)? => {
+                instrument::tasks::add_tasks(kernel, switching)?
+            }
+            _ => kernel.to_vec(),
         };
         (wasm, FtraceMap::default(), kallsyms)
     } else {
         let (wasm, ftrace) = match FtraceMap::from_instrumented(kernel) {
             Ok(map) => (kernel.to_vec(), map),
             Err(_) => {
-                let out = instrument::instrument_for(kernel, &[], tasks)?;
+                let out = instrument::instrument_for(kernel, &[], switching)?;
                 (out.wasm, out.ftrace)
             }
         };

@@ -5,7 +5,7 @@ mod exec;
 mod filters;
 pub mod lexer;
 pub mod parser;
-mod ps;
+pub mod ps;
 
 use klp_core::engine::Engine;
 

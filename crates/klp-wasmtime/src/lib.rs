@@ -596,7 +596,12 @@ pub fn boot(
     hook: bool,
     options: Options,
 ) -> Result<WasmtimeEngine, BootError> {
-    let mut image = klp_core::kernel::prepare_for(kernel, cmdline, hook, !options.no_tasks)?;
+    let mut image = klp_core::kernel::prepare_for(
+        kernel,
+        cmdline,
+        hook,
+        (!options.no_tasks).then_some(klp_core::kernel::Switching::Stacks),
+    )?;
     image.state.tasks.set_seed(options.sched_seed);
     let mut engine = instantiate_kernel(&image.wasm, image.state, options)?;
     klp_core::kernel::boot(&mut engine, ModuleFiles::embedded(klp_artifacts::MODULES))?;

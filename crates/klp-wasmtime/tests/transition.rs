@@ -176,7 +176,7 @@ fn the_tracer_and_a_transition_on_one_slot_chain() {
 fn a_transition_without_current_is_refused_by_sync() {
     // A kernel run without tasks (as the browser runs it) never tells ftrace where `current`
     // is: no dispatcher can be built for it.
-    let image = klp_core::kernel::prepare_for(klp_artifacts::KERNEL, "console=hvc0", true, false)
+    let image = klp_core::kernel::prepare_for(klp_artifacts::KERNEL, "console=hvc0", true, None)
         .expect("kernel prepares");
     let mut e = rt::instantiate_kernel(&image.wasm, image.state, Options::default())
         .expect("kernel instantiates");

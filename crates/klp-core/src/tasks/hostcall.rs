@@ -8,7 +8,8 @@ use klp_abi::task::{PF_KTHREAD, PF_WQ_WORKER, TASK_RUNNING};
 use klp_abi::task_struct as ts;
 
 /// `Schedule`: the current task is about to give up the CPU. Returns 0 when it must now yield
-/// (its stack is recorded: a backtrace at this known point is its reliable stack), 1 when it
+/// (its stack is recorded when it sleeps, or during a transition: a backtrace at this known
+/// point is its reliable stack), 1 when it
 /// cannot sleep here (no task runs, or kernel code a host call re-entered): time then jumps
 /// to the next timer and the expired timers run, so that a sleep still ends.
 ///
@@ -36,12 +37,16 @@ pub fn schedule(e: &mut impl Engine) -> SysResult<i32> {
         return Ok(1);
     };
     let state = e.read_u32(addr + ts::STATE)? as i32;
-    // The frames below the host call: the kernel's schedule() and whoever called it.
-    let stack = e.backtrace();
+    // The frames below the host call: the kernel's schedule() and whoever called it. A task
+    // that stays runnable (cond_resched) runs again soon: only a transition checks its stack
+    // meanwhile, so it is recorded only during one (a backtrace costs more than the switch);
+    // otherwise the task has no reliable stack until it sleeps or runs again.
+    let in_transition = e.with_state(|s| s.livepatch.transition().is_some());
+    let stack = (state != TASK_RUNNING || in_transition).then(|| e.backtrace());
     e.with_state(|s| {
         if let Some(t) = s.tasks.tasks.get_mut(&pid) {
             t.runnable = state == TASK_RUNNING;
-            t.stack = Some(stack);
+            t.stack = stack;
         }
     });
     if state == TASK_RUNNING {

@@ -5,8 +5,9 @@
 //! `i32.const slot; call_indirect`, replaces exports and duplicate function pointers of traceable
 //! functions with notrace thunks, lays out table 0 as `[slots | orig entries]`, exports memory,
 //! table and `__stack_pointer`, and writes `klp.ftrace` and `klp.kallsyms`. A kernel that imports
-//! `klp.yield` gets tasks too ([`tasks`]): its yields become stack-switching suspends, and a task
-//! dispatcher with a preemption budget is appended; any other kernel is left as described above.
+//! `klp.yield` gets tasks too ([`tasks`]): a preemption budget at every loop header and, for an
+//! engine with stack switching, yields that become suspends and a task dispatcher; any other
+//! kernel is left as described above.
 //!
 //! ```
 //! let kernel = wat::parse_str(r#"(module
@@ -168,22 +169,25 @@ impl<E: std::fmt::Display> From<wasm_encoder::reencode::Error<E>> for Instrument
 /// no mutable i32 `__stack_pointer`, more than 2^20 slots, clashing export names); for a kernel
 /// that imports `klp.yield`, also what [`tasks::add_tasks`] refuses.
 pub fn instrument(wasm: &[u8], extra_notrace: &[&str]) -> Result<Instrumented, InstrumentError> {
-    instrument_for(wasm, extra_notrace, true)
+    instrument_for(wasm, extra_notrace, Some(tasks::Switching::Stacks))
 }
 
-/// [`instrument`], with the tasks rewrite only when `tasks` is true: an engine without stack
-/// switching (the browser) runs a kernel that imports `klp.yield` without it, its yield a call
-/// that returns at once.
+/// [`instrument`], with the tasks rewrite for an engine that switches tasks as `switching`
+/// says, or without it (`None`: a kernel that imports `klp.yield` runs with its yield a call
+/// that returns at once).
 ///
 /// # Errors
 /// As [`instrument`].
 pub fn instrument_for(
     wasm: &[u8],
     extra_notrace: &[&str],
-    tasks: bool,
+    switching: Option<tasks::Switching>,
 ) -> Result<Instrumented, InstrumentError> {
     let k = Kernel::parse(wasm)?;
-    let with_tasks = tasks && tasks::uses_tasks(wasm)?;
+    let with_tasks = match switching {
+        Some(switching) if tasks::uses_tasks(wasm)? => Some(switching),
+        _ => None,
+    };
     if k.is_instrumented() {
         // A damaged map says more than "already instrumented".
         k.ftrace_map()?;
@@ -360,8 +364,8 @@ pub fn instrument_for(
         data: crate::kallsyms::encode_symbols(&symbols).into(),
     });
     let mut out = module.finish();
-    if with_tasks {
-        out = tasks::add_tasks(&out)?;
+    if let Some(switching) = with_tasks {
+        out = tasks::add_tasks(&out, switching)?;
     }
     Ok(Instrumented {
         wasm: out,

@@ -1,9 +1,13 @@
-//! Tasks that sleep inside kernel functions: `klp.yield` becomes a `suspend`, plus the dispatcher.
+//! Tasks that sleep inside kernel functions: a preemption budget, and `klp.yield` as a `suspend`
+//! with a dispatcher (stack switching) or as the engine's own import (the browser's JSPI).
 //!
 //! When the kernel imports [`YIELD_MODULE`].[`YIELD_NAME`] (`[] -> []`, a point where the running
-//! task gives up the CPU), [`super::instrument`] runs [`add_tasks`] on its output: every `call`
-//! of that import becomes `suspend $klp_yield` (a `return_call` becomes `suspend $klp_yield;
-//! return`), and a task dispatcher built on the WebAssembly stack-switching proposal is appended.
+//! task gives up the CPU), [`super::instrument`] runs [`add_tasks`] on its output. With
+//! [`Switching::Stacks`] every `call` of that import becomes `suspend $klp_yield` (a
+//! `return_call` becomes `suspend $klp_yield; return`), and a task dispatcher built on the
+//! WebAssembly stack-switching proposal is appended, as described below. With
+//! [`Switching::Import`] the calls stay, and only the budget, the three globals and
+//! `__klp_task_preempt` are added: the engine's import suspends the task (docs/ABI.md, "Tasks").
 //! Nothing is removed or renumbered: the import stays (unused), and every type, function, table,
 //! global and tag the rewrite adds comes after the kernel's own. The output needs [`FEATURES`]
 //! beyond the hook's set (docs/ABI.md, "Tasks", is the contract):
@@ -40,7 +44,7 @@ use wasmparser::{
 };
 
 use super::InstrumentError;
-use dispatcher::{Added, additions};
+use dispatcher::{Added, Switch, additions};
 use splice::{CODE, append, names, payload_of, rank, section_data};
 
 /// Module of the import that marks a yield point.
@@ -61,6 +65,19 @@ pub const STOP_YIELDED: i32 = 1;
 /// `__klp_task_stop` after a resume: the task's budget ran out at a loop header.
 pub const STOP_PREEMPTED: i32 = 2;
 
+/// How the rewritten kernel's tasks leave the CPU: what an engine can switch stacks with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switching {
+    /// The WebAssembly stack-switching proposal (wasmtime): yields become suspends, and the
+    /// kernel gets the dispatcher, `__klp_task_spawn` and `__klp_task_resume`.
+    Stacks,
+    /// The engine's own `klp.yield` import switches (the browser's JS Promise Integration, a
+    /// `WebAssembly.Suspending` import): yields stay calls, and `__klp_task_preempt` sets
+    /// `__klp_task_stop` to [`STOP_PREEMPTED`] and calls the import too. The kernel gets the
+    /// budget, current and stop globals only; the engine spawns and resumes tasks itself.
+    Import,
+}
+
 /// Export name of `__klp_task_spawn(task, slot, arg)`.
 pub const SPAWN: &str = "__klp_task_spawn";
 /// Export name of `__klp_task_resume(task, sp) -> i32`.
@@ -71,7 +88,7 @@ pub const BUDGET: &str = "__klp_task_budget";
 pub const CURRENT: &str = "__klp_task_current";
 /// Export name of the global saying why the last resume returned (mutable i32).
 pub const STOP: &str = "__klp_task_stop";
-/// Every export the rewrite adds.
+/// Every export the rewrite adds ([`Switching::Import`]: the three globals).
 pub const EXPORTS: [&str; 5] = [SPAWN, RESUME, BUDGET, CURRENT, STOP];
 
 /// Name (name section) of the trampoline every task runs in.
@@ -272,8 +289,9 @@ fn unsupported(msg: impl Into<String>) -> InstrumentError {
     InstrumentError::Unsupported(msg.into())
 }
 
-/// Rewrites an instrumented kernel for tasks: see the [module documentation](self). The kernel
-/// need not import `klp.yield` (then only the dispatcher and the loop checks are added).
+/// Rewrites an instrumented kernel for tasks: see the [module documentation](self). With
+/// [`Switching::Stacks`] the kernel need not import `klp.yield` (then only the dispatcher and
+/// the loop checks are added); with [`Switching::Import`] it must.
 ///
 /// # Errors
 ///
@@ -282,10 +300,11 @@ fn unsupported(msg: impl Into<String>) -> InstrumentError {
 /// `return_call` (a function pointer to it, an export), a kernel that already exports one of
 /// [`EXPORTS`], has no table or `__stack_pointer` (exported, or named in the name section), or
 /// would pass
-/// [`MAX_KERNEL_FUNCS`](crate::func_count::MAX_KERNEL_FUNCS) with the dispatcher's functions.
-pub fn add_tasks(wasm: &[u8]) -> Result<Vec<u8>, InstrumentError> {
+/// [`MAX_KERNEL_FUNCS`](crate::func_count::MAX_KERNEL_FUNCS) with the dispatcher's functions;
+/// with [`Switching::Import`], a kernel without `klp.yield`.
+pub fn add_tasks(wasm: &[u8], switching: Switching) -> Result<Vec<u8>, InstrumentError> {
     let counts = Counts::read(wasm)?;
-    let a = Added::after(&counts)?;
+    let a = Added::after(&counts, switching)?;
     let additions = additions(&a);
     let mut module = Module::new();
     let mut done: Vec<u8> = Vec::new();
@@ -413,8 +432,12 @@ fn rewrite_body(
             Operator::Call { function_index } | Operator::ReturnCall { function_index }
                 if Some(function_index) == c.yield_func =>
             {
+                // With Switching::Import the call stays.
+                let Switch::Stacks(s) = &a.switch else {
+                    continue;
+                };
                 out.extend_from_slice(&raw[copied..at]);
-                Instruction::Suspend(a.tag_yield).encode(out);
+                Instruction::Suspend(s.tag_yield).encode(out);
                 if matches!(op, Operator::ReturnCall { .. }) {
                     Instruction::Return.encode(out);
                 }

@@ -3,7 +3,7 @@
 use wasm_encoder::{Encode, NameMap};
 use wasmparser::BinaryReader;
 
-use super::dispatcher::Added;
+use super::dispatcher::{Added, Switch};
 use super::{BUDGET, CURRENT, RESUME, SPAWN, STOP};
 use super::{ENTRY_NAME, InstrumentError, PREEMPT_NAME, unsupported};
 
@@ -73,40 +73,44 @@ pub(super) fn names(data: &[u8], offset: usize, a: &Added) -> Result<Vec<u8>, In
         m.encode(&mut out);
         out
     };
-    let mut extra: Vec<(u8, Vec<u8>)> = vec![
-        (
-            1,
-            map(&[
-                (a.f_entry, ENTRY_NAME),
-                (a.f_spawn, SPAWN),
-                (a.f_resume, RESUME),
-                (a.f_preempt, PREEMPT_NAME),
-            ]),
-        ),
-        (
-            5,
-            map(&[
-                (a.tab_conts, "__klp_task_conts"),
-                (a.tab_idle, "__klp_task_idle"),
-            ]),
-        ),
-        (
-            7,
-            map(&[
-                (a.g_budget, BUDGET),
-                (a.g_current, CURRENT),
-                (a.g_stop, STOP),
-            ]),
-        ),
-        (
-            11,
-            map(&[
-                (a.tag_yield, "klp_yield"),
-                (a.tag_preempt, "klp_preempt"),
-                (a.tag_exit, "klp_exit"),
-            ]),
-        ),
-    ];
+    let globals = (
+        7,
+        map(&[
+            (a.g_budget, BUDGET),
+            (a.g_current, CURRENT),
+            (a.g_stop, STOP),
+        ]),
+    );
+    let mut extra: Vec<(u8, Vec<u8>)> = match &a.switch {
+        Switch::Import(_) => vec![(1, map(&[(a.f_preempt, PREEMPT_NAME)])), globals],
+        Switch::Stacks(s) => vec![
+            (
+                1,
+                map(&[
+                    (s.f_entry, ENTRY_NAME),
+                    (s.f_spawn, SPAWN),
+                    (s.f_resume, RESUME),
+                    (a.f_preempt, PREEMPT_NAME),
+                ]),
+            ),
+            (
+                5,
+                map(&[
+                    (s.tab_conts, "__klp_task_conts"),
+                    (s.tab_idle, "__klp_task_idle"),
+                ]),
+            ),
+            globals,
+            (
+                11,
+                map(&[
+                    (s.tag_yield, "klp_yield"),
+                    (s.tag_preempt, "klp_preempt"),
+                    (s.tag_exit, "klp_exit"),
+                ]),
+            ),
+        ],
+    };
     let mut out = Vec::with_capacity(data.len() + 256);
     let sub = |out: &mut Vec<u8>, id: u8, bytes: &[u8]| {
         out.push(id);

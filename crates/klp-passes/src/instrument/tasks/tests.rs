@@ -253,7 +253,7 @@ fn add_tasks_to_a_kernel_without_yield_adds_the_dispatcher_only() {
         r#"(import "klp" "other" (func $klp_yield))"#,
     ))
     .unwrap();
-    let out = add_tasks(&instrument(&raw, &[]).unwrap().wasm).unwrap();
+    let out = add_tasks(&instrument(&raw, &[]).unwrap().wasm, Switching::Stacks).unwrap();
     validate_tasks(&out);
     assert!(
         bodies(&out)[0]
@@ -300,5 +300,100 @@ fn uses_of_yield_other_than_calls_are_refused() {
     assert_eq!(
         err.to_string(),
         "unsupported kernel: the kernel already exports `__klp_task_spawn`"
+    );
+}
+
+/// The kernel as the browser runs it: instrumented with the yield import switching tasks.
+fn import_kernel() -> Vec<u8> {
+    crate::instrument::instrument_for(
+        &wat::parse_str(KERNEL).unwrap(),
+        &[],
+        Some(Switching::Import),
+    )
+    .unwrap()
+    .wasm
+}
+
+#[test]
+fn import_switching_keeps_the_yield_calls_and_needs_no_new_feature() {
+    let wasm = import_kernel();
+    crate::test_util::validate(&wasm);
+    assert!(!has_tasks(&wasm).unwrap());
+    assert!(uses_tasks(&wasm).unwrap());
+    let b = bodies(&wasm);
+    assert!(matches!(b[0][0], Operator::Call { function_index: 0 }));
+    assert!(matches!(
+        b[1][0],
+        Operator::ReturnCall { function_index: 0 }
+    ));
+    for name in [SPAWN, RESUME] {
+        assert_eq!(export(&wasm, name), None, "{name}");
+    }
+    for name in [BUDGET, CURRENT, STOP] {
+        assert!(
+            matches!(export(&wasm, name), Some((ExternalKind::Global, _))),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn import_switching_preempts_by_calling_the_yield_import_with_the_stop_set() {
+    let wasm = import_kernel();
+    let stop = export(&wasm, STOP).unwrap().1;
+    let budget = export(&wasm, BUDGET).unwrap().1;
+    let fnames = names(&wasm, 1);
+    let preempt = fnames.iter().find(|(_, n)| n == PREEMPT_NAME).unwrap().0;
+    assert_eq!(
+        fnames
+            .iter()
+            .filter(|(_, n)| n.starts_with("__klp_task"))
+            .count(),
+        1
+    );
+    let b = bodies(&wasm);
+    // The preemption check is the last body: outside a task it turns preemption off; inside it
+    // says "preempted" and calls the import.
+    let body = b.last().unwrap();
+    assert!(
+        body.windows(3).any(|w| matches!(
+            w,
+            [
+                Operator::I32Const { value: STOP_PREEMPTED },
+                Operator::GlobalSet { global_index: g },
+                Operator::Call { function_index: 0 },
+            ] if *g == stop
+        )),
+        "{body:?}"
+    );
+    // Every loop header of the kernel checks the budget and calls it.
+    let loops = b[..b.len() - 1]
+        .iter()
+        .flat_map(|body| body.windows(2))
+        .filter(|w| matches!(w[0], Operator::Loop { .. }))
+        .inspect(|w| {
+            assert!(matches!(w[1], Operator::GlobalGet { global_index: g } if g == budget));
+        })
+        .count();
+    assert_eq!(loops, 3);
+    assert!(
+        b.iter()
+            .flatten()
+            .any(|op| matches!(op, Operator::Call { function_index: p } if *p == preempt))
+    );
+}
+
+#[test]
+fn import_switching_refuses_a_kernel_without_the_yield_import() {
+    let raw = wat::parse_str(KERNEL.replace(
+        r#"(import "klp" "yield" (func $klp_yield))"#,
+        r#"(import "klp" "other" (func $klp_yield))"#,
+    ))
+    .unwrap();
+    let out = instrument(&raw, &[]).unwrap().wasm;
+    let err = add_tasks(&out, Switching::Import).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported kernel: no klp.yield import for the engine to switch tasks with"
     );
 }
