@@ -215,7 +215,8 @@ impl Kernel {
     /// The ftrace table's patched functions, one row per non-empty func_stack:
     /// `{"slots":N,"table":N,"rows":[{"slot","name","owner","stack":[{"patch","slot","func"}],
     /// "points_to":{"slot","func","original"}}]}`, stacks newest first. Where a slot points is read
-    /// from the table itself (function identity), not from the core's bookkeeping.
+    /// from the table itself (function identity), not from the core's bookkeeping; during a
+    /// transition it is the dispatcher.
     pub fn ftrace(&mut self) -> String {
         struct Row {
             slot: u32,
@@ -223,6 +224,8 @@ impl Kernel {
             name: String,
             owner: String,
             stack: Vec<(String, u32, String)>,
+            /// In a transition: the slot holds the dispatcher (`klp_ftrace_handler`).
+            transition: bool,
         }
         let (slots, rows) = self.engine.with_state(|s| {
             let func = |slot: u32| match s.kallsyms.func_by_slot(slot) {
@@ -239,6 +242,7 @@ impl Kernel {
                 .filter(|(_, stack)| !stack.is_empty())
                 .map(|(slot, stack)| {
                     let info = s.ftrace.info(slot);
+                    let transition = s.ftrace.transition(slot).is_some();
                     let slot = slot.index();
                     Row {
                         slot,
@@ -256,6 +260,7 @@ impl Kernel {
                                 (patch.unwrap_or_default(), new, func(new))
                             })
                             .collect(),
+                        transition,
                     }
                 })
                 .collect();
@@ -297,10 +302,15 @@ impl Kernel {
                 j.key("slot").num(orig).key("func").str(&row.name);
                 j.key("original").bool(true);
             } else {
+                let func = if row.transition {
+                    "klp_ftrace_handler: per task, the new function or the one below"
+                } else {
+                    "?"
+                };
                 j.key("slot")
                     .null()
                     .key("func")
-                    .str("?")
+                    .str(func)
                     .key("original")
                     .bool(false);
             }

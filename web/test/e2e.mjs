@@ -355,6 +355,9 @@ try {
       .evaluateAll((rows) => rows.map((r) => r.dataset.patchState));
     assert.ok(others.length >= 3 && others.every((s) => s === "1"), others.join());
     assert.equal(await page.locator("#tasks-actions button:disabled").count(), 0);
+    // During the transition the function's slot holds the dispatcher.
+    assert.match(await page.locator("#ftrace .frow", { hasText: "busymod_work_func" })
+      .locator(".fnow").textContent(), /klp_ftrace_handler: per task/);
     await page.screenshot({ path: path.join(outDir, "transition-1280x800.png") });
   });
 

@@ -258,9 +258,11 @@ function drawFtrace() {
     const stack = el("ol", { className: "stack" },
       ...r.stack.map((s, i) => el("li", { className: i === 0 ? "top" : "" },
         el("code", { textContent: s.patch }))));
-    const target = r.points_to.original
-      ? `${r.points_to.func} (original, entry ${r.points_to.slot})`
-      : `${r.points_to.func} (slot ${r.points_to.slot})`;
+    const target = r.points_to.slot === null
+      ? r.points_to.func
+      : r.points_to.original
+        ? `${r.points_to.func} (original, entry ${r.points_to.slot})`
+        : `${r.points_to.func} (slot ${r.points_to.slot})`;
     const row = el("div", { className: "frow" },
       el("div", { className: "fname" },
         el("code", { textContent: r.name }),
