@@ -76,6 +76,7 @@ impl TryFrom<i32> for HostOp {
     }
 }
 
+pub mod gfp;
 mod tasks;
 pub use tasks::{
     Completion, DelayedWork, ListHead, PtRegs, TaskStruct, TimerFn, TimerList, WaitQueueEntry,

@@ -19,6 +19,7 @@ mod list;
 
 mod bench;
 mod completion;
+mod devkmsg;
 mod entry;
 mod exit;
 mod fork;

@@ -2,8 +2,10 @@
 //!
 //! The livepatch core (func_stack, transitions, sysfs) lives in the host, which owns the
 //! ftrace table. These wrappers are notrace: patching them would break patching itself.
-//! The tasks' side of a transition (`klp_update_patch_state`) is in [`transition`].
+//! The tasks' side of a transition (`klp_update_patch_state`) is in [`transition`]; shadow
+//! variables, which live in the kernel's memory, in [`shadow`].
 
+pub mod shadow;
 pub mod transition;
 
 use klp_abi::{HostOp, KlpPatch};

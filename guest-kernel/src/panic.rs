@@ -1,8 +1,8 @@
 //! Panics and taint: `panic()`, a Rust panic logged as a kernel BUG that ends in a trap (the
 //! host reports it as an oops); `/proc/sys/kernel/tainted`.
 
-use core::fmt::Write;
-use core::panic::PanicInfo;
+use core::fmt::{self, Write};
+use core::panic::{Location, PanicInfo};
 
 use klp_abi::CtlTable;
 
@@ -13,8 +13,13 @@ use crate::uaccess::kernel_bytes;
 
 notrace!(panic);
 
+/// Taint bit: a `WARN()` has fired (`W`).
+pub const TAINT_WARN: u32 = 9;
 /// Taint bit: a livepatch module has been loaded (`K`).
 pub const TAINT_LIVEPATCH: u32 = 15;
+
+/// `taint_flags`: the letter of each taint bit this kernel sets, as `print_tainted` shows them.
+const TAINT_LETTERS: [(u32, char); 2] = [(TAINT_WARN, 'W'), (TAINT_LIVEPATCH, 'K')];
 
 /// `tainted_mask`.
 static TAINTED: Global<i32> = Global::new(0);
@@ -72,6 +77,52 @@ static TAINT_TABLE: [CtlTable; 1] = [CtlTable::new(
 /// Registers `/proc/sys/kernel/tainted`.
 pub fn init() {
     register_sysctl(b"kernel", &TAINT_TABLE);
+}
+
+/// `print_tainted()`: `Not tainted`, or `Tainted: G` and one column per taint bit up to the
+/// highest this kernel sets (its letter, or a space), as Linux prints them.
+fn print_tainted(mask: i32) -> LineBuf<32> {
+    let mut out = LineBuf::new();
+    if mask == 0 {
+        let _ = out.write_str("Not tainted");
+        return out;
+    }
+    let _ = out.write_str("Tainted: G");
+    for bit in 1..=TAINT_LIVEPATCH {
+        let letter = TAINT_LETTERS.iter().find(|&&(b, _)| b == bit);
+        let _ = out.write_char(match letter {
+            Some(&(b, c)) if mask & (1 << b) != 0 => c,
+            _ => ' ',
+        });
+    }
+    out
+}
+
+/// `__warn()`, what `WARN(1, fmt, ...)` prints: the cut line, the message, where it fired
+/// (this kernel's own file and line, as its `BUG()` reports), the task, and the end marker;
+/// taints the kernel `W`. The kernel cannot walk its own stack, so no call trace (the host
+/// prints one only for an oops). The caller goes on, as after Linux's `WARN`.
+#[track_caller]
+pub fn warn(function: &str, args: fmt::Arguments<'_>) {
+    let at = Location::caller();
+    pr_warn!("------------[ cut here ]------------");
+    printk!(crate::printk::LOGLEVEL_WARNING, "{args}");
+    add_taint(TAINT_WARN);
+    let (pid, comm) = crate::sched::task::task_for_report();
+    // SAFETY: a short read.
+    let tainted = print_tainted(unsafe { *TAINTED.get() });
+    pr_warn!(
+        "WARNING: CPU: 0 PID: {pid} at {}:{} {function}",
+        at.file(),
+        at.line()
+    );
+    pr_warn!(
+        "CPU: 0 UID: 0 PID: {pid} Comm: {} {} {} #1",
+        comm.escape_ascii(),
+        tainted.as_bytes().escape_ascii(),
+        crate::utsname::UTS_RELEASE
+    );
+    pr_warn!("---[ end trace 0000000000000000 ]---");
 }
 
 /// Logs `Kernel panic - not syncing: <msg>` at KERN_EMERG and stops the kernel with a trap;

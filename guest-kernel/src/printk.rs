@@ -202,7 +202,7 @@ pub fn log_fmt(level: u8, args: fmt::Arguments<'_>) {
 }
 
 /// The level used for messages without a `KERN_*` prefix (`default_message_loglevel`).
-fn default_message_loglevel() -> u8 {
+pub fn default_message_loglevel() -> u8 {
     // SAFETY: a short read of the sysctl array.
     let level = unsafe { CONSOLE_PRINTK.get() }[1];
     level.clamp(0, 7) as u8
@@ -301,6 +301,46 @@ fn print_all(log: &mut LogBuf, buf: &mut [u8], clear: bool) -> usize {
         log.clear_idx = log.next_idx;
     }
     out.len
+}
+
+/// Writes one record as `/dev/kmsg` gives it (`info_print_ext_header` and
+/// `msg_print_ext_body`): `level,seq,usec,-;text` and a newline, the bytes of the text below
+/// `' '`, from 127 up and `\\` escaped as `\xNN` (so a record is one line).
+fn print_ext_record(rec: &Record<'_>, seq: u64, out: &mut impl Write) -> fmt::Result {
+    write!(out, "{},{seq},{},-;", rec.level, rec.ts_nsec / 1000)?;
+    for &c in rec.text {
+        if !(b' '..127).contains(&c) || c == b'\\' {
+            write!(out, "\\x{c:02x}")?;
+        } else {
+            out.write_char(char::from(c))?;
+        }
+    }
+    out.write_char('\n')
+}
+
+/// Copies the record at `*seq` into `buf` in `/dev/kmsg`'s format and moves `*seq` past it;
+/// a position older than the oldest record moves to the oldest first (the records between
+/// were overwritten). Returns the bytes written, 0 when there is no record at `*seq` yet.
+///
+/// # Errors
+///
+/// `EINVAL` when the record does not fit in `buf` (`*seq` stays), as Linux's `devkmsg_read`.
+pub fn read_ext_record(seq: &mut u64, buf: &mut [u8]) -> Result<usize, i32> {
+    let _preempt = preempt_disable();
+    // SAFETY: formatting makes no outside calls, so the borrow stays exclusive.
+    let log = unsafe { LOG.get() };
+    *seq = (*seq).max(log.first_seq);
+    if *seq >= log.next_seq {
+        return Ok(0);
+    }
+    let mut idx = log.first_idx;
+    for _ in log.first_seq..*seq {
+        idx = log.next(idx);
+    }
+    let mut out = SliceWriter { buf, len: 0 };
+    print_ext_record(&log.record(idx), *seq, &mut out).map_err(|_| EINVAL)?;
+    *seq += 1;
+    Ok(out.len)
 }
 
 /// syslog(2): READ_ALL (3), READ_CLEAR (4), CLEAR (5), SIZE_BUFFER (10).

@@ -36,6 +36,8 @@ use core::panic::PanicInfo;
 
 pub mod kobject;
 pub mod kthreads;
+pub mod printk;
+pub mod shadow;
 
 pub use klp_abi::{
     CtlTable, KlpFunc, KlpObject, KlpPatch, NewUtsname, ProcHandler, SeqFile, ShowFn, errno,
@@ -343,19 +345,25 @@ pub const fn bytes<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
-/// Logs a string literal at KERN_INFO.
+/// Logs a string literal at KERN_INFO, or a `format_args!` format and its arguments.
 #[macro_export]
 macro_rules! pr_info {
     ($msg:literal) => {
         $crate::printk(concat!("\x016", $msg, "\n"))
     };
+    ($fmt:literal, $($arg:tt)+) => {
+        $crate::printk::printk_fmt(format_args!(concat!("\x016", $fmt, "\n"), $($arg)+))
+    };
 }
 
-/// Logs a string literal at KERN_ERR.
+/// Logs a string literal at KERN_ERR, or a format and its arguments.
 #[macro_export]
 macro_rules! pr_err {
     ($msg:literal) => {
         $crate::printk(concat!("\x013", $msg, "\n"))
+    };
+    ($fmt:literal, $($arg:tt)+) => {
+        $crate::printk::printk_fmt(format_args!(concat!("\x013", $fmt, "\n"), $($arg)+))
     };
 }
 

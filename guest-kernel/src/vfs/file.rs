@@ -1,6 +1,7 @@
 //! File descriptors: open, read, write, close and getdents over the inode's filesystem.
 
 use alloc::vec::Vec;
+use core::ptr;
 
 use klp_abi::errno::{EACCES, EBADF, EINVAL, EIO, EISDIR, EMFILE, ENOENT, ENOMEM, ENOTDIR};
 use klp_abi::fcntl::{O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY, O_RDONLY, O_TRUNC, O_WRONLY};
@@ -8,6 +9,7 @@ use klp_abi::stat::S_IFREG;
 
 use super::namei::{self, Last};
 use super::{CharDev, FsType, Ino, Node, create, inode, put, readdir};
+use crate::devkmsg::{self, DevkmsgUser, KMSG_FOPS};
 use crate::proc::sysctl;
 use crate::ramfs::{self, RamFile};
 use crate::seq_file::seq_show;
@@ -24,6 +26,8 @@ struct File {
     pos: u64,
     /// A seq_file's contents, produced by the show callback on the first read.
     seq: Option<Vec<u8>>,
+    /// `/dev/kmsg`'s `private_data`: its `devkmsg_user` (NULL for other files).
+    kmsg: *mut DevkmsgUser,
 }
 
 impl File {
@@ -87,6 +91,7 @@ pub fn open(path: &[u8], flags: i32) -> Result<i32, i32> {
     };
     let wants_write = flags & O_ACCMODE != O_RDONLY;
     let node = inode(ino).ok_or(ENOENT)?;
+    let is_kmsg = matches!(node.node, Node::Chr(CharDev::Kmsg));
     match &mut node.node {
         Node::Dir(_) if wants_write => return Err(EISDIR),
         Node::Dir(_) => {}
@@ -101,24 +106,45 @@ pub fn open(path: &[u8], flags: i32) -> Result<i32, i32> {
         Node::File(data) if wants_write && flags & O_TRUNC != 0 => data.truncate(),
         _ => {}
     }
-    let files = files();
-    let fd = match files.iter().position(Option::is_none) {
-        Some(fd) => fd,
-        None if files.len() < NR_OPEN => {
-            files.try_reserve(1).map_err(|_| ENOMEM)?;
-            files.push(None);
-            files.len() - 1
+    let fd = alloc_fd()?;
+    // The device's open may be a live patch's: no borrow of the tables is alive across it.
+    let kmsg = if is_kmsg {
+        let user = (KMSG_FOPS.open)(flags);
+        if user.is_null() {
+            // The free slot stays free.
+            return Err(ENOMEM);
         }
-        None => return Err(EMFILE),
+        user
+    } else {
+        ptr::null_mut()
     };
-    files[fd] = Some(File {
+    files()[fd] = Some(File {
         ino,
         flags,
         pos: 0,
         seq: None,
+        kmsg,
     });
-    node.opened += 1;
+    inode(ino).ok_or(ENOENT)?.opened += 1;
     Ok(fd as i32)
+}
+
+/// The lowest free descriptor, the table grown by one if none is free.
+///
+/// # Errors
+///
+/// `EMFILE` past `NR_OPEN`, `ENOMEM` when the table cannot grow.
+fn alloc_fd() -> Result<usize, i32> {
+    let files = files();
+    match files.iter().position(Option::is_none) {
+        Some(fd) => Ok(fd),
+        None if files.len() < NR_OPEN => {
+            files.try_reserve(1).map_err(|_| ENOMEM)?;
+            files.push(None);
+            Ok(files.len() - 1)
+        }
+        None => Err(EMFILE),
+    }
 }
 
 /// read(2) at the file position.
@@ -131,7 +157,7 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
     if !f.readable() {
         return Err(EBADF);
     }
-    let (ino, pos) = (f.ino, f.pos);
+    let (ino, pos, kmsg) = (f.ino, f.pos, f.kmsg);
     let n = match &inode(ino).ok_or(EBADF)?.node {
         Node::Dir(_) => return Err(EISDIR),
         Node::File(data) => data.read(pos, buf),
@@ -157,6 +183,14 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
         Node::Chr(CharDev::Zero) => {
             buf.fill(0);
             buf.len()
+        }
+        // One record per read; the device's read may be a live patch's.
+        // SAFETY: `kmsg` is this file's devkmsg_user; `buf` is writable.
+        Node::Chr(CharDev::Kmsg) => {
+            match unsafe { (KMSG_FOPS.read)(kmsg, buf.as_mut_ptr(), buf.len()) } {
+                n if n < 0 => return Err(-n),
+                n => n as usize,
+            }
         }
     };
     file(fd)?.pos += n as u64;
@@ -191,6 +225,7 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, i32> {
         &mut Node::Sysctl(table) => sysctl::write(table, buf, pos)?,
         // Every write is one `store` of what it carries (sysfs ignores the position).
         &mut Node::Attr(a) => sysfs::store(a, buf)?,
+        Node::Chr(CharDev::Kmsg) => devkmsg::write(buf),
         Node::Chr(_) => buf.len(),
     };
     file(fd)?.pos += n as u64;
@@ -203,8 +238,15 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize, i32> {
 ///
 /// `EBADF`.
 pub fn close(fd: i32) -> Result<(), i32> {
-    let ino = file(fd)?.ino;
+    let (ino, kmsg) = {
+        let f = file(fd)?;
+        (f.ino, f.kmsg)
+    };
     files()[fd as usize] = None;
+    if !kmsg.is_null() {
+        // The device's release may be a live patch's: the tables are not borrowed here.
+        (KMSG_FOPS.release)(kmsg);
+    }
     put(ino);
     Ok(())
 }

@@ -48,6 +48,8 @@ pub enum CharDev {
     Null,
     /// `/dev/zero`: reads give zeros, writes are taken and dropped.
     Zero,
+    /// `/dev/kmsg` (kernel/printk/printk.c): reads give the log's records, writes log a line.
+    Kmsg,
 }
 
 /// What an inode holds.
@@ -274,8 +276,12 @@ pub fn init() {
         let _ = mkdir_in(kernel, b"livepatch", FsType::Sysfs, 0o755);
     }
     if let Ok(dev) = mkdir_in(ROOT_INO, b"dev", FsType::Devtmpfs, 0o755) {
-        for (name, chr) in [(&b"null"[..], CharDev::Null), (b"zero", CharDev::Zero)] {
-            let _ = create(dev, name, FsType::Devtmpfs, S_IFCHR | 0o666, Node::Chr(chr));
+        for (name, chr, perm) in [
+            (&b"kmsg"[..], CharDev::Kmsg, 0o644),
+            (b"null", CharDev::Null, 0o666),
+            (b"zero", CharDev::Zero, 0o666),
+        ] {
+            let _ = create(dev, name, FsType::Devtmpfs, S_IFCHR | perm, Node::Chr(chr));
         }
     }
 }
