@@ -443,6 +443,38 @@ pub struct KlpFunc {
     pub old_sympos: u32,
 }
 
+/// `pre_patch`: runs before the object is patched; nonzero (a `-errno`) refuses the patch, or
+/// the loading module.
+pub type PrePatchFn = unsafe extern "C" fn(obj: *mut KlpObject) -> i32;
+/// `post_patch`, `pre_unpatch`, `post_unpatch`.
+pub type PatchCallbackFn = unsafe extern "C" fn(obj: *mut KlpObject);
+
+/// An object's callbacks, `struct klp_callbacks` (layout: [`klp_callbacks`]): function pointers
+/// (table indices), `None` (0) for none. The host calls them with the object's address, when
+/// Linux's kernel/livepatch calls them.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KlpCallbacks {
+    /// Before the object is patched (at enable, or when its module loads).
+    pub pre_patch: Option<PrePatchFn>,
+    /// After the patching transition completes (or at once when its module loads).
+    pub post_patch: Option<PatchCallbackFn>,
+    /// Before the unpatching transition starts (or when its module unloads).
+    pub pre_unpatch: Option<PatchCallbackFn>,
+    /// After the unpatching transition completes; only if `pre_patch` succeeded.
+    pub post_unpatch: Option<PatchCallbackFn>,
+}
+
+impl KlpCallbacks {
+    /// No callbacks.
+    pub const NONE: KlpCallbacks = KlpCallbacks {
+        pre_patch: None,
+        post_patch: None,
+        pre_unpatch: None,
+        post_unpatch: None,
+    };
+}
+
 /// A patched object, `struct klp_object` (layout: [`klp_object`]).
 #[repr(C)]
 pub struct KlpObject {
@@ -450,6 +482,8 @@ pub struct KlpObject {
     pub name: *const u8,
     /// The functions, ended by [`KlpFunc::END`]; NULL ends the object array.
     pub funcs: *const KlpFunc,
+    /// The callbacks.
+    pub callbacks: KlpCallbacks,
 }
 
 /// A livepatch, `struct klp_patch` (layout: [`klp_patch`]). Its name is the name of the module
@@ -476,11 +510,27 @@ pub mod klp_patch {
 /// Layout of `struct klp_object` in guest memory (wasm32, byte offsets), as the host reads it.
 pub mod klp_object {
     /// Size in bytes (the stride of the array).
-    pub const SIZE: u32 = 8;
+    pub const SIZE: u32 = 24;
     /// `name`: address of the NUL-terminated module name; 0 means vmlinux.
     pub const NAME: u32 = 0;
     /// `funcs`: address of the `klp_func` array; 0 ends the object array.
     pub const FUNCS: u32 = 4;
+    /// `callbacks`: a `klp_callbacks` (layout: [`super::klp_callbacks`]).
+    pub const CALLBACKS: u32 = 8;
+}
+
+/// Layout of `struct klp_callbacks` in guest memory (wasm32, byte offsets from its start).
+pub mod klp_callbacks {
+    /// Size in bytes.
+    pub const SIZE: u32 = 16;
+    /// `pre_patch`: `fn(*mut klp_object) -> i32`, 0 for none.
+    pub const PRE_PATCH: u32 = 0;
+    /// `post_patch`: `fn(*mut klp_object)`, 0 for none.
+    pub const POST_PATCH: u32 = 4;
+    /// `pre_unpatch`: `fn(*mut klp_object)`, 0 for none.
+    pub const PRE_UNPATCH: u32 = 8;
+    /// `post_unpatch`: `fn(*mut klp_object)`, 0 for none.
+    pub const POST_UNPATCH: u32 = 12;
 }
 
 /// Layout of `struct klp_func` in guest memory (wasm32, byte offsets), as the host reads it.
@@ -504,6 +554,12 @@ const _: () = {
     assert!(size_of::<KlpObject>() == klp_object::SIZE as usize);
     assert!(offset_of!(KlpObject, name) == klp_object::NAME as usize);
     assert!(offset_of!(KlpObject, funcs) == klp_object::FUNCS as usize);
+    assert!(offset_of!(KlpObject, callbacks) == klp_object::CALLBACKS as usize);
+    assert!(size_of::<KlpCallbacks>() == klp_callbacks::SIZE as usize);
+    assert!(offset_of!(KlpCallbacks, pre_patch) == klp_callbacks::PRE_PATCH as usize);
+    assert!(offset_of!(KlpCallbacks, post_patch) == klp_callbacks::POST_PATCH as usize);
+    assert!(offset_of!(KlpCallbacks, pre_unpatch) == klp_callbacks::PRE_UNPATCH as usize);
+    assert!(offset_of!(KlpCallbacks, post_unpatch) == klp_callbacks::POST_UNPATCH as usize);
     assert!(size_of::<KlpFunc>() == klp_func::SIZE as usize);
     assert!(offset_of!(KlpFunc, old_name) == klp_func::OLD_NAME as usize);
     assert!(offset_of!(KlpFunc, new_func) == klp_func::NEW_FUNC as usize);
@@ -551,6 +607,7 @@ impl KlpObject {
     pub const END: KlpObject = KlpObject {
         name: core::ptr::null(),
         funcs: core::ptr::null(),
+        callbacks: KlpCallbacks::NONE,
     };
 
     /// Functions of vmlinux; `funcs` must end with [`KlpFunc::END`].
@@ -562,6 +619,7 @@ impl KlpObject {
         KlpObject {
             name: core::ptr::null(),
             funcs: funcs.as_ptr(),
+            callbacks: KlpCallbacks::NONE,
         }
     }
 
@@ -574,7 +632,13 @@ impl KlpObject {
         KlpObject {
             name: name.as_ptr().cast(),
             funcs: funcs.as_ptr(),
+            callbacks: KlpCallbacks::NONE,
         }
+    }
+
+    /// The same object with `callbacks`.
+    pub const fn with_callbacks(self, callbacks: KlpCallbacks) -> Self {
+        KlpObject { callbacks, ..self }
     }
 }
 

@@ -36,9 +36,11 @@ use core::panic::PanicInfo;
 
 pub mod kobject;
 pub mod kthreads;
+pub mod livepatch;
 
 pub use klp_abi::{
-    CtlTable, KlpFunc, KlpObject, KlpPatch, NewUtsname, ProcHandler, SeqFile, ShowFn, errno,
+    CtlTable, KlpCallbacks, KlpFunc, KlpObject, KlpPatch, NewUtsname, PatchCallbackFn, PrePatchFn,
+    ProcHandler, SeqFile, ShowFn, errno,
 };
 pub use kobject::{
     KobjAttribute, Kobject, kernel_kobj, kobject_create_and_add, kobject_put, sysfs_create_file,
@@ -91,6 +93,8 @@ pub mod sys {
         pub fn kmalloc(size: usize, flags: u32) -> *mut u8;
         /// Frees a block from `kmalloc`.
         pub fn kfree(ptr: *mut u8);
+        /// The state of the loaded module `name` (NUL-terminated), or `-ENOENT`.
+        pub fn module_state(name: *const u8) -> i32;
     }
 }
 
@@ -98,6 +102,32 @@ pub mod sys {
 pub fn printk(msg: &str) {
     // SAFETY: a live string.
     unsafe { sys::printk(msg.as_ptr(), msg.len()) };
+}
+
+/// Logs `prefix` (a `KERN_*` level) and the formatted `args` as one record, cut at 512 bytes;
+/// what [`pr_info!`] and [`pr_err!`] with arguments use.
+pub fn printk_fmt(prefix: &str, args: core::fmt::Arguments<'_>) {
+    /// A record being formatted on the stack.
+    struct Line {
+        buf: [u8; 512],
+        len: usize,
+    }
+    impl core::fmt::Write for Line {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let n = s.len().min(self.buf.len() - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.len += n;
+            Ok(())
+        }
+    }
+    let mut line = Line {
+        buf: [0; 512],
+        len: 0,
+    };
+    // Writing into the buffer cannot fail: it cuts instead.
+    let _ = core::fmt::Write::write_fmt(&mut line, format_args!("{prefix}{args}\n"));
+    // SAFETY: `len` bytes of the buffer are written.
+    unsafe { sys::printk(line.buf.as_ptr(), line.len) };
 }
 
 /// Appends a string to the seq_file `m`.
@@ -343,19 +373,26 @@ pub const fn bytes<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
-/// Logs a string literal at KERN_INFO.
+/// Logs a string literal at KERN_INFO, or a format string with its arguments
+/// (`pr_info!("{}: {}", a, b)`, as Rust's `format!`).
 #[macro_export]
 macro_rules! pr_info {
     ($msg:literal) => {
         $crate::printk(concat!("\x016", $msg, "\n"))
     };
+    ($fmt:literal, $($arg:tt)*) => {
+        $crate::printk_fmt("\x016", format_args!($fmt, $($arg)*))
+    };
 }
 
-/// Logs a string literal at KERN_ERR.
+/// Logs a string literal at KERN_ERR, or a format string with its arguments.
 #[macro_export]
 macro_rules! pr_err {
     ($msg:literal) => {
         $crate::printk(concat!("\x013", $msg, "\n"))
+    };
+    ($fmt:literal, $($arg:tt)*) => {
+        $crate::printk_fmt("\x013", format_args!($fmt, $($arg)*))
     };
 }
 

@@ -886,9 +886,11 @@ pub fn patch(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
         word(&mut data, 0);
         relocs.push((R_MEMORY_ADDR_I32, data.len() as u32, seg_sym, funcs as i32));
         word(&mut data, 0);
+        // No callbacks.
+        data.extend([0; 16]);
     }
     if o.percent(97)? {
-        data.extend([0; 8]);
+        data.extend([0; 24]);
     }
     let patch = data.len() as u32;
     relocs.push((R_MEMORY_ADDR_I32, patch, seg_sym, objs as i32));

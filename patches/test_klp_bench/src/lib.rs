@@ -7,7 +7,7 @@
 use core::ptr;
 
 use klp_guest::errno::EINVAL;
-use klp_guest::{KlpFunc, KlpObject, KlpPatch, module_param};
+use klp_guest::{KlpCallbacks, KlpFunc, KlpObject, KlpPatch, module_param};
 
 module_param!(funcs: i32 = 1, 0o444);
 module_param!(vmlinux: i32 = 0, 0o444);
@@ -105,6 +105,7 @@ pub extern "C" fn init_module() -> i32 {
             objs.add(i).write(KlpObject {
                 name: c"klp_bench_target".as_ptr().cast(),
                 funcs: list,
+                callbacks: KlpCallbacks::NONE,
             });
             i += 1;
         }

@@ -5,7 +5,7 @@ use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::ftrace::Slot;
 use crate::sys::{self, SysError, SysResult};
-use klp_abi::{klp_func, klp_object, klp_patch};
+use klp_abi::{klp_callbacks, klp_func, klp_object, klp_patch};
 
 /// Longest symbol or object name read from guest memory.
 const MAX_NAME: usize = 512;
@@ -35,12 +35,43 @@ impl KlpFunc {
     }
 }
 
+/// An object's callbacks (`struct klp_callbacks`): the slots of the module's functions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Callbacks {
+    /// `pre_patch`: `fn(*mut klp_object) -> i32`.
+    pub(super) pre_patch: Option<Slot>,
+    /// `post_patch`: `fn(*mut klp_object)`.
+    pub(super) post_patch: Option<Slot>,
+    /// `pre_unpatch`: `fn(*mut klp_object)`.
+    pub(super) pre_unpatch: Option<Slot>,
+    /// `post_unpatch`: `fn(*mut klp_object)`.
+    pub(super) post_unpatch: Option<Slot>,
+}
+
+impl Callbacks {
+    /// Each callback with its name and whether it returns the `int` `pre_patch` returns.
+    pub(super) fn each(&self) -> [(&'static str, Option<Slot>, bool); 4] {
+        [
+            ("pre_patch", self.pre_patch, true),
+            ("post_patch", self.post_patch, false),
+            ("pre_unpatch", self.pre_unpatch, false),
+            ("post_unpatch", self.post_unpatch, false),
+        ]
+    }
+}
+
 /// One patched object (`struct klp_object`): vmlinux or a module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KlpObject {
     /// Module name, or `None` for vmlinux.
     pub(super) name: Option<String>,
     pub(super) funcs: Vec<KlpFunc>,
+    /// Address of the `klp_object` in kernel memory: what its callbacks are given.
+    pub(super) addr: u32,
+    pub(super) callbacks: Callbacks,
+    /// `callbacks.post_unpatch_enabled`: its `pre_patch` succeeded, so `post_unpatch` runs when
+    /// it is unpatched.
+    pub(super) post_unpatch_enabled: bool,
     /// Whether the object's functions are on their func_stacks.
     pub(super) patched: bool,
 }
@@ -178,6 +209,16 @@ pub(super) fn read_patch(e: &mut impl Engine, name: &str, addr: u32) -> SysResul
         if funcs_ptr == 0 {
             break;
         }
+        let callback = |e: &mut _, at: u32| -> SysResult<Option<Slot>> {
+            let ptr = read_u32(e, obj + klp_object::CALLBACKS + at)?;
+            Ok((ptr != 0).then(|| Slot::new(ptr)))
+        };
+        let callbacks = Callbacks {
+            pre_patch: callback(e, klp_callbacks::PRE_PATCH)?,
+            post_patch: callback(e, klp_callbacks::POST_PATCH)?,
+            pre_unpatch: callback(e, klp_callbacks::PRE_UNPATCH)?,
+            post_unpatch: callback(e, klp_callbacks::POST_UNPATCH)?,
+        };
         let obj_name = if name_ptr == 0 {
             None
         } else {
@@ -196,10 +237,14 @@ pub(super) fn read_patch(e: &mut impl Engine, name: &str, addr: u32) -> SysResul
         objs.push(KlpObject {
             name: obj_name,
             funcs,
+            addr: obj,
+            callbacks,
+            post_unpatch_enabled: false,
             patched: false,
         });
     }
-    if objs.is_empty() || objs.iter().any(|o| o.funcs.is_empty()) {
+    // An object without functions is there for its callbacks, as Linux allows.
+    if objs.is_empty() {
         return Err(Errno::EINVAL.into());
     }
     Ok(PatchDesc {

@@ -1,5 +1,6 @@
 //! The livepatch core, shaped like kernel/livepatch: registered patches, func_stacks, transitions.
 
+mod callbacks;
 mod core;
 mod klp_struct;
 mod patch;

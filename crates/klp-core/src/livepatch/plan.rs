@@ -7,6 +7,7 @@ use crate::ftrace::{self, Slot};
 use crate::loader::{self, FirstError, first_or_trap, retried};
 use crate::state::KernelState;
 use crate::sys::{self, SysError, SysResult};
+use crate::tasks;
 use std::collections::BTreeSet;
 
 /// A change being worked out on a copy of the livepatch state.
@@ -16,7 +17,22 @@ pub(super) struct Draft {
     pub(super) lp: Livepatch,
     /// The functions whose func_stack changed.
     slots: BTreeSet<Slot>,
-    messages: Vec<Message>,
+    messages: Vec<Step>,
+}
+
+/// What a plan does once committed, in order: print a message, or call a callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Print a message.
+    Say(Message),
+    /// Call a `void` livepatch callback (`post_patch`, `pre_unpatch`, `post_unpatch`) with the
+    /// address of its `klp_object`.
+    Call {
+        /// The callback's slot.
+        func: Slot,
+        /// The `klp_object`.
+        obj: u32,
+    },
 }
 
 impl Draft {
@@ -35,7 +51,12 @@ impl Draft {
     }
 
     fn say(&mut self, level: Level, text: String) {
-        self.messages.push(Message { level, text });
+        self.messages.push(Step::Say(Message { level, text }));
+    }
+
+    /// Calls the `void` callback `func` of the `klp_object` at `obj`, after the messages so far.
+    pub(super) fn call(&mut self, func: Slot, obj: u32) {
+        self.messages.push(Step::Call { func, obj });
     }
 
     /// `pr_err`.
@@ -64,6 +85,16 @@ impl Draft {
             outcome: Ok(self.lp),
             slots: self.slots,
             messages: self.messages,
+            fails: None,
+        }
+    }
+
+    /// The plan to commit the draft, then fail with `errno`: an operation that changed things
+    /// before it failed undoes them itself in the draft.
+    pub(super) fn fail(self, errno: Errno) -> Plan {
+        Plan {
+            fails: Some(errno),
+            ..self.finish()
         }
     }
 
@@ -73,6 +104,7 @@ impl Draft {
             outcome: Err(errno),
             slots: BTreeSet::new(),
             messages: self.messages,
+            fails: None,
         }
     }
 }
@@ -83,7 +115,9 @@ impl Draft {
 pub(super) struct Plan {
     outcome: Result<Livepatch, Errno>,
     slots: BTreeSet<Slot>,
-    messages: Vec<Message>,
+    messages: Vec<Step>,
+    /// The error of an operation that commits what it undid ([`Draft::fail`]).
+    fails: Option<Errno>,
 }
 
 impl Plan {
@@ -92,12 +126,18 @@ impl Plan {
         self.outcome.as_ref().ok()?.transition()
     }
 
+    /// Whether the plan commits and then fails ([`Draft::fail`]).
+    pub(super) fn fails(&self) -> bool {
+        self.outcome.is_ok() && self.fails.is_some()
+    }
+
     /// A refusal without a message.
     pub(super) fn refused(errno: Errno) -> Plan {
         Plan {
             outcome: Err(errno),
             slots: BTreeSet::new(),
             messages: Vec::new(),
+            fails: None,
         }
     }
 
@@ -108,15 +148,18 @@ impl Plan {
         let after = self.outcome?;
         let installed = install(s, after, &self.slots);
         assert!(installed.redirected.is_ok(), "ftrace took every redirect");
-        Ok(())
+        self.fails.map_or(Ok(()), Err)
     }
 
-    /// The messages, as `level text`.
+    /// The messages, as `level text`, and the callbacks, as `call <slot>`.
     #[cfg(test)]
     pub(super) fn lines(&self) -> Vec<String> {
         self.messages
             .iter()
-            .map(|m| format!("{} {}", m.level as u8, m.text))
+            .map(|step| match step {
+                Step::Say(m) => format!("{} {}", m.level as u8, m.text),
+                Step::Call { func, .. } => format!("call {}", func.index()),
+            })
             .collect()
     }
 }
@@ -139,6 +182,7 @@ pub(super) fn commit_with(e: &mut impl Engine, plan: Plan, undo_on_trap: bool) -
         outcome,
         slots,
         messages,
+        fails,
     } = plan;
     match outcome {
         // A failed switch was undone: there is nothing to report but its error.
@@ -146,6 +190,7 @@ pub(super) fn commit_with(e: &mut impl Engine, plan: Plan, undo_on_trap: bool) -
             let before = switch(e, after, &slots)?;
             match print(e, &messages) {
                 Err(err) if undo_on_trap => Err(first_or_trap(err, restore(e, before))),
+                Ok(()) => fails.map_or(Ok(()), |errno| Err(errno.into())),
                 printed => printed,
             }
         }
@@ -153,11 +198,12 @@ pub(super) fn commit_with(e: &mut impl Engine, plan: Plan, undo_on_trap: bool) -
     }
 }
 
-/// Prints the messages in order; stops at a trap.
-fn print(e: &mut impl Engine, messages: &[Message]) -> SysResult<()> {
-    messages
-        .iter()
-        .try_for_each(|m| sys::printk(e, &format!("\x01{}livepatch: {}", m.level as u8, m.text)))
+/// Prints the messages and calls the callbacks in order; stops at a trap.
+fn print(e: &mut impl Engine, steps: &[Step]) -> SysResult<()> {
+    steps.iter().try_for_each(|step| match step {
+        Step::Say(m) => sys::printk(e, &format!("\x01{}livepatch: {}", m.level as u8, m.text)),
+        Step::Call { func, obj } => tasks::call_slot(e, func.index(), &[*obj as i32]).map(drop),
+    })
 }
 
 /// What [`install`] leaves for the driver to finish or undo.
