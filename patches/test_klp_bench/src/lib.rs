@@ -1,7 +1,9 @@
 //! test_klp_bench: the benchmarks' livepatch. `insmod test_klp_bench funcs=N` replaces
 //! `bench_fn_000` … `bench_fn_{N-1}` of the module `klp_bench_target` (0 ≤ N ≤ 1000);
 //! `vmlinux=1` also replaces the kernel's `bench_target`. Loaded under several module names
-//! it stacks several patches on the same functions (one func_stack entry each).
+//! it stacks several patches on the same functions (one func_stack entry each). It uses the 2016
+//! API (register, then enable), so that the benchmarks can disable and enable it again through
+//! sysfs (a patch `klp_enable_patch()` registered alone is freed once disabled).
 #![no_std]
 
 use core::ptr;
@@ -113,12 +115,18 @@ pub extern "C" fn init_module() -> i32 {
             return -EINVAL;
         }
         (&raw mut PATCH).write(KlpPatch { objs, replace: 0 });
-        klp_guest::sys::klp_enable_patch(&raw const PATCH)
+        match klp_guest::sys::klp_register_patch(&raw const PATCH) {
+            0 => klp_guest::sys::klp_enable_patch(&raw const PATCH),
+            err => err,
+        }
     }
 }
 
-/// Nothing to undo: the livepatch core disables and frees the patch.
+/// Unregisters the (disabled) patch.
 #[unsafe(no_mangle)]
-pub extern "C" fn cleanup_module() {}
+pub extern "C" fn cleanup_module() {
+    // SAFETY: the patch init registered, only read from here on.
+    unsafe { klp_guest::sys::klp_unregister_patch(&raw const PATCH) };
+}
 
 klp_guest::module_info!(livepatch, "Y");

@@ -1,6 +1,6 @@
 //! The livepatch core (kernel/livepatch/core.c): registering, enabling, disabling, module events.
 
-use super::klp_struct::{self, KlpObject, KlpPatch, PatchDesc};
+use super::klp_struct::{self, Api, KlpObject, KlpPatch, PatchDesc};
 use super::patch;
 use super::plan::{Draft, Plan, commit};
 use super::switch::{reverse, run_transition, run_transition_from};
@@ -154,6 +154,7 @@ fn init_patch(
     ctx: &Ctx<'_>,
     name: &str,
     desc: PatchDesc,
+    api: Api,
 ) -> Result<(Draft, PatchId), Plan> {
     let id = PatchId(d.lp.next_id);
     d.lp.next_id += 1;
@@ -164,6 +165,7 @@ fn init_patch(
         addr: desc.addr,
         replace: desc.replace,
         objs: desc.objs,
+        api,
         enabled: false,
         forced: false,
     });
@@ -218,28 +220,21 @@ fn enable_begin(mut d: Draft, id: PatchId) -> Plan {
 }
 
 /// `__klp_enable_patch`'s failure: `failed to enable patch`, and `klp_cancel_transition`
-/// (everything patched comes off, `post_unpatch` for the objects whose `pre_patch` ran); a
-/// patch `klp_enable_patch()` registered is freed with it.
-fn enable_failed(mut d: Draft, ctx: &Ctx<'_>, id: PatchId, free: bool, errno: Errno) -> Plan {
+/// (everything patched comes off, `post_unpatch` for the objects whose `pre_patch` ran; a patch
+/// `klp_enable_patch()` registered is freed with it).
+fn enable_failed(mut d: Draft, ctx: &Ctx<'_>, id: PatchId, errno: Errno) -> Plan {
     let name = d.lp.get(id).map(|p| p.name.clone()).unwrap_or_default();
     d.warn(format!("failed to enable patch '{name}'"));
-    let mut d = match Transition::resume(d) {
-        Some(tr) => tr.cancel(|o| ctx.is_loaded(o)),
-        None => return Plan::refused(errno),
-    };
-    if free {
-        for slot in super::transition::patch_slots(&d.lp, id) {
-            d.touch(slot);
-        }
-        d.lp.patches.retain(|p| p.id != id);
+    match Transition::resume(d) {
+        Some(tr) => tr.cancel(|o| ctx.is_loaded(o)).fail(errno),
+        None => Plan::refused(errno),
     }
-    d.fail(errno)
 }
 
 /// `__klp_enable_patch` for one loaded object whose `pre_patch` returned `ret`: a failed
 /// callback fails the enable, else the object is resolved if needed and patched
 /// (`klp_patch_object`).
-fn enable_object(mut d: Draft, ctx: &Ctx<'_>, id: PatchId, i: usize, ret: i32, free: bool) -> Plan {
+fn enable_object(mut d: Draft, ctx: &Ctx<'_>, id: PatchId, i: usize, ret: i32) -> Plan {
     let Some(obj) = d.lp.get(id).map(|p| p.objs[i].clone()) else {
         return Plan::refused(Errno::EINVAL);
     };
@@ -248,7 +243,7 @@ fn enable_object(mut d: Draft, ctx: &Ctx<'_>, id: PatchId, i: usize, ret: i32, f
             "pre-patch callback failed for object '{}'",
             obj.display_name()
         ));
-        return enable_failed(d, ctx, id, free, callbacks::errno_of(ret));
+        return enable_failed(d, ctx, id, callbacks::errno_of(ret));
     }
     let resolved = if obj.resolved() {
         Ok(())
@@ -259,7 +254,7 @@ fn enable_object(mut d: Draft, ctx: &Ctx<'_>, id: PatchId, i: usize, ret: i32, f
         Ok(()) => d.finish(),
         Err(errno) => {
             d.warn(format!("failed to patch object '{}'", obj.display_name()));
-            enable_failed(d, ctx, id, free, errno)
+            enable_failed(d, ctx, id, errno)
         }
     }
 }
@@ -278,12 +273,11 @@ fn enable_start(d: Draft, ctx: &Ctx<'_>, id: PatchId) -> Plan {
 /// `__klp_enable_patch` (after `klp_init_patch` for a patch `prepare` registers), step by step
 /// as Linux runs it: the transition is initialized; each loaded object's `pre_patch` callback
 /// runs, then the object is patched; the transition starts and the tasks switch. A failed
-/// callback or object cancels the transition (`free`: the patch goes too) and returns its
-/// error; a trap undoes the whole operation.
+/// callback or object cancels the transition and returns its error; a trap undoes the whole
+/// operation.
 fn enable_steps(
     e: &mut impl Engine,
     prepare: impl FnOnce(Draft, &Ctx<'_>) -> Result<(Draft, PatchId), Plan>,
-    free: bool,
 ) -> SysResult<()> {
     let before = e.with_state(|s| s.livepatch.clone());
     let (plan, id) = e.with_state(
@@ -317,9 +311,8 @@ fn enable_steps(
             Ok(ret) => ret,
             Err(err) => return Err(abort(e, err)),
         };
-        let plan = e.with_state(|s| {
-            enable_object(Draft::new(s.livepatch.clone()), &Ctx(s), id, i, ret, free)
-        });
+        let plan =
+            e.with_state(|s| enable_object(Draft::new(s.livepatch.clone()), &Ctx(s), id, i, ret));
         let failed = plan.fails();
         match commit(e, plan) {
             Ok(()) => {}
@@ -372,10 +365,9 @@ fn unregister_patch(mut d: Draft, id: PatchId) -> Plan {
         Some(true) => Plan::refused(Errno::EBUSY),
         Some(false) => {
             // Its functions' parked dispatchers go with it (redirect sees no patch for them).
-            for slot in super::transition::patch_slots(&d.lp, id) {
+            for slot in d.lp.free(id) {
                 d.touch(slot);
             }
-            d.lp.patches.retain(|p| p.id != id);
             d.finish()
         }
     }
@@ -538,9 +530,11 @@ pub fn klp_register_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
         return Err(Errno::EEXIST.into());
     }
     let desc = klp_struct::read_patch(e, &name, addr)?;
-    run(e, |d, ctx| match init_patch(d, ctx, &name, desc) {
-        Ok((d, _)) => d.finish(),
-        Err(plan) => plan,
+    run(e, |d, ctx| {
+        match init_patch(d, ctx, &name, desc, Api::Register) {
+            Ok((d, _)) => d.finish(),
+            Err(plan) => plan,
+        }
     })
 }
 
@@ -553,11 +547,11 @@ pub fn klp_enable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
     let name = calling_module(e)?;
     let registered = e.with_state(|s| s.livepatch.by_name(&name).map(|p| (p.id, p.addr)));
     match registered {
-        Some((id, at)) if at == addr => enable_steps(e, |d, _| Ok((d, id)), false),
+        Some((id, at)) if at == addr => enable_steps(e, |d, _| Ok((d, id))),
         Some(_) => Err(Errno::EINVAL.into()),
         None => {
             let desc = klp_struct::read_patch(e, &name, addr)?;
-            enable_steps(e, |d, ctx| init_patch(d, ctx, &name, desc), true)
+            enable_steps(e, |d, ctx| init_patch(d, ctx, &name, desc, Api::Enable))
         }
     }
 }
@@ -569,7 +563,7 @@ pub fn klp_enable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
 /// `EBUSY` when ftrace gives a function to another user.
 pub fn enable(e: &mut impl Engine, name: &str) -> SysResult<()> {
     let id = id_of(e, name)?;
-    enable_steps(e, |d, _| Ok((d, id)), false)
+    enable_steps(e, |d, _| Ok((d, id)))
 }
 
 /// Disables an enabled patch (`echo 0 > enabled`, `klp_disable_patch()`).
@@ -825,7 +819,6 @@ mod tests {
     fn enable_with(
         s: &mut KernelState,
         prepare: impl FnOnce(Draft, &Ctx<'_>) -> Result<(Draft, PatchId), Plan>,
-        free: bool,
     ) -> (Result<(), Errno>, Vec<String>) {
         let mut id = None;
         let (result, mut lines) = install(s, |d, ctx| match prepare(d, ctx) {
@@ -843,7 +836,7 @@ mod tests {
             if !object_loaded(s, &s.livepatch.get(id).unwrap().objs[i]) {
                 continue;
             }
-            let (result, more) = install(s, |d, ctx| enable_object(d, ctx, id, i, 0, free));
+            let (result, more) = install(s, |d, ctx| enable_object(d, ctx, id, i, 0));
             lines.extend(more);
             if result.is_err() {
                 return (result, lines);
@@ -857,7 +850,14 @@ mod tests {
     /// `klp_enable_patch()` of a new patch.
     fn enable_new(s: &mut KernelState, desc: PatchDesc) -> (Result<(), Errno>, Vec<String>) {
         let name = format!("p{}", desc.addr - 1000);
-        enable_with(s, |d, ctx| init_patch(d, ctx, &name, desc), true)
+        enable_with(s, |d, ctx| init_patch(d, ctx, &name, desc, Api::Enable))
+    }
+
+    /// `klp_register_patch()` then enabling, the 2016 API.
+    fn register_and_enable(s: &mut KernelState, desc: PatchDesc) {
+        let name = format!("p{}", desc.addr - 1000);
+        let (result, _) = enable_with(s, |d, ctx| init_patch(d, ctx, &name, desc, Api::Register));
+        result.unwrap();
     }
 
     /// `klp_module_coming` without an engine: every `pre_patch` returns 0.
@@ -933,13 +933,13 @@ mod tests {
     #[test]
     fn stacked_patches_lead_to_the_newest_and_disable_in_any_order() {
         let mut s = kernel("", true);
-        enable_new(&mut s, desc(1, &["f"], false)).0.unwrap();
-        enable_new(&mut s, desc(2, &["f"], false)).0.unwrap();
+        register_and_enable(&mut s, desc(1, &["f"], false));
+        register_and_enable(&mut s, desc(2, &["f"], false));
         assert_eq!(top(&s, F), Some(("p2".into(), new_func(2, 0))));
         disable_named(&mut s, "p1").0.unwrap();
         assert_eq!(top(&s, F), Some(("p2".into(), new_func(2, 0))));
         let p1 = id(&s, "p1");
-        enable_with(&mut s, |d, _| Ok((d, p1)), false).0.unwrap();
+        enable_with(&mut s, |d, _| Ok((d, p1))).0.unwrap();
         assert_eq!(top(&s, F), Some(("p1".into(), new_func(1, 0))));
         assert_eq!(s.livepatch.stack_order("p1"), Some(2));
         disable_named(&mut s, "p1").0.unwrap();
@@ -976,9 +976,42 @@ mod tests {
         assert_eq!(top(&s, F), Some(("p2".into(), new_func(2, 0))));
         assert_eq!(top(&s, G), None);
         assert!(s.ftrace.redirect(G).is_none());
-        assert!(!s.livepatch.is_enabled("p1"));
+        assert!(s.livepatch.by_name("p1").is_none(), "replaced, so freed");
         assert!(s.livepatch.is_enabled("p2"));
         assert_eq!(s.livepatch.func_stacks().get(F).map(<[_]>::len), Some(1));
+    }
+
+    #[test]
+    fn today_s_patches_are_freed_when_disabled_and_the_2016_api_s_stay_registered() {
+        let mut s = kernel("", true);
+        enable_new(&mut s, desc(1, &["f"], false)).0.unwrap();
+        register_and_enable(&mut s, desc(2, &["g"], false));
+        assert!(s.livepatch.holds_module("p1") && s.livepatch.holds_module("p2"));
+        disable_named(&mut s, "p1").0.unwrap();
+        assert!(
+            s.livepatch.by_name("p1").is_none(),
+            "klp_enable_patch's patch is freed"
+        );
+        assert!(!s.livepatch.holds_module("p1"), "its module can go");
+        disable_named(&mut s, "p2").0.unwrap();
+        let p2 = s
+            .livepatch
+            .by_name("p2")
+            .expect("the split API's patch stays");
+        assert!(!p2.enabled() && !s.livepatch.holds_module("p2"));
+        assert!(s.livepatch.func_stacks().is_empty());
+    }
+
+    #[test]
+    fn a_forced_patch_freed_keeps_its_module() {
+        let mut s = kernel("", true);
+        enable_new(&mut s, desc(1, &["f"], false)).0.unwrap();
+        if let Some(p) = s.livepatch.patches.iter_mut().find(|p| p.name == "p1") {
+            p.forced = true;
+        }
+        disable_named(&mut s, "p1").0.unwrap();
+        assert!(s.livepatch.by_name("p1").is_none());
+        assert!(s.livepatch.holds_module("p1"), "its code may still run");
     }
 
     #[test]

@@ -103,6 +103,18 @@ impl KlpObject {
     }
 }
 
+/// How a patch was registered, which decides when the core frees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `klp_enable_patch()` (today's API): the patch is freed once it is disabled (its
+    /// unpatching transition completed) or replaced (the replacing transition completed), or
+    /// when enabling it fails.
+    Enable,
+    /// `klp_register_patch()` (the 2016 split API): the patch stays registered, disabled, until
+    /// `klp_unregister_patch()` or its module's removal.
+    Register,
+}
+
 /// One live patch (`struct klp_patch`); its name is the name of its module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KlpPatch {
@@ -114,6 +126,8 @@ pub struct KlpPatch {
     pub(super) addr: u32,
     pub(super) replace: bool,
     pub(super) objs: Vec<KlpObject>,
+    /// Which API registered it.
+    pub(super) api: Api,
     pub(super) enabled: bool,
     /// A transition of this patch was forced: its module can never be removed (its code may
     /// still run on some task's stack).

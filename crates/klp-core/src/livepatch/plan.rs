@@ -82,7 +82,7 @@ impl Draft {
     /// The plan to commit the draft.
     pub(super) fn finish(self) -> Plan {
         Plan {
-            outcome: Ok(self.lp),
+            outcome: Ok(Box::new(self.lp)),
             slots: self.slots,
             messages: self.messages,
             fails: None,
@@ -113,7 +113,8 @@ impl Draft {
 /// it prints.
 #[derive(Debug)]
 pub(super) struct Plan {
-    outcome: Result<Livepatch, Errno>,
+    /// The state the plan leaves (boxed: a plan is passed around by value), or its refusal.
+    outcome: Result<Box<Livepatch>, Errno>,
     slots: BTreeSet<Slot>,
     messages: Vec<Step>,
     /// The error of an operation that commits what it undid ([`Draft::fail`]).
@@ -146,7 +147,7 @@ impl Plan {
     #[cfg(test)]
     pub(super) fn install(self, s: &mut KernelState) -> Result<(), Errno> {
         let after = self.outcome?;
-        let installed = install(s, after, &self.slots);
+        let installed = install(s, *after, &self.slots);
         assert!(installed.redirected.is_ok(), "ftrace took every redirect");
         self.fails.map_or(Ok(()), Err)
     }
@@ -187,7 +188,7 @@ pub(super) fn commit_with(e: &mut impl Engine, plan: Plan, undo_on_trap: bool) -
     match outcome {
         // A failed switch was undone: there is nothing to report but its error.
         Ok(after) => {
-            let before = switch(e, after, &slots)?;
+            let before = switch(e, *after, &slots)?;
             match print(e, &messages) {
                 Err(err) if undo_on_trap => Err(first_or_trap(err, restore(e, before))),
                 Ok(()) => fails.map_or(Ok(()), |errno| Err(errno.into())),
@@ -238,6 +239,7 @@ fn switch(e: &mut impl Engine, after: Livepatch, slots: &BTreeSet<Slot>) -> SysR
     } = e.with_state(|s| install(s, after, slots));
     let done = redirected
         .and_then(|()| ftrace::sync(e, slots.iter().copied()))
+        .and_then(|()| release_undescribed(e, slots))
         .and_then(|()| {
             refcnts
                 .iter()
@@ -249,17 +251,39 @@ fn switch(e: &mut impl Engine, after: Livepatch, slots: &BTreeSet<Slot>) -> SysR
     }
 }
 
+/// Whether a registered patch describes the function at `slot`.
+fn described(lp: &Livepatch, slot: Slot) -> bool {
+    lp.patches().any(|p| {
+        p.objs
+            .iter()
+            .any(|o| o.funcs.iter().any(|f| f.old_func == Some(slot)))
+    })
+}
+
+/// Releases the dispatchers [`ftrace::sync`] just parked for functions no registered patch
+/// describes any more (a patch freed as its transition completed).
+fn release_undescribed(e: &mut impl Engine, slots: &BTreeSet<Slot>) -> SysResult<()> {
+    let gone: Vec<Slot> = e.with_state(|s| {
+        let gone: Vec<Slot> = slots
+            .iter()
+            .copied()
+            .filter(|&slot| !described(&s.livepatch, slot))
+            .collect();
+        gone.iter().for_each(|&slot| s.ftrace.drop_parked(slot));
+        gone
+    });
+    if gone.is_empty() {
+        return Ok(());
+    }
+    ftrace::sync(e, gone)
+}
+
 /// Asks ftrace to point each of `slots` at the top of its func_stack, or back at the original.
 /// Every slot is visited even when ftrace refuses one.
 fn redirect(s: &mut KernelState, slots: &BTreeSet<Slot>) -> SysResult<()> {
     let mut result = Ok(());
     for &slot in slots {
-        let described = s.livepatch.patches().any(|p| {
-            p.objs
-                .iter()
-                .any(|o| o.funcs.iter().any(|f| f.old_func == Some(slot)))
-        });
-        if !described {
+        if !described(&s.livepatch, slot) {
             s.ftrace.drop_parked(slot);
         }
         let top = s.livepatch.stacks.top(slot).map(|en| {
@@ -367,6 +391,7 @@ mod tests {
                 addr: i,
                 replace: false,
                 objs: Vec::new(),
+                api: crate::livepatch::klp_struct::Api::Enable,
                 enabled,
                 forced: false,
             })

@@ -1,7 +1,7 @@
 //! The transition (kernel/livepatch/transition.c): init, start, complete, cancel, reverse, as
 //! steps of a plan; the per-task switching is in `switch.rs`.
 
-use super::klp_struct::KlpObject;
+use super::klp_struct::{Api, KlpObject};
 use super::plan::Draft;
 use super::{Livepatch, PatchId, Pending, callbacks, patch};
 use crate::ftrace::Slot;
@@ -179,6 +179,7 @@ pub(super) fn complete(mut d: Draft, loaded: impl Fn(&KlpObject) -> bool) -> Dra
     for slot in patch_slots(&d.lp, id) {
         d.touch(slot);
     }
+    let mut freed = Vec::new();
     match target {
         Target::Patched if d.lp.get(id).is_some_and(|p| p.replace) => {
             let replaced: Vec<PatchId> =
@@ -186,13 +187,17 @@ pub(super) fn complete(mut d: Draft, loaded: impl Fn(&KlpObject) -> bool) -> Dra
                     .filter(|p| p.enabled && p.id != id)
                     .map(|p| p.id)
                     .collect();
-            for old in replaced {
-                patch::unpatch_objects(&mut d, old);
-                d.lp.set_enabled(old, false);
+            for old in &replaced {
+                patch::unpatch_objects(&mut d, *old);
+                d.lp.set_enabled(*old, false);
             }
+            freed = replaced;
         }
         Target::Patched => {}
-        Target::Unpatched => patch::unpatch_objects(&mut d, id),
+        Target::Unpatched => {
+            patch::unpatch_objects(&mut d, id);
+            freed.push(id);
+        }
     }
     let objs: Vec<usize> = d.lp.get(id).map_or_else(Vec::new, |p| {
         (0..p.objs.len()).filter(|&i| loaded(&p.objs[i])).collect()
@@ -205,5 +210,14 @@ pub(super) fn complete(mut d: Draft, loaded: impl Fn(&KlpObject) -> bool) -> Dra
     }
     d.lp.transition = None;
     d.notice(format!("'{name}': {verb} complete"));
+    // `klp_free_patch_async` of a disabled patch, `klp_free_replaced_patches_async`: what
+    // klp_enable_patch() registered goes (the 2016 API's patches stay registered, disabled).
+    for id in freed {
+        if d.lp.get(id).is_some_and(|p| p.api == Api::Enable) {
+            for slot in d.lp.free(id) {
+                d.touch(slot);
+            }
+        }
+    }
     d
 }
