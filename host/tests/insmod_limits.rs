@@ -145,7 +145,8 @@ fn shared_array_patch(objects: u32, funcs: u32) -> Vec<u8> {
     for i in 0..objects {
         o.data_reloc(objects::R_MEMORY_ADDR_I32, objs_at + 24 * i + 4, funcs_sym);
     }
-    let patch_at = o.data("PATCH", &[0; 8]);
+    // klp_patch: objs, replace, states (none).
+    let patch_at = o.data("PATCH", &[0; 12]);
     assert_eq!(o.data_symbol("PATCH"), patch_sym);
     o.data_reloc(objects::R_MEMORY_ADDR_I32, patch_at, objs_sym);
     o.finish()

@@ -1,8 +1,10 @@
-//! What a livepatch callback works with: the object it is given and the state of its module.
+//! What a livepatch callback works with: the object it is given, the state of its module, the
+//! system states (`klp_state`) of its patch and of the patches before it, and the console
+//! loglevel Linux's state selftests change.
 
 use core::ffi::CStr;
 
-use klp_abi::KlpObject;
+use klp_abi::{KlpObject, KlpPatch, KlpState};
 pub use klp_abi::module::{MODULE_STATE_COMING, MODULE_STATE_GOING, MODULE_STATE_LIVE};
 
 use crate::sys;
@@ -54,4 +56,32 @@ pub unsafe fn callback_info(module: &str, callback: &str, obj: *const KlpObject)
         }
         None => crate::pr_info!("{}: {}: vmlinux", module, callback),
     }
+}
+
+/// `klp_get_state(patch, id)`: the state `id` that `patch` modifies, NULL when none.
+pub fn klp_get_state(patch: &'static KlpPatch, id: u32) -> *mut KlpState {
+    // SAFETY: a live patch, which the kernel only reads.
+    unsafe { sys::klp_get_state(patch, id) }
+}
+
+/// `klp_get_prev_state(id)`: the state `id` as the patches installed before the one in
+/// transition left it, NULL when none modifies it (or no transition runs).
+pub fn klp_get_prev_state(id: u32) -> *mut KlpState {
+    // SAFETY: no argument to check.
+    unsafe { sys::klp_get_prev_state(id) }
+}
+
+/// `CONSOLE_LOGLEVEL_MOTORMOUTH`: every message goes to the console.
+pub const CONSOLE_LOGLEVEL_MOTORMOUTH: i32 = 15;
+
+/// `console_loglevel`, the first field of `/proc/sys/kernel/printk`.
+pub fn console_loglevel() -> i32 {
+    // SAFETY: a read of the kernel's array; the guest is single-threaded.
+    unsafe { sys::console_printk[0] }
+}
+
+/// Sets `console_loglevel`.
+pub fn set_console_loglevel(level: i32) {
+    // SAFETY: a write of the kernel's array; the guest is single-threaded.
+    unsafe { sys::console_printk[0] = level };
 }

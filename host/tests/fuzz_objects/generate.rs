@@ -897,6 +897,8 @@ pub fn patch(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
     word(&mut data, 0);
     let replace = if o.percent(80)? { 0 } else { o.u.arbitrary()? };
     word(&mut data, replace);
+    // No states.
+    word(&mut data, 0);
     let size = data.len() as u32;
     o.segment(".data", data, relocs)?;
     // init_module: return klp_enable_patch(&PATCH), after some other code perhaps.

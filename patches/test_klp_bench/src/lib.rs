@@ -84,6 +84,7 @@ static mut OBJS: [KlpObject; 3] = [KlpObject::END, KlpObject::END, KlpObject::EN
 static mut PATCH: KlpPatch = KlpPatch {
     objs: ptr::null(),
     replace: 0,
+    states: ptr::null(),
 };
 
 /// Cuts the function list at `funcs`, builds the object list and enables the patch.
@@ -114,7 +115,11 @@ pub extern "C" fn init_module() -> i32 {
         if i == 0 {
             return -EINVAL;
         }
-        (&raw mut PATCH).write(KlpPatch { objs, replace: 0 });
+        (&raw mut PATCH).write(KlpPatch {
+            objs,
+            replace: 0,
+            states: ptr::null(),
+        });
         match klp_guest::sys::klp_register_patch(&raw const PATCH) {
             0 => klp_guest::sys::klp_enable_patch(&raw const PATCH),
             err => err,

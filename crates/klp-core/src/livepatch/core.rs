@@ -165,6 +165,7 @@ fn init_patch(
         addr: desc.addr,
         replace: desc.replace,
         objs: desc.objs,
+        states: desc.states,
         api,
         enabled: false,
         forced: false,
@@ -551,7 +552,10 @@ pub fn klp_enable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
         Some(_) => Err(Errno::EINVAL.into()),
         None => {
             let desc = klp_struct::read_patch(e, &name, addr)?;
-            enable_steps(e, |d, ctx| init_patch(d, ctx, &name, desc, Api::Enable))
+            enable_steps(e, |d, ctx| {
+                let d = super::state::check_compatible(d, &name, &desc)?;
+                init_patch(d, ctx, &name, desc, Api::Enable)
+            })
         }
     }
 }
@@ -775,6 +779,7 @@ mod tests {
         PatchDesc {
             addr: 1000 + patch,
             replace,
+            states: Vec::new(),
             objs: vec![KlpObject {
                 name: Some("target".into()),
                 funcs,

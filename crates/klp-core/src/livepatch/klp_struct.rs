@@ -5,12 +5,14 @@ use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::ftrace::Slot;
 use crate::sys::{self, SysError, SysResult};
-use klp_abi::{klp_callbacks, klp_func, klp_object, klp_patch};
+use klp_abi::{klp_callbacks, klp_func, klp_object, klp_patch, klp_state};
 
 /// Longest symbol or object name read from guest memory.
 const MAX_NAME: usize = 512;
 /// Most objects one patch may describe.
 const MAX_OBJECTS: usize = 64;
+/// Most system states one patch may modify.
+pub(super) const MAX_STATES: usize = 64;
 /// Most functions one patch may describe, all its objects together (objects may share one
 /// `klp_func` array: each reference counts).
 pub const MAX_PATCH_FUNCS: usize = 1 << 14;
@@ -103,6 +105,17 @@ impl KlpObject {
     }
 }
 
+/// A system state the patch modifies (`struct klp_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KlpState {
+    /// Address of the `klp_state` in kernel memory (what `klp_get_state` returns).
+    pub(super) addr: u32,
+    /// The state's id.
+    pub(super) id: u32,
+    /// The version of the modification.
+    pub(super) version: u32,
+}
+
 /// How a patch was registered, which decides when the core frees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -126,6 +139,8 @@ pub struct KlpPatch {
     pub(super) addr: u32,
     pub(super) replace: bool,
     pub(super) objs: Vec<KlpObject>,
+    /// The system states it modifies.
+    pub(super) states: Vec<KlpState>,
     /// Which API registered it.
     pub(super) api: Api,
     pub(super) enabled: bool,
@@ -170,6 +185,8 @@ pub(super) struct PatchDesc {
     pub(super) replace: bool,
     /// The objects, with their functions unresolved.
     pub(super) objs: Vec<KlpObject>,
+    /// `klp_patch.states`.
+    pub(super) states: Vec<KlpState>,
 }
 
 /// A word of the patch's structures; a bad address is the module's fault (`EFAULT`).
@@ -209,6 +226,7 @@ fn read_cstr(e: &mut impl Engine, addr: u32) -> SysResult<String> {
 pub(super) fn read_patch(e: &mut impl Engine, name: &str, addr: u32) -> SysResult<PatchDesc> {
     let objs_addr = read_u32(e, addr + klp_patch::OBJS)?;
     let replace = read_u32(e, addr + klp_patch::REPLACE)? != 0;
+    let states = read_states(e, addr)?;
     let mut objs: Vec<KlpObject> = Vec::new();
     let mut total = 0;
     for i in 0..=MAX_OBJECTS {
@@ -265,7 +283,43 @@ pub(super) fn read_patch(e: &mut impl Engine, name: &str, addr: u32) -> SysResul
         addr,
         replace,
         objs,
+        states,
     })
+}
+
+/// Reads the `klp_state` array of the `klp_patch` at `patch` (`klp_for_each_state`), as it is
+/// in memory now.
+///
+/// # Errors
+/// `EFAULT` for a pointer outside memory, `EINVAL` for more than [`MAX_STATES`] states.
+pub(super) fn read_states(e: &mut impl Engine, patch: u32) -> SysResult<Vec<KlpState>> {
+    let base = read_u32(
+        e,
+        patch.checked_add(klp_patch::STATES).ok_or(Errno::EFAULT)?,
+    )?;
+    let mut states = Vec::new();
+    if base == 0 {
+        return Ok(states);
+    }
+    for i in 0..=MAX_STATES {
+        let at = base
+            .checked_add(klp_state::SIZE * i as u32)
+            .ok_or(Errno::EFAULT)?;
+        let id = read_u32(e, at + klp_state::ID)?;
+        if id == 0 {
+            return Ok(states);
+        }
+        if i == MAX_STATES {
+            break;
+        }
+        let version = read_u32(e, at + klp_state::VERSION)?;
+        states.push(KlpState {
+            addr: at,
+            id,
+            version,
+        });
+    }
+    Err(Errno::EINVAL.into())
 }
 
 /// Reads a `klp_func` array of at most `room` entries; `None` when it has more.

@@ -5,6 +5,7 @@ mod core;
 mod klp_struct;
 mod patch;
 mod plan;
+mod state;
 mod switch;
 mod transition;
 
@@ -16,6 +17,7 @@ pub use self::core::{
 pub use klp_struct::{KlpFunc, KlpObject, KlpPatch};
 pub use patch::{FuncStacks, StackEntry};
 pub(crate) use plan::restore;
+pub use state::{klp_get_prev_state, klp_get_state};
 pub use switch::{force, sched_try_switch, transition_work};
 pub use transition::Target;
 

@@ -20,8 +20,9 @@ pub(super) struct Draft {
     messages: Vec<Step>,
 }
 
-/// What a plan does once committed, in order: print a message, or call a callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a plan does once committed, in order: print a message, call a callback, or commit the
+/// plan that follows.
+#[derive(Debug)]
 pub(super) enum Step {
     /// Print a message.
     Say(Message),
@@ -33,6 +34,9 @@ pub(super) enum Step {
         /// The `klp_object`.
         obj: u32,
     },
+    /// Commit a plan worked out on the state this one leaves: the end of a step whose
+    /// callbacks must run before it.
+    Commit(Box<Plan>),
 }
 
 impl Draft {
@@ -52,6 +56,11 @@ impl Draft {
 
     fn say(&mut self, level: Level, text: String) {
         self.messages.push(Step::Say(Message { level, text }));
+    }
+
+    /// Commits `plan` after the messages and callbacks so far.
+    pub(super) fn then(&mut self, plan: Plan) {
+        self.messages.push(Step::Commit(Box::new(plan)));
     }
 
     /// Calls the `void` callback `func` of the `klp_object` at `obj`, after the messages so far.
@@ -149,6 +158,11 @@ impl Plan {
         let after = self.outcome?;
         let installed = install(s, *after, &self.slots);
         assert!(installed.redirected.is_ok(), "ftrace took every redirect");
+        for step in self.messages {
+            if let Step::Commit(next) = step {
+                next.install(s)?;
+            }
+        }
         self.fails.map_or(Ok(()), Err)
     }
 
@@ -157,9 +171,10 @@ impl Plan {
     pub(super) fn lines(&self) -> Vec<String> {
         self.messages
             .iter()
-            .map(|step| match step {
-                Step::Say(m) => format!("{} {}", m.level as u8, m.text),
-                Step::Call { func, .. } => format!("call {}", func.index()),
+            .flat_map(|step| match step {
+                Step::Say(m) => vec![format!("{} {}", m.level as u8, m.text)],
+                Step::Call { func, .. } => vec![format!("call {}", func.index())],
+                Step::Commit(next) => next.lines(),
             })
             .collect()
     }
@@ -189,21 +204,23 @@ pub(super) fn commit_with(e: &mut impl Engine, plan: Plan, undo_on_trap: bool) -
         // A failed switch was undone: there is nothing to report but its error.
         Ok(after) => {
             let before = switch(e, *after, &slots)?;
-            match print(e, &messages) {
+            match print(e, messages) {
                 Err(err) if undo_on_trap => Err(first_or_trap(err, restore(e, before))),
                 Ok(()) => fails.map_or(Ok(()), |errno| Err(errno.into())),
                 printed => printed,
             }
         }
-        Err(errno) => Err(first_or_trap(errno.into(), print(e, &messages))),
+        Err(errno) => Err(first_or_trap(errno.into(), print(e, messages))),
     }
 }
 
-/// Prints the messages and calls the callbacks in order; stops at a trap.
-fn print(e: &mut impl Engine, steps: &[Step]) -> SysResult<()> {
-    steps.iter().try_for_each(|step| match step {
+/// Prints the messages, calls the callbacks and commits the follow-up plans in order; stops at
+/// a trap.
+fn print(e: &mut impl Engine, steps: Vec<Step>) -> SysResult<()> {
+    steps.into_iter().try_for_each(|step| match step {
         Step::Say(m) => sys::printk(e, &format!("\x01{}livepatch: {}", m.level as u8, m.text)),
-        Step::Call { func, obj } => tasks::call_slot(e, func.index(), &[*obj as i32]).map(drop),
+        Step::Call { func, obj } => tasks::call_slot(e, func.index(), &[obj as i32]).map(drop),
+        Step::Commit(next) => commit(e, *next),
     })
 }
 
@@ -391,6 +408,7 @@ mod tests {
                 addr: i,
                 replace: false,
                 objs: Vec::new(),
+                states: Vec::new(),
                 api: crate::livepatch::klp_struct::Api::Enable,
                 enabled,
                 forced: false,

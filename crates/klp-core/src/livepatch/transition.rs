@@ -208,16 +208,23 @@ pub(super) fn complete(mut d: Draft, loaded: impl Fn(&KlpObject) -> bool) -> Dra
             Target::Unpatched => callbacks::post_unpatch(&mut d, id, obj),
         }
     }
-    d.lp.transition = None;
     d.notice(format!("'{name}': {verb} complete"));
+    // The callbacks above still see the patch in transition and the patches it replaces (as
+    // `klp_get_prev_state` needs); then `klp_transition_patch = NULL`, and
     // `klp_free_patch_async` of a disabled patch, `klp_free_replaced_patches_async`: what
     // klp_enable_patch() registered goes (the 2016 API's patches stay registered, disabled).
+    let mut end = Draft::new(d.lp.clone());
+    end.lp.transition = None;
+    for slot in patch_slots(&end.lp, id) {
+        end.touch(slot);
+    }
     for id in freed {
-        if d.lp.get(id).is_some_and(|p| p.api == Api::Enable) {
-            for slot in d.lp.free(id) {
-                d.touch(slot);
+        if end.lp.get(id).is_some_and(|p| p.api == Api::Enable) {
+            for slot in end.lp.free(id) {
+                end.touch(slot);
             }
         }
     }
+    d.then(end.finish());
     d
 }
