@@ -387,7 +387,8 @@ pub(crate) fn restore(e: &mut impl Engine, before: Livepatch) -> SysResult<()> {
     });
     let mut errors = FirstError::default();
     errors.note(redirected);
-    errors.note(ftrace::sync(e, slots));
+    errors.note(ftrace::sync(e, slots.iter().copied()));
+    errors.note(release_undescribed(e, &slots));
     for (module, own) in &refcnts {
         errors.note(retried(e, |e| loader::set_refcnt(e, module, *own)));
     }
