@@ -1,9 +1,9 @@
 //! The callbacks (kernel/livepatch/core.h's `klp_*_callback`): which run, and whether
 //! `post_unpatch` may.
 
-use super::PatchId;
 use super::klp_struct::KlpObject;
 use super::plan::Draft;
+use super::{Livepatch, PatchId};
 use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::ftrace::Ftrace;
@@ -59,12 +59,16 @@ pub(super) fn pre_patch(e: &mut impl Engine, id: PatchId, obj: usize) -> SysResu
         Some((Some(func), addr)) => tasks::call_slot(e, func.index(), &[addr as i32])?.unwrap_or(0),
         _ => 0,
     };
-    e.with_state(|s| {
-        if let Some(o) = s.livepatch.get_mut(id).and_then(|p| p.objs.get_mut(obj)) {
-            o.post_unpatch_enabled = ret == 0;
-        }
-    });
+    e.with_state(|s| pre_patch_returned(&mut s.livepatch, id, obj, ret));
     Ok(ret)
+}
+
+/// What `klp_pre_patch_callback` records once the callback returned `ret`: `post_unpatch` runs
+/// later only if it succeeded.
+pub(super) fn pre_patch_returned(lp: &mut Livepatch, id: PatchId, obj: usize, ret: i32) {
+    if let Some(o) = lp.get_mut(id).and_then(|p| p.objs.get_mut(obj)) {
+        o.post_unpatch_enabled = ret == 0;
+    }
 }
 
 /// The errno a failed `pre_patch` returned (`-ENODEV` is `ENODEV`).

@@ -825,6 +825,16 @@ mod tests {
         s: &mut KernelState,
         prepare: impl FnOnce(Draft, &Ctx<'_>) -> Result<(Draft, PatchId), Plan>,
     ) -> (Result<(), Errno>, Vec<String>) {
+        enable_returning(s, prepare, 0)
+    }
+
+    /// [`enable_steps`] without an engine, every `pre_patch` callback returning `ret` (as
+    /// `call <slot>` in the lines).
+    fn enable_returning(
+        s: &mut KernelState,
+        prepare: impl FnOnce(Draft, &Ctx<'_>) -> Result<(Draft, PatchId), Plan>,
+        ret: i32,
+    ) -> (Result<(), Errno>, Vec<String>) {
         let mut id = None;
         let (result, mut lines) = install(s, |d, ctx| match prepare(d, ctx) {
             Ok((d, new)) => {
@@ -841,7 +851,16 @@ mod tests {
             if !object_loaded(s, &s.livepatch.get(id).unwrap().objs[i]) {
                 continue;
             }
-            let (result, more) = install(s, |d, ctx| enable_object(d, ctx, id, i, 0));
+            let pre = s.livepatch.get(id).unwrap().objs[i].callbacks.pre_patch;
+            let ret = match pre {
+                Some(slot) => {
+                    lines.push(format!("call {}", slot.index()));
+                    ret
+                }
+                None => 0,
+            };
+            callbacks::pre_patch_returned(&mut s.livepatch, id, i, ret);
+            let (result, more) = install(s, |d, ctx| enable_object(d, ctx, id, i, ret));
             lines.extend(more);
             if result.is_err() {
                 return (result, lines);
@@ -933,6 +952,129 @@ mod tests {
             ]
         );
         assert!(s.ftrace.redirect(F).is_none());
+    }
+
+    /// Patch `p1` for `target` replacing `f`, with all four callbacks (slots 40 to 43 of the
+    /// module `cbs`).
+    fn with_callbacks(s: &mut KernelState) -> PatchDesc {
+        use crate::instrument::ValType::I32;
+        let pre = FuncSig {
+            params: vec![I32],
+            results: vec![I32],
+        };
+        let void = FuncSig {
+            params: vec![I32],
+            results: Vec::new(),
+        };
+        s.ftrace
+            .add_module("cbs", 40, &[pre, void.clone(), void.clone(), void]);
+        let mut d = desc(1, &["f"], false);
+        d.objs[0].callbacks = super::super::klp_struct::Callbacks {
+            pre_patch: Some(Slot::new(40)),
+            post_patch: Some(Slot::new(41)),
+            pre_unpatch: Some(Slot::new(42)),
+            post_unpatch: Some(Slot::new(43)),
+        };
+        d
+    }
+
+    #[test]
+    fn callbacks_run_where_linux_runs_them() {
+        let mut s = kernel("", true);
+        let d = with_callbacks(&mut s);
+        let (result, lines) =
+            enable_with(&mut s, |dr, ctx| init_patch(dr, ctx, "p1", d, Api::Enable));
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            lines,
+            [
+                "5 enabling patch 'p1'",
+                "7 'p1': initializing patching transition",
+                "call 40",
+                "5 'p1': starting patching transition",
+                "7 'p1': completing patching transition",
+                "call 41",
+                "5 'p1': patching complete",
+            ]
+        );
+        let (result, lines) = disable_named(&mut s, "p1");
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            lines,
+            [
+                "7 'p1': initializing unpatching transition",
+                "call 42",
+                "5 'p1': starting unpatching transition",
+                "7 'p1': completing unpatching transition",
+                "call 43",
+                "5 'p1': unpatching complete",
+            ]
+        );
+        assert!(s.livepatch.by_name("p1").is_none(), "freed");
+    }
+
+    #[test]
+    fn a_failed_pre_patch_cancels_the_enable_without_post_unpatch() {
+        let mut s = kernel("", true);
+        let d = with_callbacks(&mut s);
+        let (result, lines) = enable_returning(
+            &mut s,
+            |dr, ctx| init_patch(dr, ctx, "p1", d, Api::Enable),
+            -19,
+        );
+        assert_eq!(result, Err(Errno::ENODEV));
+        assert_eq!(
+            lines,
+            [
+                "5 enabling patch 'p1'",
+                "7 'p1': initializing patching transition",
+                "call 40",
+                "4 pre-patch callback failed for object 'target'",
+                "4 failed to enable patch 'p1'",
+                "7 'p1': canceling patching transition, going to unpatch",
+                "7 'p1': completing unpatching transition",
+                "5 'p1': unpatching complete",
+            ]
+        );
+        assert_eq!(s.livepatch.patches().count(), 0);
+        assert!(s.livepatch.transition().is_none());
+        assert!(s.ftrace.redirect(F).is_none());
+    }
+
+    #[test]
+    fn a_module_coming_during_its_patch_s_transition_gets_no_post_patch() {
+        let mut s = kernel("", false);
+        let d = with_callbacks(&mut s);
+        enable_with(&mut s, |dr, ctx| init_patch(dr, ctx, "p1", d, Api::Enable))
+            .0
+            .unwrap();
+        // A transition of p1 in progress (as when a task blocks it).
+        let p1 = id(&s, "p1");
+        s.livepatch.transition = Some(super::super::Pending {
+            patch: p1,
+            target: Target::Patched,
+            tries: 0,
+        });
+        load_target(&mut s);
+        let (id1, _, i) = objects_for(&s.livepatch, "target", true)[0].clone();
+        let (_, lines) = install(&mut s, |d, ctx| {
+            coming_begin(d, ctx, "target", (id1, i), &[])
+        });
+        assert_eq!(lines, ["5 applying patch 'p1' to loading module 'target'"]);
+        callbacks::pre_patch_returned(&mut s.livepatch, id1, i, 0);
+        let (_, lines) = install(&mut s, |d, ctx| {
+            coming_patch(d, ctx, "target", (id1, i), 0, &[])
+        });
+        assert!(lines.is_empty(), "no post_patch in transition: {lines:?}");
+        let (_, lines) = install(&mut s, |d, _| module_going_plan(d, "target"));
+        assert_eq!(
+            lines,
+            [
+                "5 reverting patch 'p1' on unloading module 'target'",
+                "call 43"
+            ],
+            "no pre_unpatch in transition, post_unpatch after a successful pre_patch"
+        );
     }
 
     #[test]
