@@ -17,7 +17,7 @@ use core::ffi::{CStr, c_void};
 use core::mem::offset_of;
 
 /// The operations of the kernel's import `klp.hostcall(op, a, b, c) -> i32`, which returns a
-/// value >= 0 or -errno. The kernel makes ops 1 to 4 and 7 to 10; host-generated trampolines
+/// value >= 0 or -errno. The kernel makes ops 1 to 4 and 7 to 12; host-generated trampolines
 /// make 5 and 6.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +46,17 @@ pub enum HostOp {
     /// The earliest pending timer expiry changed to the `u64` jiffies `a` (low) `b` (high);
     /// `u64::MAX` is no timer. The host calls `run_timers` once its clock reaches it. 0.
     TimerNext = 10,
+    /// `klp_get_state`: the address of the `klp_state` with id `b` of the `klp_patch` at `a`,
+    /// 0 when it has none.
+    GetState = 11,
+    /// `klp_get_prev_state`: the address of the `klp_state` with id `a` of the newest patch
+    /// before the one in transition that has one, 0 when none does (or no transition runs).
+    GetPrevState = 12,
 }
 
 impl HostOp {
     /// Every op, in number order.
-    const ALL: [HostOp; 10] = [
+    const ALL: [HostOp; 12] = [
         HostOp::EnablePatch,
         HostOp::RegisterPatch,
         HostOp::UnregisterPatch,
@@ -61,6 +67,8 @@ impl HostOp {
         HostOp::Wake,
         HostOp::TaskNew,
         HostOp::TimerNext,
+        HostOp::GetState,
+        HostOp::GetPrevState,
     ];
 }
 
@@ -444,6 +452,38 @@ pub struct KlpFunc {
     pub old_sympos: u32,
 }
 
+/// `pre_patch`: runs before the object is patched; nonzero (a `-errno`) refuses the patch, or
+/// the loading module.
+pub type PrePatchFn = unsafe extern "C" fn(obj: *mut KlpObject) -> i32;
+/// `post_patch`, `pre_unpatch`, `post_unpatch`.
+pub type PatchCallbackFn = unsafe extern "C" fn(obj: *mut KlpObject);
+
+/// An object's callbacks, `struct klp_callbacks` (layout: [`klp_callbacks`]): function pointers
+/// (table indices), `None` (0) for none. The host calls them with the object's address, when
+/// Linux's kernel/livepatch calls them.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KlpCallbacks {
+    /// Before the object is patched (at enable, or when its module loads).
+    pub pre_patch: Option<PrePatchFn>,
+    /// After the patching transition completes (or at once when its module loads).
+    pub post_patch: Option<PatchCallbackFn>,
+    /// Before the unpatching transition starts (or when its module unloads).
+    pub pre_unpatch: Option<PatchCallbackFn>,
+    /// After the unpatching transition completes; only if `pre_patch` succeeded.
+    pub post_unpatch: Option<PatchCallbackFn>,
+}
+
+impl KlpCallbacks {
+    /// No callbacks.
+    pub const NONE: KlpCallbacks = KlpCallbacks {
+        pre_patch: None,
+        post_patch: None,
+        pre_unpatch: None,
+        post_unpatch: None,
+    };
+}
+
 /// A patched object, `struct klp_object` (layout: [`klp_object`]).
 #[repr(C)]
 pub struct KlpObject {
@@ -451,6 +491,38 @@ pub struct KlpObject {
     pub name: *const u8,
     /// The functions, ended by [`KlpFunc::END`]; NULL ends the object array.
     pub funcs: *const KlpFunc,
+    /// The callbacks.
+    pub callbacks: KlpCallbacks,
+}
+
+/// A system state a patch modifies, `struct klp_state` (layout: [`klp_state`]): its id (an
+/// `unsigned long` on wasm32), the version of the change, and the patch's own data about it.
+#[repr(C)]
+pub struct KlpState {
+    /// The state's id; 0 ends the array.
+    pub id: u32,
+    /// The version of the modification; a replacing patch must bring at least this one.
+    pub version: u32,
+    /// Whatever the patch keeps about the state (its callbacks set it).
+    pub data: *mut c_void,
+}
+
+impl KlpState {
+    /// The terminator of a state array.
+    pub const END: KlpState = KlpState {
+        id: 0,
+        version: 0,
+        data: core::ptr::null_mut(),
+    };
+
+    /// State `id` at `version`, without data yet.
+    pub const fn new(id: u32, version: u32) -> Self {
+        KlpState {
+            id,
+            version,
+            data: core::ptr::null_mut(),
+        }
+    }
 }
 
 /// A livepatch, `struct klp_patch` (layout: [`klp_patch`]). Its name is the name of the module
@@ -462,26 +534,58 @@ pub struct KlpPatch {
     /// Atomic replace: 1 turns every function of older patches that this one does not touch back
     /// to the original.
     pub replace: u32,
+    /// The system states it modifies, ended by [`KlpState::END`]; NULL for none.
+    pub states: *const KlpState,
 }
 
 /// Layout of `struct klp_patch` in guest memory (wasm32, byte offsets), as the host reads it.
 pub mod klp_patch {
     /// Size in bytes.
-    pub const SIZE: u32 = 8;
+    pub const SIZE: u32 = 12;
     /// `objs`: address of the `klp_object` array.
     pub const OBJS: u32 = 0;
     /// `replace`: a `u32`, nonzero for atomic replace.
     pub const REPLACE: u32 = 4;
+    /// `states`: address of the `klp_state` array, 0 for none.
+    pub const STATES: u32 = 8;
+}
+
+/// Layout of `struct klp_state` in guest memory (wasm32, byte offsets), as the host reads it.
+pub mod klp_state {
+    /// Size in bytes (the stride of the array).
+    pub const SIZE: u32 = 12;
+    /// `id`: a `u32`; 0 ends the array.
+    pub const ID: u32 = 0;
+    /// `version`: a `u32`.
+    pub const VERSION: u32 = 4;
+    /// `data`: the patch's pointer.
+    pub const DATA: u32 = 8;
 }
 
 /// Layout of `struct klp_object` in guest memory (wasm32, byte offsets), as the host reads it.
 pub mod klp_object {
     /// Size in bytes (the stride of the array).
-    pub const SIZE: u32 = 8;
+    pub const SIZE: u32 = 24;
     /// `name`: address of the NUL-terminated module name; 0 means vmlinux.
     pub const NAME: u32 = 0;
     /// `funcs`: address of the `klp_func` array; 0 ends the object array.
     pub const FUNCS: u32 = 4;
+    /// `callbacks`: a `klp_callbacks` (layout: [`super::klp_callbacks`]).
+    pub const CALLBACKS: u32 = 8;
+}
+
+/// Layout of `struct klp_callbacks` in guest memory (wasm32, byte offsets from its start).
+pub mod klp_callbacks {
+    /// Size in bytes.
+    pub const SIZE: u32 = 16;
+    /// `pre_patch`: `fn(*mut klp_object) -> i32`, 0 for none.
+    pub const PRE_PATCH: u32 = 0;
+    /// `post_patch`: `fn(*mut klp_object)`, 0 for none.
+    pub const POST_PATCH: u32 = 4;
+    /// `pre_unpatch`: `fn(*mut klp_object)`, 0 for none.
+    pub const PRE_UNPATCH: u32 = 8;
+    /// `post_unpatch`: `fn(*mut klp_object)`, 0 for none.
+    pub const POST_UNPATCH: u32 = 12;
 }
 
 /// Layout of `struct klp_func` in guest memory (wasm32, byte offsets), as the host reads it.
@@ -502,9 +606,20 @@ const _: () = {
     assert!(size_of::<KlpPatch>() == klp_patch::SIZE as usize);
     assert!(offset_of!(KlpPatch, objs) == klp_patch::OBJS as usize);
     assert!(offset_of!(KlpPatch, replace) == klp_patch::REPLACE as usize);
+    assert!(offset_of!(KlpPatch, states) == klp_patch::STATES as usize);
+    assert!(size_of::<KlpState>() == klp_state::SIZE as usize);
+    assert!(offset_of!(KlpState, id) == klp_state::ID as usize);
+    assert!(offset_of!(KlpState, version) == klp_state::VERSION as usize);
+    assert!(offset_of!(KlpState, data) == klp_state::DATA as usize);
     assert!(size_of::<KlpObject>() == klp_object::SIZE as usize);
     assert!(offset_of!(KlpObject, name) == klp_object::NAME as usize);
     assert!(offset_of!(KlpObject, funcs) == klp_object::FUNCS as usize);
+    assert!(offset_of!(KlpObject, callbacks) == klp_object::CALLBACKS as usize);
+    assert!(size_of::<KlpCallbacks>() == klp_callbacks::SIZE as usize);
+    assert!(offset_of!(KlpCallbacks, pre_patch) == klp_callbacks::PRE_PATCH as usize);
+    assert!(offset_of!(KlpCallbacks, post_patch) == klp_callbacks::POST_PATCH as usize);
+    assert!(offset_of!(KlpCallbacks, pre_unpatch) == klp_callbacks::PRE_UNPATCH as usize);
+    assert!(offset_of!(KlpCallbacks, post_unpatch) == klp_callbacks::POST_UNPATCH as usize);
     assert!(size_of::<KlpFunc>() == klp_func::SIZE as usize);
     assert!(offset_of!(KlpFunc, old_name) == klp_func::OLD_NAME as usize);
     assert!(offset_of!(KlpFunc, new_func) == klp_func::NEW_FUNC as usize);
@@ -520,6 +635,9 @@ unsafe impl Sync for KlpObject {}
 // SAFETY: as above.
 #[allow(unsafe_code)]
 unsafe impl Sync for KlpPatch {}
+// SAFETY: as above; a patch writes its states' data only from its callbacks.
+#[allow(unsafe_code)]
+unsafe impl Sync for KlpState {}
 
 impl KlpFunc {
     /// The terminator of a function array.
@@ -552,6 +670,7 @@ impl KlpObject {
     pub const END: KlpObject = KlpObject {
         name: core::ptr::null(),
         funcs: core::ptr::null(),
+        callbacks: KlpCallbacks::NONE,
     };
 
     /// Functions of vmlinux; `funcs` must end with [`KlpFunc::END`].
@@ -563,6 +682,7 @@ impl KlpObject {
         KlpObject {
             name: core::ptr::null(),
             funcs: funcs.as_ptr(),
+            callbacks: KlpCallbacks::NONE,
         }
     }
 
@@ -575,7 +695,13 @@ impl KlpObject {
         KlpObject {
             name: name.as_ptr().cast(),
             funcs: funcs.as_ptr(),
+            callbacks: KlpCallbacks::NONE,
         }
+    }
+
+    /// The same object with `callbacks`.
+    pub const fn with_callbacks(self, callbacks: KlpCallbacks) -> Self {
+        KlpObject { callbacks, ..self }
     }
 }
 
@@ -589,7 +715,22 @@ impl KlpPatch {
         KlpPatch {
             objs: objs.as_ptr(),
             replace: 0,
+            states: core::ptr::null(),
         }
+    }
+
+    /// The same patch, atomic replace or not.
+    pub const fn with_replace(self, replace: bool) -> Self {
+        KlpPatch {
+            replace: replace as u32,
+            ..self
+        }
+    }
+
+    /// The same patch, modifying `states` (an array ended by [`KlpState::END`]; the patch's
+    /// callbacks write their `data`, so it is usually a `static mut`, given as `&raw const`).
+    pub const fn with_states(self, states: *const KlpState) -> Self {
+        KlpPatch { states, ..self }
     }
 }
 
@@ -608,6 +749,6 @@ mod tests {
             assert_eq!(HostOp::try_from(n), Ok(op));
         }
         assert_eq!(HostOp::try_from(0), Err(0));
-        assert_eq!(HostOp::try_from(11), Err(11));
+        assert_eq!(HostOp::try_from(13), Err(13));
     }
 }

@@ -8,7 +8,7 @@
 pub mod shadow;
 pub mod transition;
 
-use klp_abi::{HostOp, KlpPatch};
+use klp_abi::{HostOp, KlpPatch, KlpState};
 
 use crate::host::hostcall;
 
@@ -16,7 +16,9 @@ notrace!(
     klp_enable_patch,
     klp_register_patch,
     klp_unregister_patch,
-    klp_disable_patch
+    klp_disable_patch,
+    klp_get_state,
+    klp_get_prev_state
 );
 
 /// Registers and enables a patch (today's API); its name is the calling module's name.
@@ -47,4 +49,21 @@ pub extern "C" fn klp_unregister_patch(patch: *const KlpPatch) -> i32 {
 #[inline(never)]
 pub extern "C" fn klp_disable_patch(patch: *const KlpPatch) -> i32 {
     hostcall(HostOp::DisablePatch, patch as i32, 0, 0)
+}
+
+/// The state `id` that `patch` modifies (`klp_get_state`), NULL when it has none. Callable
+/// from callbacks and from the patch's new code.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn klp_get_state(patch: *const KlpPatch, id: u32) -> *mut KlpState {
+    hostcall(HostOp::GetState, patch as i32, id as i32, 0) as *mut KlpState
+}
+
+/// The state `id` as the already installed patches left it (`klp_get_prev_state`): that of
+/// the newest patch before the one in transition which modifies it, NULL when none does or no
+/// transition runs. For callbacks.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn klp_get_prev_state(id: u32) -> *mut KlpState {
+    hostcall(HostOp::GetPrevState, id as i32, 0, 0) as *mut KlpState
 }

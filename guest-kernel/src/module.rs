@@ -132,6 +132,27 @@ pub unsafe extern "C" fn module_set_state(name: *const u8, len: usize, state: u3
     }
 }
 
+/// The state of the module `name` (NUL-terminated), as `find_module(name)->state` gives it:
+/// 0 Live, 1 Coming, 2 Going; `-ENOENT` when no such module is loaded. Exported to modules
+/// (a livepatch callback reports the state of its object's module).
+///
+/// # Safety
+///
+/// `name` must point at a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn module_state(name: *const u8) -> i32 {
+    // SAFETY: the caller's contract.
+    let name = unsafe { core::ffi::CStr::from_ptr(name.cast()) };
+    match find(name.to_bytes()) {
+        Ok(module) => match module.state {
+            ModuleState::Live => MODULE_STATE_LIVE as i32,
+            ModuleState::Coming => MODULE_STATE_COMING as i32,
+            ModuleState::Going => MODULE_STATE_GOING as i32,
+        },
+        Err(errno) => -errno,
+    }
+}
+
 /// Sets a module's "used by" count. Returns 0 or `-ENOENT`.
 ///
 /// # Safety

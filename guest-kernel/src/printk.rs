@@ -54,7 +54,9 @@ const LOG_LINE_MAX: usize = 1024 - 32;
 const HDR: usize = 16;
 
 /// `/proc/sys/kernel/printk`: console_loglevel, default_message_loglevel,
-/// minimum_console_loglevel, default_console_loglevel.
+/// minimum_console_loglevel, default_console_loglevel. Exported to modules as Linux's
+/// `console_printk` (`console_loglevel` is its first element).
+#[unsafe(export_name = "console_printk")]
 pub static CONSOLE_PRINTK: Global<[i32; 4]> = Global::new([7, 4, 1, 7]);
 
 /// The ring buffer: variable-length records, the oldest overwritten first, as Linux's

@@ -139,12 +139,14 @@ fn shared_array_patch(objects: u32, funcs: u32) -> Vec<u8> {
         o.data_reloc(objects::R_MEMORY_ADDR_I32, funcs_at + 12 * i, name);
         o.data_reloc(objects::R_TABLE_INDEX_I32, funcs_at + 12 * i + 4, show);
     }
-    let objs_at = o.data("OBJS", &vec![0; 8 * (objects as usize + 1)]);
+    // klp_object: name, funcs, then four callbacks, none here.
+    let objs_at = o.data("OBJS", &vec![0; 24 * (objects as usize + 1)]);
     let objs_sym = o.data_symbol("OBJS");
     for i in 0..objects {
-        o.data_reloc(objects::R_MEMORY_ADDR_I32, objs_at + 8 * i + 4, funcs_sym);
+        o.data_reloc(objects::R_MEMORY_ADDR_I32, objs_at + 24 * i + 4, funcs_sym);
     }
-    let patch_at = o.data("PATCH", &[0; 8]);
+    // klp_patch: objs, replace, states (none).
+    let patch_at = o.data("PATCH", &[0; 12]);
     assert_eq!(o.data_symbol("PATCH"), patch_sym);
     o.data_reloc(objects::R_MEMORY_ADDR_I32, patch_at, objs_sym);
     o.finish()

@@ -118,20 +118,25 @@ fn a_thousand_load_enable_disable_unload_cycles_leak_nothing() {
     );
 }
 
+/// Flipped through sysfs, a patch of the 2016 API (one `klp_enable_patch()` enabled is freed
+/// once disabled): test_klp_split_api, which patches /proc/version.
 #[test]
 fn flipping_a_patch_between_calls_shows_only_the_old_or_the_new_function() {
+    const SPLIT_PATCHED: &str = "test_klp_split_api: this has been live patched\n";
+    const SPLIT_ENABLED: &str = "/sys/kernel/livepatch/test_klp_split_api/enabled";
     let mut e = boot();
-    assert_eq!(sh(&mut e, "insmod livepatch-sample").0, 0);
-    let mut patched = true;
+    let original = read(&mut e, "/proc/version");
+    assert_eq!(sh(&mut e, "insmod test_klp_split_api").0, 0);
+    let mut patched = false;
     let mut seen = [0u32; 2];
     for flip in 0..5000u32 {
-        let out = read(&mut e, "/proc/cmdline");
-        let expected = if patched { PATCHED } else { ORIGINAL };
+        let out = read(&mut e, "/proc/version");
+        let expected = if patched { SPLIT_PATCHED } else { &original };
         assert_eq!(out, expected, "call {flip} after {} flips", flip);
         seen[usize::from(patched)] += 1;
         // Flip at a safe point between two kernel calls, through sysfs as a user would.
         let value: &[u8] = if patched { b"0\n" } else { b"1\n" };
-        fs::write_file(&mut e, ENABLED, value, false).expect("flip");
+        fs::write_file(&mut e, SPLIT_ENABLED, value, false).expect("flip");
         patched = !patched;
     }
     assert_eq!(seen, [2500, 2500]);

@@ -81,11 +81,15 @@ fn a_patch_enabled_and_disabled_under_the_tracer_switches_cleanly() {
             "0\n",
         );
         assert_eq!(read(&mut e, "/proc/cmdline"), "console=hvc0\n");
-        write(
-            &mut e,
-            "/sys/kernel/livepatch/livepatch_sample/enabled",
-            "1\n",
-        );
+        // The disabled patch was freed: it comes back with its module.
+        klp_core::kernel::run_task(&mut e, "rmmod", |e| {
+            klp_core::loader::unload_module(e, "livepatch_sample")
+        })
+        .unwrap();
+        klp_core::kernel::run_task(&mut e, "insmod", |e| {
+            klp_core::loader::load_module(e, "livepatch_sample", module, &[])
+        })
+        .unwrap();
     }
     let trace = read(&mut e, "/sys/kernel/tracing/trace");
     assert!(

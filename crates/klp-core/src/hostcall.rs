@@ -24,6 +24,11 @@ pub fn dispatch(e: &mut impl Engine, op: i32, args: [i32; 3]) -> Result<i32, Eng
         HostOp::Schedule => crate::tasks::schedule(e),
         HostOp::Wake => crate::tasks::wake(e, args[0] as u32),
         HostOp::TaskNew => crate::tasks::task_new(e, args[0] as u32),
+        HostOp::GetState => crate::livepatch::klp_get_state(e, patch, args[1] as u32),
+        HostOp::GetPrevState => {
+            let id = args[0] as u32;
+            Ok(e.with_state(|s| crate::livepatch::klp_get_prev_state(&s.livepatch, id)))
+        }
         HostOp::TimerNext => {
             let at = u64::from(args[0] as u32) | (u64::from(args[1] as u32) << 32);
             crate::tasks::timer_next(e, at)

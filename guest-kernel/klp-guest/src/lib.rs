@@ -38,9 +38,11 @@ pub mod kobject;
 pub mod kthreads;
 pub mod printk;
 pub mod shadow;
+pub mod livepatch;
 
 pub use klp_abi::{
-    CtlTable, KlpFunc, KlpObject, KlpPatch, NewUtsname, ProcHandler, SeqFile, ShowFn, errno,
+    CtlTable, KlpCallbacks, KlpFunc, KlpObject, KlpPatch, KlpState, NewUtsname, PatchCallbackFn,
+    PrePatchFn, ProcHandler, SeqFile, ShowFn, errno,
 };
 pub use kobject::{
     KobjAttribute, Kobject, kernel_kobj, kobject_create_and_add, kobject_put, sysfs_create_file,
@@ -51,7 +53,7 @@ pub mod task;
 
 /// The kernel's exported functions, as the loader links them.
 pub mod sys {
-    use super::{CtlTable, KlpPatch, SeqFile, ShowFn};
+    use super::{CtlTable, KlpPatch, KlpState, SeqFile, ShowFn};
     pub use crate::task::sys::*;
 
     unsafe extern "C" {
@@ -93,6 +95,15 @@ pub mod sys {
         pub fn kmalloc(size: usize, flags: u32) -> *mut u8;
         /// Frees a block from `kmalloc`.
         pub fn kfree(ptr: *mut u8);
+        /// The state of the loaded module `name` (NUL-terminated), or `-ENOENT`.
+        pub fn module_state(name: *const u8) -> i32;
+        /// The state `id` that `patch` modifies, NULL when none.
+        pub fn klp_get_state(patch: *const KlpPatch, id: u32) -> *mut KlpState;
+        /// The state `id` of the patches installed before the one in transition, NULL when
+        /// none.
+        pub fn klp_get_prev_state(id: u32) -> *mut KlpState;
+        /// `/proc/sys/kernel/printk`'s four levels; `console_loglevel` is the first.
+        pub static mut console_printk: [i32; 4];
     }
 }
 

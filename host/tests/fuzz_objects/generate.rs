@@ -886,15 +886,19 @@ pub fn patch(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
         word(&mut data, 0);
         relocs.push((R_MEMORY_ADDR_I32, data.len() as u32, seg_sym, funcs as i32));
         word(&mut data, 0);
+        // No callbacks.
+        data.extend([0; 16]);
     }
     if o.percent(97)? {
-        data.extend([0; 8]);
+        data.extend([0; 24]);
     }
     let patch = data.len() as u32;
     relocs.push((R_MEMORY_ADDR_I32, patch, seg_sym, objs as i32));
     word(&mut data, 0);
     let replace = if o.percent(80)? { 0 } else { o.u.arbitrary()? };
     word(&mut data, replace);
+    // No states.
+    word(&mut data, 0);
     let size = data.len() as u32;
     o.segment(".data", data, relocs)?;
     // init_module: return klp_enable_patch(&PATCH), after some other code perhaps.

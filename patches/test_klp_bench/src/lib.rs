@@ -1,13 +1,15 @@
 //! test_klp_bench: the benchmarks' livepatch. `insmod test_klp_bench funcs=N` replaces
 //! `bench_fn_000` … `bench_fn_{N-1}` of the module `klp_bench_target` (0 ≤ N ≤ 1000);
 //! `vmlinux=1` also replaces the kernel's `bench_target`. Loaded under several module names
-//! it stacks several patches on the same functions (one func_stack entry each).
+//! it stacks several patches on the same functions (one func_stack entry each). It uses the 2016
+//! API (register, then enable), so that the benchmarks can disable and enable it again through
+//! sysfs (a patch `klp_enable_patch()` registered alone is freed once disabled).
 #![no_std]
 
 use core::ptr;
 
 use klp_guest::errno::EINVAL;
-use klp_guest::{KlpFunc, KlpObject, KlpPatch, module_param};
+use klp_guest::{KlpCallbacks, KlpFunc, KlpObject, KlpPatch, module_param};
 
 module_param!(funcs: i32 = 1, 0o444);
 module_param!(vmlinux: i32 = 0, 0o444);
@@ -82,6 +84,7 @@ static mut OBJS: [KlpObject; 3] = [KlpObject::END, KlpObject::END, KlpObject::EN
 static mut PATCH: KlpPatch = KlpPatch {
     objs: ptr::null(),
     replace: 0,
+    states: ptr::null(),
 };
 
 /// Cuts the function list at `funcs`, builds the object list and enables the patch.
@@ -105,19 +108,30 @@ pub extern "C" fn init_module() -> i32 {
             objs.add(i).write(KlpObject {
                 name: c"klp_bench_target".as_ptr().cast(),
                 funcs: list,
+                callbacks: KlpCallbacks::NONE,
             });
             i += 1;
         }
         if i == 0 {
             return -EINVAL;
         }
-        (&raw mut PATCH).write(KlpPatch { objs, replace: 0 });
-        klp_guest::sys::klp_enable_patch(&raw const PATCH)
+        (&raw mut PATCH).write(KlpPatch {
+            objs,
+            replace: 0,
+            states: ptr::null(),
+        });
+        match klp_guest::sys::klp_register_patch(&raw const PATCH) {
+            0 => klp_guest::sys::klp_enable_patch(&raw const PATCH),
+            err => err,
+        }
     }
 }
 
-/// Nothing to undo: the livepatch core disables and frees the patch.
+/// Unregisters the (disabled) patch.
 #[unsafe(no_mangle)]
-pub extern "C" fn cleanup_module() {}
+pub extern "C" fn cleanup_module() {
+    // SAFETY: the patch init registered, only read from here on.
+    unsafe { klp_guest::sys::klp_unregister_patch(&raw const PATCH) };
+}
 
 klp_guest::module_info!(livepatch, "Y");

@@ -1,6 +1,10 @@
 //! test_klp_stress_patch: replaces `stress_outer`, `stress_inner_a` and `stress_inner_b` of the
 //! module `test_klp_stress` with version 2 of each (same results, another version tag).
 //!
+//! It uses the 2016 API (register, then enable): the stress test enables and disables it
+//! thousands of times through sysfs, which needs a disabled patch to stay registered (a patch
+//! `klp_enable_patch()` registered alone is freed once disabled, as in today's kernel).
+//!
 //! `cross=Y` is a deliberately broken patch for the stress test's sanity check: the new
 //! `stress_inner_b` returns the old version's tag, so every call of the new `stress_outer`
 //! counts a mismatch, proving that the checker sees one.
@@ -9,7 +13,10 @@
 use core::hint::black_box;
 
 use klp_guest::task::{self, sys};
-use klp_guest::{KlpFunc, KlpObject, KlpPatch, klp_enable_patch, module_param};
+use klp_guest::{
+    KlpFunc, KlpObject, KlpPatch, klp_enable_patch, klp_register_patch, klp_unregister_patch,
+    module_param,
+};
 
 module_param!(cross: bool = false, 0o444);
 
@@ -83,14 +90,19 @@ static OBJS: [KlpObject; 2] = [
 ];
 static PATCH: KlpPatch = KlpPatch::new(&OBJS);
 
-/// Enables the patch.
+/// Registers the patch and enables it (the 2016 API's two steps).
 #[unsafe(no_mangle)]
 pub extern "C" fn init_module() -> i32 {
-    klp_enable_patch(&PATCH)
+    match klp_register_patch(&PATCH) {
+        0 => klp_enable_patch(&PATCH),
+        err => err,
+    }
 }
 
-/// Nothing to undo: the livepatch core disables and frees the patch.
+/// Unregisters the (disabled) patch.
 #[unsafe(no_mangle)]
-pub extern "C" fn cleanup_module() {}
+pub extern "C" fn cleanup_module() {
+    klp_unregister_patch(&PATCH);
+}
 
 klp_guest::module_info!(livepatch, "Y");

@@ -1,15 +1,16 @@
 //! The livepatch core (kernel/livepatch/core.c): registering, enabling, disabling, module events.
 
-use super::PatchId;
-use super::klp_struct::{self, KlpObject, KlpPatch, PatchDesc};
+use super::klp_struct::{self, Api, KlpObject, KlpPatch, PatchDesc};
 use super::patch;
 use super::plan::{Draft, Plan, commit};
-use super::switch::{reverse, run_transition};
+use super::switch::{reverse, run_transition, run_transition_from};
 use super::transition::{Target, Transition};
+use super::{Livepatch, PatchId, callbacks};
 use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::ftrace::{Ftrace, Hook, Slot, func_name};
 use crate::kallsyms::{KallsymsError, SymKind};
+use crate::loader::first_or_trap;
 use crate::state::KernelState;
 use crate::sys::SysResult;
 use std::collections::BTreeSet;
@@ -23,11 +24,9 @@ impl Ctx<'_> {
         &self.0.ftrace
     }
 
-    /// Whether an object is loaded: vmlinux always, a module when it is in the module list.
+    /// Whether an object is loaded ([`object_loaded`]).
     fn is_loaded(&self, obj: &KlpObject) -> bool {
-        obj.name
-            .as_deref()
-            .is_none_or(|m| self.0.module(m).is_some())
+        object_loaded(self.0, obj)
     }
 
     /// `klp.strict_stacking=1`: only the last enabled patch can be disabled (the 2016 rule).
@@ -40,17 +39,16 @@ impl Ctx<'_> {
     }
 }
 
+/// Whether an object is loaded (`klp_is_object_loaded`): vmlinux always, a module when it is in
+/// the module list.
+pub(super) fn object_loaded(s: &KernelState, obj: &KlpObject) -> bool {
+    obj.name.as_deref().is_none_or(|m| s.module(m).is_some())
+}
+
 /// Works out a plan on a draft of the current state, then commits it.
 fn run(e: &mut impl Engine, planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan) -> SysResult<()> {
     let plan = e.with_state(|s| planner(Draft::new(s.livepatch.clone()), &Ctx(s)));
     commit(e, plan)
-}
-
-/// As [`run`] for a plan that enables a patch: a trap while printing its messages undoes it.
-/// The transition it starts switches the tasks.
-fn run_enable(e: &mut impl Engine, planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan) -> SysResult<()> {
-    let plan = e.with_state(|s| planner(Draft::new(s.livepatch.clone()), &Ctx(s)));
-    run_transition(e, plan, true)
 }
 
 /// As [`run`] for a plan that disables a patch: the transition it starts switches the tasks.
@@ -156,6 +154,7 @@ fn init_patch(
     ctx: &Ctx<'_>,
     name: &str,
     desc: PatchDesc,
+    api: Api,
 ) -> Result<(Draft, PatchId), Plan> {
     let id = PatchId(d.lp.next_id);
     d.lp.next_id += 1;
@@ -166,9 +165,14 @@ fn init_patch(
         addr: desc.addr,
         replace: desc.replace,
         objs: desc.objs,
+        states: desc.states,
+        api,
         enabled: false,
         forced: false,
     });
+    if let Err(errno) = callbacks::check(&mut d, ctx.ftrace(), id) {
+        return Err(d.refuse(errno));
+    }
     for (obj, _) in loaded.iter().enumerate().filter(|(_, l)| **l) {
         if let Err(errno) = init_object(&mut d, ctx, id, obj) {
             return Err(d.refuse(errno));
@@ -202,38 +206,124 @@ fn warn_bypassed_kprobes(d: &mut Draft, ctx: &Ctx<'_>, id: PatchId) {
     }
 }
 
-/// `__klp_enable_patch`: patches every loaded object and runs the patching transition; when
-/// an object cannot be patched, the transition is canceled and nothing changes.
-fn enable_patch(mut d: Draft, ctx: &Ctx<'_>, id: PatchId) -> Plan {
+/// `__klp_enable_patch` up to its first object: the checks, `enabling patch`, and
+/// `klp_init_transition`.
+fn enable_begin(mut d: Draft, id: PatchId) -> Plan {
     if d.lp.transition.is_some() {
         return Plan::refused(Errno::EBUSY);
     }
-    let (name, objs) = match d.lp.get(id) {
-        Some(p) if !p.enabled => (p.name.clone(), p.objs.clone()),
+    let name = match d.lp.get(id) {
+        Some(p) if !p.enabled => p.name.clone(),
         _ => return Plan::refused(Errno::EINVAL),
     };
     d.notice(format!("enabling patch '{name}'"));
-    let mut tr = Transition::init(d, id, Target::Patched);
-    for (i, obj) in objs.iter().enumerate() {
-        if !ctx.is_loaded(obj) {
-            continue;
-        }
-        let d = tr.draft();
-        let resolved = if obj.resolved() {
-            Ok(())
-        } else {
-            init_object(d, ctx, id, i)
-        };
-        if let Err(errno) = resolved.and_then(|()| patch::patch_object(d, ctx.ftrace(), id, i)) {
+    Transition::init(d, id, Target::Patched).finish()
+}
+
+/// `__klp_enable_patch`'s failure: `failed to enable patch`, and `klp_cancel_transition`
+/// (everything patched comes off, `post_unpatch` for the objects whose `pre_patch` ran; a patch
+/// `klp_enable_patch()` registered is freed with it).
+fn enable_failed(mut d: Draft, ctx: &Ctx<'_>, id: PatchId, errno: Errno) -> Plan {
+    let name = d.lp.get(id).map(|p| p.name.clone()).unwrap_or_default();
+    d.warn(format!("failed to enable patch '{name}'"));
+    match Transition::resume(d) {
+        Some(tr) => tr.cancel(|o| ctx.is_loaded(o)).fail(errno),
+        None => Plan::refused(errno),
+    }
+}
+
+/// `__klp_enable_patch` for one loaded object whose `pre_patch` returned `ret`: a failed
+/// callback fails the enable, else the object is resolved if needed and patched
+/// (`klp_patch_object`).
+fn enable_object(mut d: Draft, ctx: &Ctx<'_>, id: PatchId, i: usize, ret: i32) -> Plan {
+    let Some(obj) = d.lp.get(id).map(|p| p.objs[i].clone()) else {
+        return Plan::refused(Errno::EINVAL);
+    };
+    if ret != 0 {
+        d.warn(format!(
+            "pre-patch callback failed for object '{}'",
+            obj.display_name()
+        ));
+        return enable_failed(d, ctx, id, callbacks::errno_of(ret));
+    }
+    let resolved = if obj.resolved() {
+        Ok(())
+    } else {
+        init_object(&mut d, ctx, id, i)
+    };
+    match resolved.and_then(|()| patch::patch_object(&mut d, ctx.ftrace(), id, i)) {
+        Ok(()) => d.finish(),
+        Err(errno) => {
             d.warn(format!("failed to patch object '{}'", obj.display_name()));
-            d.warn(format!("failed to enable patch '{name}'"));
-            return tr.cancel().refuse(errno);
+            enable_failed(d, ctx, id, errno)
         }
     }
+}
+
+/// The end of `__klp_enable_patch`: `klp_start_transition`, and the patch is enabled.
+fn enable_start(d: Draft, ctx: &Ctx<'_>, id: PatchId) -> Plan {
+    let Some(tr) = Transition::resume(d) else {
+        return Plan::refused(Errno::EINVAL);
+    };
     let mut d = tr.start();
     d.lp.set_enabled(id, true);
     warn_bypassed_kprobes(&mut d, ctx, id);
     d.finish()
+}
+
+/// `__klp_enable_patch` (after `klp_init_patch` for a patch `prepare` registers), step by step
+/// as Linux runs it: the transition is initialized; each loaded object's `pre_patch` callback
+/// runs, then the object is patched; the transition starts and the tasks switch. A failed
+/// callback or object cancels the transition and returns its error; a trap undoes the whole
+/// operation.
+fn enable_steps(
+    e: &mut impl Engine,
+    prepare: impl FnOnce(Draft, &Ctx<'_>) -> Result<(Draft, PatchId), Plan>,
+) -> SysResult<()> {
+    let before = e.with_state(|s| s.livepatch.clone());
+    let (plan, id) = e.with_state(
+        |s| match prepare(Draft::new(s.livepatch.clone()), &Ctx(s)) {
+            Ok((d, id)) => (enable_begin(d, id), Some(id)),
+            Err(plan) => (plan, None),
+        },
+    );
+    let (Some(id), Some((_, target))) = (id, plan.transition()) else {
+        return commit(e, plan);
+    };
+    // Undoes what the enable committed so far, after `err`.
+    let abort = |e: &mut _, err| {
+        let undone = super::plan::restore(e, before.clone());
+        first_or_trap(err, undone.and(super::switch::idle_tasks(e)))
+    };
+    super::switch::init_tasks(e, target)?;
+    if let Err(err) = commit(e, plan) {
+        return Err(abort(e, err));
+    }
+    let nobjs = e.with_state(|s| s.livepatch.get(id).map_or(0, |p| p.objs.len()));
+    for i in 0..nobjs {
+        if !e.with_state(|s| {
+            s.livepatch
+                .get(id)
+                .is_some_and(|p| object_loaded(s, &p.objs[i]))
+        }) {
+            continue;
+        }
+        let ret = match callbacks::pre_patch(e, id, i) {
+            Ok(ret) => ret,
+            Err(err) => return Err(abort(e, err)),
+        };
+        let plan =
+            e.with_state(|s| enable_object(Draft::new(s.livepatch.clone()), &Ctx(s), id, i, ret));
+        let failed = plan.fails();
+        match commit(e, plan) {
+            Ok(()) => {}
+            // The enable failed and was canceled: the tasks go back to idle.
+            Err(err) if failed => return Err(first_or_trap(err, super::switch::idle_tasks(e))),
+            Err(err) => return Err(abort(e, err)),
+        }
+    }
+    let plan = e.with_state(|s| enable_start(Draft::new(s.livepatch.clone()), &Ctx(s), id));
+    run_transition_from(e, plan, true, before)
 }
 
 /// `__klp_disable_patch`: the unpatching transition.
@@ -252,7 +342,19 @@ fn disable_patch(mut d: Draft, ctx: &Ctx<'_>, id: PatchId) -> Plan {
         d.err(text);
         return d.refuse(Errno::EBUSY);
     }
-    let mut d = Transition::init(d, id, Target::Unpatched).start();
+    let mut tr = Transition::init(d, id, Target::Unpatched);
+    let d = tr.draft();
+    let patched: Vec<usize> = d.lp.patches[pos]
+        .objs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.patched)
+        .map(|(i, _)| i)
+        .collect();
+    for i in patched {
+        callbacks::pre_unpatch(d, id, i);
+    }
+    let mut d = tr.start();
     d.lp.set_enabled(id, false);
     d.finish()
 }
@@ -264,20 +366,20 @@ fn unregister_patch(mut d: Draft, id: PatchId) -> Plan {
         Some(true) => Plan::refused(Errno::EBUSY),
         Some(false) => {
             // Its functions' parked dispatchers go with it (redirect sees no patch for them).
-            for slot in super::transition::patch_slots(&d.lp, id) {
+            for slot in d.lp.free(id) {
                 d.touch(slot);
             }
-            d.lp.patches.retain(|p| p.id != id);
             d.finish()
         }
     }
 }
 
-/// Each patch's first object named `module`, in list order: (patch, name, object index).
-fn objects_for(d: &Draft, module: &str, enabled_only: bool) -> Vec<(PatchId, String, usize)> {
-    d.lp.patches
+/// Each patch's first object named `module`, in list order: (patch, name, object index); with
+/// `active_only`, only the patches Linux's `klp_patches` lists: enabled or in transition.
+fn objects_for(lp: &Livepatch, module: &str, active_only: bool) -> Vec<(PatchId, String, usize)> {
+    lp.patches
         .iter()
-        .filter(|p| p.enabled || !enabled_only)
+        .filter(|p| !active_only || p.enabled || lp.in_transition(p.id))
         .filter_map(|p| {
             let i = p.objs.iter().position(|o| o.name() == Some(module))?;
             Some((p.id, p.name.clone(), i))
@@ -285,62 +387,111 @@ fn objects_for(d: &Draft, module: &str, enabled_only: bool) -> Vec<(PatchId, Str
         .collect()
 }
 
-/// `klp_module_coming`: every enabled patch with an object for the module is applied to it; if
-/// one cannot be, the module is refused and nothing changes.
-fn module_coming_plan(mut d: Draft, ctx: &Ctx<'_>, module: &str) -> Plan {
-    let mut applied: Vec<String> = Vec::new();
-    for (id, patch, i) in objects_for(&d, module, true) {
-        let failed = match init_object_loaded(&mut d, ctx, id, i) {
-            Err(_) => {
-                d.warn(format!(
-                    "failed to initialize patch '{patch}' for module '{module}' (-22)"
-                ));
-                Some(Errno::EINVAL)
-            }
-            Ok(()) => {
-                d.notice(format!(
-                    "applying patch '{patch}' to loading module '{module}'"
-                ));
-                match patch::patch_object(&mut d, ctx.ftrace(), id, i) {
-                    Ok(()) => None,
-                    Err(errno) => {
-                        d.warn(format!(
-                            "failed to apply patch '{patch}' to module '{module}' (-{})",
-                            errno.0
-                        ));
-                        Some(errno)
-                    }
-                }
-            }
-        };
-        if let Some(errno) = failed {
-            d.warn(format!(
-                "patch '{patch}' failed for module '{module}', refusing to load module '{module}'"
-            ));
-            for done in applied {
-                d.notice(format!(
-                    "reverting patch '{done}' on unloading module '{module}'"
-                ));
-            }
-            return d.refuse(errno);
-        }
-        applied.push(patch);
+/// `klp_free_object_loaded`: the object's functions are no longer resolved.
+fn free_object_loaded(d: &mut Draft, id: PatchId, i: usize) {
+    if let Some(p) = d.lp.get_mut(id) {
+        p.objs[i].funcs.iter_mut().for_each(|f| f.old_func = None);
+    }
+}
+
+/// Reverts object `i` of patch `id` from the unloading `module`, with its callbacks
+/// (`klp_cleanup_module_patches_limited`, for one patch): `pre_unpatch` unless the patch is in
+/// transition, `reverting patch`, the object unpatched, `post_unpatch`.
+fn revert_object(d: &mut Draft, id: PatchId, i: usize, module: &str) {
+    let Some(patch) = d.lp.get(id).map(|p| p.name.clone()) else {
+        return;
+    };
+    if !d.lp.in_transition(id) {
+        callbacks::pre_unpatch(d, id, i);
+    }
+    d.notice(format!(
+        "reverting patch '{patch}' on unloading module '{module}'"
+    ));
+    patch::unpatch_object(d, id, i);
+    callbacks::post_unpatch(d, id, i);
+    free_object_loaded(d, id, i);
+}
+
+/// `klp_module_coming`'s failure for patch `id`'s object `i`: `refusing to load module`, and
+/// the patches already `applied` to the module are reverted from it.
+fn refuse_module(
+    mut d: Draft,
+    module: &str,
+    (id, i): (PatchId, usize),
+    applied: &[(PatchId, usize)],
+    errno: Errno,
+) -> Plan {
+    let patch = d.lp.get(id).map(|p| p.name.clone()).unwrap_or_default();
+    d.warn(format!(
+        "patch '{patch}' failed for module '{module}', refusing to load module '{module}'"
+    ));
+    free_object_loaded(&mut d, id, i);
+    for &(done, j) in applied {
+        revert_object(&mut d, done, j, module);
+    }
+    d.fail(errno)
+}
+
+/// `klp_module_coming` for patch `id`'s object `i`, up to its `pre_patch` callback: the
+/// object's functions are resolved in the module (`klp_init_object_loaded`), `applying patch`.
+fn coming_begin(
+    mut d: Draft,
+    ctx: &Ctx<'_>,
+    module: &str,
+    (id, i): (PatchId, usize),
+    applied: &[(PatchId, usize)],
+) -> Plan {
+    let patch = d.lp.get(id).map(|p| p.name.clone()).unwrap_or_default();
+    if init_object_loaded(&mut d, ctx, id, i).is_err() {
+        d.warn(format!(
+            "failed to initialize patch '{patch}' for module '{module}' (-22)"
+        ));
+        return refuse_module(d, module, (id, i), applied, Errno::EINVAL);
+    }
+    d.notice(format!(
+        "applying patch '{patch}' to loading module '{module}'"
+    ));
+    d.finish()
+}
+
+/// `klp_module_coming` for patch `id`'s object `i` whose `pre_patch` returned `ret`: the object
+/// is patched, and unless the patch is in transition its `post_patch` runs.
+fn coming_patch(
+    mut d: Draft,
+    ctx: &Ctx<'_>,
+    module: &str,
+    (id, i): (PatchId, usize),
+    ret: i32,
+    applied: &[(PatchId, usize)],
+) -> Plan {
+    let patch = d.lp.get(id).map(|p| p.name.clone()).unwrap_or_default();
+    if ret != 0 {
+        d.warn(format!("pre-patch callback failed for object '{module}'"));
+        return refuse_module(d, module, (id, i), applied, callbacks::errno_of(ret));
+    }
+    if let Err(errno) = patch::patch_object(&mut d, ctx.ftrace(), id, i) {
+        d.warn(format!(
+            "failed to apply patch '{patch}' to module '{module}' (-{})",
+            errno.0
+        ));
+        callbacks::post_unpatch(&mut d, id, i);
+        return refuse_module(d, module, (id, i), applied, errno);
+    }
+    if !d.lp.in_transition(id) {
+        callbacks::post_patch(&mut d, id, i);
     }
     d.finish()
 }
 
-/// `klp_module_going`: every patch applied to the module comes off it, and its functions'
-/// slots are forgotten.
+/// `klp_module_going`: every patch applied to the module comes off it, with its callbacks, and
+/// its functions' slots are forgotten.
 fn module_going_plan(mut d: Draft, module: &str) -> Plan {
-    for (id, patch, i) in objects_for(&d, module, false) {
+    for (id, _, i) in objects_for(&d.lp, module, false) {
         if d.lp.get(id).is_some_and(|p| p.objs[i].patched) {
-            d.notice(format!(
-                "reverting patch '{patch}' on unloading module '{module}'"
-            ));
-        }
-        patch::unpatch_object(&mut d, id, i);
-        if let Some(p) = d.lp.get_mut(id) {
-            p.objs[i].funcs.iter_mut().for_each(|f| f.old_func = None);
+            revert_object(&mut d, id, i, module);
+        } else {
+            // Not applied (its patch is disabled): nothing to revert, no callback.
+            free_object_loaded(&mut d, id, i);
         }
     }
     d.finish()
@@ -380,9 +531,11 @@ pub fn klp_register_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
         return Err(Errno::EEXIST.into());
     }
     let desc = klp_struct::read_patch(e, &name, addr)?;
-    run(e, |d, ctx| match init_patch(d, ctx, &name, desc) {
-        Ok((d, _)) => d.finish(),
-        Err(plan) => plan,
+    run(e, |d, ctx| {
+        match init_patch(d, ctx, &name, desc, Api::Register) {
+            Ok((d, _)) => d.finish(),
+            Err(plan) => plan,
+        }
     })
 }
 
@@ -395,13 +548,13 @@ pub fn klp_enable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
     let name = calling_module(e)?;
     let registered = e.with_state(|s| s.livepatch.by_name(&name).map(|p| (p.id, p.addr)));
     match registered {
-        Some((id, at)) if at == addr => run_enable(e, |d, ctx| enable_patch(d, ctx, id)),
+        Some((id, at)) if at == addr => enable_steps(e, |d, _| Ok((d, id))),
         Some(_) => Err(Errno::EINVAL.into()),
         None => {
             let desc = klp_struct::read_patch(e, &name, addr)?;
-            run_enable(e, |d, ctx| match init_patch(d, ctx, &name, desc) {
-                Ok((d, id)) => enable_patch(d, ctx, id),
-                Err(plan) => plan,
+            enable_steps(e, |d, ctx| {
+                let d = super::state::check_compatible(d, &name, &desc)?;
+                init_patch(d, ctx, &name, desc, Api::Enable)
             })
         }
     }
@@ -414,7 +567,7 @@ pub fn klp_enable_patch(e: &mut impl Engine, addr: u32) -> SysResult<()> {
 /// `EBUSY` when ftrace gives a function to another user.
 pub fn enable(e: &mut impl Engine, name: &str) -> SysResult<()> {
     let id = id_of(e, name)?;
-    run_enable(e, |d, ctx| enable_patch(d, ctx, id))
+    enable_steps(e, |d, _| Ok((d, id)))
 }
 
 /// Disables an enabled patch (`echo 0 > enabled`, `klp_disable_patch()`).
@@ -498,13 +651,37 @@ pub(crate) fn forget(e: &mut impl Engine, module: &str) -> SysResult<()> {
     Ok(())
 }
 
-/// A module is loading: apply every enabled patch that has an object for it, before its init.
+/// A module is loading (`klp_module_coming`): every active patch with an object for it is
+/// applied to it, before its init, one after the other, each object's `pre_patch` callback
+/// first.
 ///
 /// # Errors
 /// `EINVAL` when a patch's function cannot be found in the module, `EBUSY` when ftrace gives one
-/// to another user; nothing is applied then.
+/// to another user, a failed `pre_patch`'s error; the patches applied before are reverted
+/// then.
 pub fn module_coming(e: &mut impl Engine, module: &str) -> SysResult<()> {
-    run(e, |d, ctx| module_coming_plan(d, ctx, module))
+    let objects = e.with_state(|s| objects_for(&s.livepatch, module, true));
+    let mut applied: Vec<(PatchId, usize)> = Vec::new();
+    for (id, _, i) in objects {
+        let plan = e.with_state(|s| {
+            coming_begin(
+                Draft::new(s.livepatch.clone()),
+                &Ctx(s),
+                module,
+                (id, i),
+                &applied,
+            )
+        });
+        commit(e, plan)?;
+        let ret = callbacks::pre_patch(e, id, i)?;
+        let plan = e.with_state(|s| {
+            let d = Draft::new(s.livepatch.clone());
+            coming_patch(d, &Ctx(s), module, (id, i), ret, &applied)
+        });
+        commit(e, plan)?;
+        applied.push((id, i));
+    }
+    Ok(())
 }
 
 /// A module is going away: revert every patch applied to it.
@@ -602,41 +779,129 @@ mod tests {
         PatchDesc {
             addr: 1000 + patch,
             replace,
+            states: Vec::new(),
             objs: vec![KlpObject {
                 name: Some("target".into()),
                 funcs,
+                addr: 2000 + patch,
+                callbacks: Default::default(),
+                post_unpatch_enabled: false,
                 patched: false,
             }],
         }
     }
 
-    /// Plans on `s`, installs the plan (state and redirects); returns the outcome and the
-    /// messages as `level text`.
-    fn apply(
+    /// Plans on `s` and installs the plan (state and redirects), leaving a transition it starts
+    /// in progress; returns the outcome and the messages as `level text`.
+    fn install(
         s: &mut KernelState,
         planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan,
     ) -> (Result<(), Errno>, Vec<String>) {
         let plan = planner(Draft::new(s.livepatch.clone()), &Ctx(s));
-        let mut lines = plan.lines();
-        let starts = plan.transition().is_some();
-        let result = plan.install(s);
-        // No task here: a transition completes as soon as it is tried.
-        if starts && result.is_ok() {
-            let done =
-                crate::livepatch::transition::complete(Draft::new(s.livepatch.clone())).finish();
+        let lines = plan.lines();
+        (plan.install(s), lines)
+    }
+
+    /// As [`install`], and a transition the plan starts completes at once (no task here).
+    fn apply(
+        s: &mut KernelState,
+        planner: impl FnOnce(Draft, &Ctx<'_>) -> Plan,
+    ) -> (Result<(), Errno>, Vec<String>) {
+        let (result, mut lines) = install(s, planner);
+        if result.is_ok() && s.livepatch.transition().is_some() {
+            let d = Draft::new(s.livepatch.clone());
+            let done = {
+                let state = &*s;
+                crate::livepatch::transition::complete(d, |o| object_loaded(state, o)).finish()
+            };
             lines.extend(done.lines());
             done.install(s).unwrap();
         }
         (result, lines)
     }
 
+    /// [`enable_steps`] without an engine: every `pre_patch` returns 0.
+    fn enable_with(
+        s: &mut KernelState,
+        prepare: impl FnOnce(Draft, &Ctx<'_>) -> Result<(Draft, PatchId), Plan>,
+    ) -> (Result<(), Errno>, Vec<String>) {
+        enable_returning(s, prepare, 0)
+    }
+
+    /// [`enable_steps`] without an engine, every `pre_patch` callback returning `ret` (as
+    /// `call <slot>` in the lines).
+    fn enable_returning(
+        s: &mut KernelState,
+        prepare: impl FnOnce(Draft, &Ctx<'_>) -> Result<(Draft, PatchId), Plan>,
+        ret: i32,
+    ) -> (Result<(), Errno>, Vec<String>) {
+        let mut id = None;
+        let (result, mut lines) = install(s, |d, ctx| match prepare(d, ctx) {
+            Ok((d, new)) => {
+                id = Some(new);
+                enable_begin(d, new)
+            }
+            Err(plan) => plan,
+        });
+        let Some(id) = id.filter(|_| result.is_ok()) else {
+            return (result, lines);
+        };
+        let nobjs = s.livepatch.get(id).map_or(0, |p| p.objs.len());
+        for i in 0..nobjs {
+            if !object_loaded(s, &s.livepatch.get(id).unwrap().objs[i]) {
+                continue;
+            }
+            let pre = s.livepatch.get(id).unwrap().objs[i].callbacks.pre_patch;
+            let ret = match pre {
+                Some(slot) => {
+                    lines.push(format!("call {}", slot.index()));
+                    ret
+                }
+                None => 0,
+            };
+            callbacks::pre_patch_returned(&mut s.livepatch, id, i, ret);
+            let (result, more) = install(s, |d, ctx| enable_object(d, ctx, id, i, ret));
+            lines.extend(more);
+            if result.is_err() {
+                return (result, lines);
+            }
+        }
+        let (result, more) = apply(s, |d, ctx| enable_start(d, ctx, id));
+        lines.extend(more);
+        (result, lines)
+    }
+
     /// `klp_enable_patch()` of a new patch.
     fn enable_new(s: &mut KernelState, desc: PatchDesc) -> (Result<(), Errno>, Vec<String>) {
         let name = format!("p{}", desc.addr - 1000);
-        apply(s, |d, ctx| match init_patch(d, ctx, &name, desc) {
-            Ok((d, id)) => enable_patch(d, ctx, id),
-            Err(plan) => plan,
-        })
+        enable_with(s, |d, ctx| init_patch(d, ctx, &name, desc, Api::Enable))
+    }
+
+    /// `klp_register_patch()` then enabling, the 2016 API.
+    fn register_and_enable(s: &mut KernelState, desc: PatchDesc) {
+        let name = format!("p{}", desc.addr - 1000);
+        let (result, _) = enable_with(s, |d, ctx| init_patch(d, ctx, &name, desc, Api::Register));
+        result.unwrap();
+    }
+
+    /// `klp_module_coming` without an engine: every `pre_patch` returns 0.
+    fn coming(s: &mut KernelState, module: &str) -> (Result<(), Errno>, Vec<String>) {
+        let mut lines = Vec::new();
+        let mut applied = Vec::new();
+        for (id, _, i) in objects_for(&s.livepatch, module, true) {
+            for phase in 0..2 {
+                let (result, more) = install(s, |d, ctx| match phase {
+                    0 => coming_begin(d, ctx, module, (id, i), &applied),
+                    _ => coming_patch(d, ctx, module, (id, i), 0, &applied),
+                });
+                lines.extend(more);
+                if result.is_err() {
+                    return (result, lines);
+                }
+            }
+            applied.push((id, i));
+        }
+        (Ok(()), lines)
     }
 
     fn id(s: &KernelState, name: &str) -> PatchId {
@@ -689,16 +954,139 @@ mod tests {
         assert!(s.ftrace.redirect(F).is_none());
     }
 
+    /// Patch `p1` for `target` replacing `f`, with all four callbacks (slots 40 to 43 of the
+    /// module `cbs`).
+    fn with_callbacks(s: &mut KernelState) -> PatchDesc {
+        use crate::instrument::ValType::I32;
+        let pre = FuncSig {
+            params: vec![I32],
+            results: vec![I32],
+        };
+        let void = FuncSig {
+            params: vec![I32],
+            results: Vec::new(),
+        };
+        s.ftrace
+            .add_module("cbs", 40, &[pre, void.clone(), void.clone(), void]);
+        let mut d = desc(1, &["f"], false);
+        d.objs[0].callbacks = super::super::klp_struct::Callbacks {
+            pre_patch: Some(Slot::new(40)),
+            post_patch: Some(Slot::new(41)),
+            pre_unpatch: Some(Slot::new(42)),
+            post_unpatch: Some(Slot::new(43)),
+        };
+        d
+    }
+
+    #[test]
+    fn callbacks_run_where_linux_runs_them() {
+        let mut s = kernel("", true);
+        let d = with_callbacks(&mut s);
+        let (result, lines) =
+            enable_with(&mut s, |dr, ctx| init_patch(dr, ctx, "p1", d, Api::Enable));
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            lines,
+            [
+                "5 enabling patch 'p1'",
+                "7 'p1': initializing patching transition",
+                "call 40",
+                "5 'p1': starting patching transition",
+                "7 'p1': completing patching transition",
+                "call 41",
+                "5 'p1': patching complete",
+            ]
+        );
+        let (result, lines) = disable_named(&mut s, "p1");
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            lines,
+            [
+                "7 'p1': initializing unpatching transition",
+                "call 42",
+                "5 'p1': starting unpatching transition",
+                "7 'p1': completing unpatching transition",
+                "call 43",
+                "5 'p1': unpatching complete",
+            ]
+        );
+        assert!(s.livepatch.by_name("p1").is_none(), "freed");
+    }
+
+    #[test]
+    fn a_failed_pre_patch_cancels_the_enable_without_post_unpatch() {
+        let mut s = kernel("", true);
+        let d = with_callbacks(&mut s);
+        let (result, lines) = enable_returning(
+            &mut s,
+            |dr, ctx| init_patch(dr, ctx, "p1", d, Api::Enable),
+            -19,
+        );
+        assert_eq!(result, Err(Errno::ENODEV));
+        assert_eq!(
+            lines,
+            [
+                "5 enabling patch 'p1'",
+                "7 'p1': initializing patching transition",
+                "call 40",
+                "4 pre-patch callback failed for object 'target'",
+                "4 failed to enable patch 'p1'",
+                "7 'p1': canceling patching transition, going to unpatch",
+                "7 'p1': completing unpatching transition",
+                "5 'p1': unpatching complete",
+            ]
+        );
+        assert_eq!(s.livepatch.patches().count(), 0);
+        assert!(s.livepatch.transition().is_none());
+        assert!(s.ftrace.redirect(F).is_none());
+    }
+
+    #[test]
+    fn a_module_coming_during_its_patch_s_transition_gets_no_post_patch() {
+        let mut s = kernel("", false);
+        let d = with_callbacks(&mut s);
+        enable_with(&mut s, |dr, ctx| init_patch(dr, ctx, "p1", d, Api::Enable))
+            .0
+            .unwrap();
+        // A transition of p1 in progress (as when a task blocks it).
+        let p1 = id(&s, "p1");
+        s.livepatch.transition = Some(super::super::Pending {
+            patch: p1,
+            target: Target::Patched,
+            tries: 0,
+        });
+        load_target(&mut s);
+        let (id1, _, i) = objects_for(&s.livepatch, "target", true)[0].clone();
+        let (_, lines) = install(&mut s, |d, ctx| {
+            coming_begin(d, ctx, "target", (id1, i), &[])
+        });
+        assert_eq!(lines, ["5 applying patch 'p1' to loading module 'target'"]);
+        callbacks::pre_patch_returned(&mut s.livepatch, id1, i, 0);
+        let (_, lines) = install(&mut s, |d, ctx| {
+            coming_patch(d, ctx, "target", (id1, i), 0, &[])
+        });
+        assert!(lines.is_empty(), "no post_patch in transition: {lines:?}");
+        let (_, lines) = install(&mut s, |d, _| module_going_plan(d, "target"));
+        assert_eq!(
+            lines,
+            [
+                "5 reverting patch 'p1' on unloading module 'target'",
+                "call 43"
+            ],
+            "no pre_unpatch in transition, post_unpatch after a successful pre_patch"
+        );
+    }
+
     #[test]
     fn stacked_patches_lead_to_the_newest_and_disable_in_any_order() {
         let mut s = kernel("", true);
-        enable_new(&mut s, desc(1, &["f"], false)).0.unwrap();
-        enable_new(&mut s, desc(2, &["f"], false)).0.unwrap();
+        register_and_enable(&mut s, desc(1, &["f"], false));
+        register_and_enable(&mut s, desc(2, &["f"], false));
         assert_eq!(top(&s, F), Some(("p2".into(), new_func(2, 0))));
         disable_named(&mut s, "p1").0.unwrap();
         assert_eq!(top(&s, F), Some(("p2".into(), new_func(2, 0))));
         let p1 = id(&s, "p1");
-        apply(&mut s, |d, ctx| enable_patch(d, ctx, p1)).0.unwrap();
+        enable_with(&mut s, |d, _| Ok((d, p1))).0.unwrap();
         assert_eq!(top(&s, F), Some(("p1".into(), new_func(1, 0))));
         assert_eq!(s.livepatch.stack_order("p1"), Some(2));
         disable_named(&mut s, "p1").0.unwrap();
@@ -735,9 +1123,42 @@ mod tests {
         assert_eq!(top(&s, F), Some(("p2".into(), new_func(2, 0))));
         assert_eq!(top(&s, G), None);
         assert!(s.ftrace.redirect(G).is_none());
-        assert!(!s.livepatch.is_enabled("p1"));
+        assert!(s.livepatch.by_name("p1").is_none(), "replaced, so freed");
         assert!(s.livepatch.is_enabled("p2"));
         assert_eq!(s.livepatch.func_stacks().get(F).map(<[_]>::len), Some(1));
+    }
+
+    #[test]
+    fn today_s_patches_are_freed_when_disabled_and_the_2016_api_s_stay_registered() {
+        let mut s = kernel("", true);
+        enable_new(&mut s, desc(1, &["f"], false)).0.unwrap();
+        register_and_enable(&mut s, desc(2, &["g"], false));
+        assert!(s.livepatch.holds_module("p1") && s.livepatch.holds_module("p2"));
+        disable_named(&mut s, "p1").0.unwrap();
+        assert!(
+            s.livepatch.by_name("p1").is_none(),
+            "klp_enable_patch's patch is freed"
+        );
+        assert!(!s.livepatch.holds_module("p1"), "its module can go");
+        disable_named(&mut s, "p2").0.unwrap();
+        let p2 = s
+            .livepatch
+            .by_name("p2")
+            .expect("the split API's patch stays");
+        assert!(!p2.enabled() && !s.livepatch.holds_module("p2"));
+        assert!(s.livepatch.func_stacks().is_empty());
+    }
+
+    #[test]
+    fn a_forced_patch_freed_keeps_its_module() {
+        let mut s = kernel("", true);
+        enable_new(&mut s, desc(1, &["f"], false)).0.unwrap();
+        if let Some(p) = s.livepatch.patches.iter_mut().find(|p| p.name == "p1") {
+            p.forced = true;
+        }
+        disable_named(&mut s, "p1").0.unwrap();
+        assert!(s.livepatch.by_name("p1").is_none());
+        assert!(s.livepatch.holds_module("p1"), "its code may still run");
     }
 
     #[test]
@@ -746,7 +1167,7 @@ mod tests {
         enable_new(&mut s, desc(1, &["f"], false)).0.unwrap();
         assert!(s.livepatch.func_stacks().is_empty(), "target is not loaded");
         load_target(&mut s);
-        let (result, lines) = apply(&mut s, |d, ctx| module_coming_plan(d, ctx, "target"));
+        let (result, lines) = coming(&mut s, "target");
         assert_eq!(result, Ok(()));
         assert_eq!(lines, ["5 applying patch 'p1' to loading module 'target'"]);
         assert_eq!(top(&s, F), Some(("p1".into(), new_func(1, 0))));
@@ -769,7 +1190,7 @@ mod tests {
         enable_new(&mut s, desc(2, &["nope"], false)).0.unwrap();
         load_target(&mut s);
         let before = s.livepatch.clone();
-        let (result, lines) = apply(&mut s, |d, ctx| module_coming_plan(d, ctx, "target"));
+        let (result, lines) = coming(&mut s, "target");
         assert_eq!(result, Err(Errno::EINVAL));
         assert_eq!(
             lines,

@@ -5,12 +5,14 @@ use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::ftrace::Slot;
 use crate::sys::{self, SysError, SysResult};
-use klp_abi::{klp_func, klp_object, klp_patch};
+use klp_abi::{klp_callbacks, klp_func, klp_object, klp_patch, klp_state};
 
 /// Longest symbol or object name read from guest memory.
 const MAX_NAME: usize = 512;
 /// Most objects one patch may describe.
 const MAX_OBJECTS: usize = 64;
+/// Most system states one patch may modify.
+pub(super) const MAX_STATES: usize = 64;
 /// Most functions one patch may describe, all its objects together (objects may share one
 /// `klp_func` array: each reference counts).
 pub const MAX_PATCH_FUNCS: usize = 1 << 14;
@@ -35,12 +37,43 @@ impl KlpFunc {
     }
 }
 
+/// An object's callbacks (`struct klp_callbacks`): the slots of the module's functions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Callbacks {
+    /// `pre_patch`: `fn(*mut klp_object) -> i32`.
+    pub(super) pre_patch: Option<Slot>,
+    /// `post_patch`: `fn(*mut klp_object)`.
+    pub(super) post_patch: Option<Slot>,
+    /// `pre_unpatch`: `fn(*mut klp_object)`.
+    pub(super) pre_unpatch: Option<Slot>,
+    /// `post_unpatch`: `fn(*mut klp_object)`.
+    pub(super) post_unpatch: Option<Slot>,
+}
+
+impl Callbacks {
+    /// Each callback with its name and whether it returns the `int` `pre_patch` returns.
+    pub(super) fn each(&self) -> [(&'static str, Option<Slot>, bool); 4] {
+        [
+            ("pre_patch", self.pre_patch, true),
+            ("post_patch", self.post_patch, false),
+            ("pre_unpatch", self.pre_unpatch, false),
+            ("post_unpatch", self.post_unpatch, false),
+        ]
+    }
+}
+
 /// One patched object (`struct klp_object`): vmlinux or a module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KlpObject {
     /// Module name, or `None` for vmlinux.
     pub(super) name: Option<String>,
     pub(super) funcs: Vec<KlpFunc>,
+    /// Address of the `klp_object` in kernel memory: what its callbacks are given.
+    pub(super) addr: u32,
+    pub(super) callbacks: Callbacks,
+    /// `callbacks.post_unpatch_enabled`: its `pre_patch` succeeded, so `post_unpatch` runs when
+    /// it is unpatched.
+    pub(super) post_unpatch_enabled: bool,
     /// Whether the object's functions are on their func_stacks.
     pub(super) patched: bool,
 }
@@ -72,6 +105,29 @@ impl KlpObject {
     }
 }
 
+/// A system state the patch modifies (`struct klp_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KlpState {
+    /// Address of the `klp_state` in kernel memory (what `klp_get_state` returns).
+    pub(super) addr: u32,
+    /// The state's id.
+    pub(super) id: u32,
+    /// The version of the modification.
+    pub(super) version: u32,
+}
+
+/// How a patch was registered, which decides when the core frees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `klp_enable_patch()` (today's API): the patch is freed once it is disabled (its
+    /// unpatching transition completed) or replaced (the replacing transition completed), or
+    /// when enabling it fails.
+    Enable,
+    /// `klp_register_patch()` (the 2016 split API): the patch stays registered, disabled, until
+    /// `klp_unregister_patch()` or its module's removal.
+    Register,
+}
+
 /// One live patch (`struct klp_patch`); its name is the name of its module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KlpPatch {
@@ -83,6 +139,10 @@ pub struct KlpPatch {
     pub(super) addr: u32,
     pub(super) replace: bool,
     pub(super) objs: Vec<KlpObject>,
+    /// The system states it modifies.
+    pub(super) states: Vec<KlpState>,
+    /// Which API registered it.
+    pub(super) api: Api,
     pub(super) enabled: bool,
     /// A transition of this patch was forced: its module can never be removed (its code may
     /// still run on some task's stack).
@@ -125,6 +185,8 @@ pub(super) struct PatchDesc {
     pub(super) replace: bool,
     /// The objects, with their functions unresolved.
     pub(super) objs: Vec<KlpObject>,
+    /// `klp_patch.states`.
+    pub(super) states: Vec<KlpState>,
 }
 
 /// A word of the patch's structures; a bad address is the module's fault (`EFAULT`).
@@ -164,6 +226,7 @@ fn read_cstr(e: &mut impl Engine, addr: u32) -> SysResult<String> {
 pub(super) fn read_patch(e: &mut impl Engine, name: &str, addr: u32) -> SysResult<PatchDesc> {
     let objs_addr = read_u32(e, addr + klp_patch::OBJS)?;
     let replace = read_u32(e, addr + klp_patch::REPLACE)? != 0;
+    let states = read_states(e, addr)?;
     let mut objs: Vec<KlpObject> = Vec::new();
     let mut total = 0;
     for i in 0..=MAX_OBJECTS {
@@ -178,6 +241,16 @@ pub(super) fn read_patch(e: &mut impl Engine, name: &str, addr: u32) -> SysResul
         if funcs_ptr == 0 {
             break;
         }
+        let callback = |e: &mut _, at: u32| -> SysResult<Option<Slot>> {
+            let ptr = read_u32(e, obj + klp_object::CALLBACKS + at)?;
+            Ok((ptr != 0).then(|| Slot::new(ptr)))
+        };
+        let callbacks = Callbacks {
+            pre_patch: callback(e, klp_callbacks::PRE_PATCH)?,
+            post_patch: callback(e, klp_callbacks::POST_PATCH)?,
+            pre_unpatch: callback(e, klp_callbacks::PRE_UNPATCH)?,
+            post_unpatch: callback(e, klp_callbacks::POST_UNPATCH)?,
+        };
         let obj_name = if name_ptr == 0 {
             None
         } else {
@@ -196,17 +269,57 @@ pub(super) fn read_patch(e: &mut impl Engine, name: &str, addr: u32) -> SysResul
         objs.push(KlpObject {
             name: obj_name,
             funcs,
+            addr: obj,
+            callbacks,
+            post_unpatch_enabled: false,
             patched: false,
         });
     }
-    if objs.is_empty() || objs.iter().any(|o| o.funcs.is_empty()) {
+    // An object without functions is there for its callbacks, as Linux allows.
+    if objs.is_empty() {
         return Err(Errno::EINVAL.into());
     }
     Ok(PatchDesc {
         addr,
         replace,
         objs,
+        states,
     })
+}
+
+/// Reads the `klp_state` array of the `klp_patch` at `patch` (`klp_for_each_state`), as it is
+/// in memory now.
+///
+/// # Errors
+/// `EFAULT` for a pointer outside memory, `EINVAL` for more than [`MAX_STATES`] states.
+pub(super) fn read_states(e: &mut impl Engine, patch: u32) -> SysResult<Vec<KlpState>> {
+    let base = read_u32(
+        e,
+        patch.checked_add(klp_patch::STATES).ok_or(Errno::EFAULT)?,
+    )?;
+    let mut states = Vec::new();
+    if base == 0 {
+        return Ok(states);
+    }
+    for i in 0..=MAX_STATES {
+        let at = base
+            .checked_add(klp_state::SIZE * i as u32)
+            .ok_or(Errno::EFAULT)?;
+        let id = read_u32(e, at + klp_state::ID)?;
+        if id == 0 {
+            return Ok(states);
+        }
+        if i == MAX_STATES {
+            break;
+        }
+        let version = read_u32(e, at + klp_state::VERSION)?;
+        states.push(KlpState {
+            addr: at,
+            id,
+            version,
+        });
+    }
+    Err(Errno::EINVAL.into())
 }
 
 /// Reads a `klp_func` array of at most `room` entries; `None` when it has more.

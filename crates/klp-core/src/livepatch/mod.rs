@@ -1,9 +1,11 @@
 //! The livepatch core, shaped like kernel/livepatch: registered patches, func_stacks, transitions.
 
+mod callbacks;
 mod core;
 mod klp_struct;
 mod patch;
 mod plan;
+mod state;
 mod switch;
 mod transition;
 
@@ -15,8 +17,11 @@ pub use self::core::{
 pub use klp_struct::{KlpFunc, KlpObject, KlpPatch};
 pub use patch::{FuncStacks, StackEntry};
 pub(crate) use plan::restore;
+pub use state::{klp_get_prev_state, klp_get_state};
 pub use switch::{force, sched_try_switch, transition_work};
 pub use transition::Target;
+
+use std::collections::BTreeSet;
 
 /// A registered patch's identity; the core hands them out, nothing else can make one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,6 +38,9 @@ pub struct Livepatch {
     next_id: u32,
     /// The transition in progress (`klp_transition_patch`, `klp_target_state`).
     transition: Option<Pending>,
+    /// Modules whose patch was freed after a forced transition: their code may still run, so
+    /// they keep the patch's reference for ever (Linux skips `module_put` for a forced patch).
+    pinned: BTreeSet<String>,
 }
 
 /// A transition in progress: its patch, where it goes, and how often it has been retried.
@@ -66,10 +74,26 @@ impl Livepatch {
     }
 
     /// Whether the patch holds its module (Linux's `try_module_get` at enable, put when the
-    /// patch is freed): while enabled, while in transition, and for ever once forced.
+    /// patch is freed): while enabled, while in transition, and for ever once forced (also
+    /// after it was freed).
     pub fn holds_module(&self, name: &str) -> bool {
-        self.by_name(name)
-            .is_some_and(|p| p.enabled || p.forced || self.in_transition(p.id))
+        self.pinned.contains(name)
+            || self
+                .by_name(name)
+                .is_some_and(|p| p.enabled || p.forced || self.in_transition(p.id))
+    }
+
+    /// Frees a patch (`klp_free_patch_*`): it leaves the list (its sysfs directory goes), its
+    /// functions' parked dispatchers go with it; a forced patch's module stays held.
+    fn free(&mut self, id: PatchId) -> Vec<crate::ftrace::Slot> {
+        let slots = transition::patch_slots(self, id);
+        if let Some(p) = self.get(id)
+            && p.forced
+        {
+            self.pinned.insert(p.name.clone());
+        }
+        self.patches.retain(|p| p.id != id);
+        slots
     }
 
     /// The patch in transition and where it goes (`klp_transition_patch`, `klp_target_state`).

@@ -7,6 +7,7 @@ use crate::ftrace::{self, Slot};
 use crate::loader::{self, FirstError, first_or_trap, retried};
 use crate::state::KernelState;
 use crate::sys::{self, SysError, SysResult};
+use crate::tasks;
 use std::collections::BTreeSet;
 
 /// A change being worked out on a copy of the livepatch state.
@@ -16,7 +17,26 @@ pub(super) struct Draft {
     pub(super) lp: Livepatch,
     /// The functions whose func_stack changed.
     slots: BTreeSet<Slot>,
-    messages: Vec<Message>,
+    messages: Vec<Step>,
+}
+
+/// What a plan does once committed, in order: print a message, call a callback, or commit the
+/// plan that follows.
+#[derive(Debug)]
+pub(super) enum Step {
+    /// Print a message.
+    Say(Message),
+    /// Call a `void` livepatch callback (`post_patch`, `pre_unpatch`, `post_unpatch`) with the
+    /// address of its `klp_object`.
+    Call {
+        /// The callback's slot.
+        func: Slot,
+        /// The `klp_object`.
+        obj: u32,
+    },
+    /// Commit a plan worked out on the state this one leaves: the end of a step whose
+    /// callbacks must run before it.
+    Commit(Box<Plan>),
 }
 
 impl Draft {
@@ -35,7 +55,17 @@ impl Draft {
     }
 
     fn say(&mut self, level: Level, text: String) {
-        self.messages.push(Message { level, text });
+        self.messages.push(Step::Say(Message { level, text }));
+    }
+
+    /// Commits `plan` after the messages and callbacks so far.
+    pub(super) fn then(&mut self, plan: Plan) {
+        self.messages.push(Step::Commit(Box::new(plan)));
+    }
+
+    /// Calls the `void` callback `func` of the `klp_object` at `obj`, after the messages so far.
+    pub(super) fn call(&mut self, func: Slot, obj: u32) {
+        self.messages.push(Step::Call { func, obj });
     }
 
     /// `pr_err`.
@@ -61,9 +91,19 @@ impl Draft {
     /// The plan to commit the draft.
     pub(super) fn finish(self) -> Plan {
         Plan {
-            outcome: Ok(self.lp),
+            outcome: Ok(Box::new(self.lp)),
             slots: self.slots,
             messages: self.messages,
+            fails: None,
+        }
+    }
+
+    /// The plan to commit the draft, then fail with `errno`: an operation that changed things
+    /// before it failed undoes them itself in the draft.
+    pub(super) fn fail(self, errno: Errno) -> Plan {
+        Plan {
+            fails: Some(errno),
+            ..self.finish()
         }
     }
 
@@ -73,6 +113,7 @@ impl Draft {
             outcome: Err(errno),
             slots: BTreeSet::new(),
             messages: self.messages,
+            fails: None,
         }
     }
 }
@@ -81,9 +122,12 @@ impl Draft {
 /// it prints.
 #[derive(Debug)]
 pub(super) struct Plan {
-    outcome: Result<Livepatch, Errno>,
+    /// The state the plan leaves (boxed: a plan is passed around by value), or its refusal.
+    outcome: Result<Box<Livepatch>, Errno>,
     slots: BTreeSet<Slot>,
-    messages: Vec<Message>,
+    messages: Vec<Step>,
+    /// The error of an operation that commits what it undid ([`Draft::fail`]).
+    fails: Option<Errno>,
 }
 
 impl Plan {
@@ -92,12 +136,18 @@ impl Plan {
         self.outcome.as_ref().ok()?.transition()
     }
 
+    /// Whether the plan commits and then fails ([`Draft::fail`]).
+    pub(super) fn fails(&self) -> bool {
+        self.outcome.is_ok() && self.fails.is_some()
+    }
+
     /// A refusal without a message.
     pub(super) fn refused(errno: Errno) -> Plan {
         Plan {
             outcome: Err(errno),
             slots: BTreeSet::new(),
             messages: Vec::new(),
+            fails: None,
         }
     }
 
@@ -106,17 +156,26 @@ impl Plan {
     #[cfg(test)]
     pub(super) fn install(self, s: &mut KernelState) -> Result<(), Errno> {
         let after = self.outcome?;
-        let installed = install(s, after, &self.slots);
+        let installed = install(s, *after, &self.slots);
         assert!(installed.redirected.is_ok(), "ftrace took every redirect");
-        Ok(())
+        for step in self.messages {
+            if let Step::Commit(next) = step {
+                next.install(s)?;
+            }
+        }
+        self.fails.map_or(Ok(()), Err)
     }
 
-    /// The messages, as `level text`.
+    /// The messages, as `level text`, and the callbacks, as `call <slot>`.
     #[cfg(test)]
     pub(super) fn lines(&self) -> Vec<String> {
         self.messages
             .iter()
-            .map(|m| format!("{} {}", m.level as u8, m.text))
+            .flat_map(|step| match step {
+                Step::Say(m) => vec![format!("{} {}", m.level as u8, m.text)],
+                Step::Call { func, .. } => vec![format!("call {}", func.index())],
+                Step::Commit(next) => next.lines(),
+            })
             .collect()
     }
 }
@@ -139,25 +198,30 @@ pub(super) fn commit_with(e: &mut impl Engine, plan: Plan, undo_on_trap: bool) -
         outcome,
         slots,
         messages,
+        fails,
     } = plan;
     match outcome {
         // A failed switch was undone: there is nothing to report but its error.
         Ok(after) => {
-            let before = switch(e, after, &slots)?;
-            match print(e, &messages) {
+            let before = switch(e, *after, &slots)?;
+            match print(e, messages) {
                 Err(err) if undo_on_trap => Err(first_or_trap(err, restore(e, before))),
+                Ok(()) => fails.map_or(Ok(()), |errno| Err(errno.into())),
                 printed => printed,
             }
         }
-        Err(errno) => Err(first_or_trap(errno.into(), print(e, &messages))),
+        Err(errno) => Err(first_or_trap(errno.into(), print(e, messages))),
     }
 }
 
-/// Prints the messages in order; stops at a trap.
-fn print(e: &mut impl Engine, messages: &[Message]) -> SysResult<()> {
-    messages
-        .iter()
-        .try_for_each(|m| sys::printk(e, &format!("\x01{}livepatch: {}", m.level as u8, m.text)))
+/// Prints the messages, calls the callbacks and commits the follow-up plans in order; stops at
+/// a trap.
+fn print(e: &mut impl Engine, steps: Vec<Step>) -> SysResult<()> {
+    steps.into_iter().try_for_each(|step| match step {
+        Step::Say(m) => sys::printk(e, &format!("\x01{}livepatch: {}", m.level as u8, m.text)),
+        Step::Call { func, obj } => tasks::call_slot(e, func.index(), &[obj as i32]).map(drop),
+        Step::Commit(next) => commit(e, *next),
+    })
 }
 
 /// What [`install`] leaves for the driver to finish or undo.
@@ -192,6 +256,7 @@ fn switch(e: &mut impl Engine, after: Livepatch, slots: &BTreeSet<Slot>) -> SysR
     } = e.with_state(|s| install(s, after, slots));
     let done = redirected
         .and_then(|()| ftrace::sync(e, slots.iter().copied()))
+        .and_then(|()| release_undescribed(e, slots))
         .and_then(|()| {
             refcnts
                 .iter()
@@ -203,17 +268,39 @@ fn switch(e: &mut impl Engine, after: Livepatch, slots: &BTreeSet<Slot>) -> SysR
     }
 }
 
+/// Whether a registered patch describes the function at `slot`.
+fn described(lp: &Livepatch, slot: Slot) -> bool {
+    lp.patches().any(|p| {
+        p.objs
+            .iter()
+            .any(|o| o.funcs.iter().any(|f| f.old_func == Some(slot)))
+    })
+}
+
+/// Releases the dispatchers [`ftrace::sync`] just parked for functions no registered patch
+/// describes any more (a patch freed as its transition completed).
+fn release_undescribed(e: &mut impl Engine, slots: &BTreeSet<Slot>) -> SysResult<()> {
+    let gone: Vec<Slot> = e.with_state(|s| {
+        let gone: Vec<Slot> = slots
+            .iter()
+            .copied()
+            .filter(|&slot| !described(&s.livepatch, slot))
+            .collect();
+        gone.iter().for_each(|&slot| s.ftrace.drop_parked(slot));
+        gone
+    });
+    if gone.is_empty() {
+        return Ok(());
+    }
+    ftrace::sync(e, gone)
+}
+
 /// Asks ftrace to point each of `slots` at the top of its func_stack, or back at the original.
 /// Every slot is visited even when ftrace refuses one.
 fn redirect(s: &mut KernelState, slots: &BTreeSet<Slot>) -> SysResult<()> {
     let mut result = Ok(());
     for &slot in slots {
-        let described = s.livepatch.patches().any(|p| {
-            p.objs
-                .iter()
-                .any(|o| o.funcs.iter().any(|f| f.old_func == Some(slot)))
-        });
-        if !described {
+        if !described(&s.livepatch, slot) {
             s.ftrace.drop_parked(slot);
         }
         let top = s.livepatch.stacks.top(slot).map(|en| {
@@ -300,7 +387,8 @@ pub(crate) fn restore(e: &mut impl Engine, before: Livepatch) -> SysResult<()> {
     });
     let mut errors = FirstError::default();
     errors.note(redirected);
-    errors.note(ftrace::sync(e, slots));
+    errors.note(ftrace::sync(e, slots.iter().copied()));
+    errors.note(release_undescribed(e, &slots));
     for (module, own) in &refcnts {
         errors.note(retried(e, |e| loader::set_refcnt(e, module, *own)));
     }
@@ -321,6 +409,8 @@ mod tests {
                 addr: i,
                 replace: false,
                 objs: Vec::new(),
+                states: Vec::new(),
+                api: crate::livepatch::klp_struct::Api::Enable,
                 enabled,
                 forced: false,
             })

@@ -226,7 +226,10 @@ pub(super) fn try_complete(e: &mut impl Engine) -> SysResult<()> {
         return Ok(());
     }
     e.with_state(|s| s.tasks.disarm(HostTimer::TransitionWork));
-    let plan = e.with_state(|s| transition::complete(Draft::new(s.livepatch.clone())).finish());
+    let plan = e.with_state(|s| {
+        let loaded = |o: &_| super::core::object_loaded(s, o);
+        transition::complete(Draft::new(s.livepatch.clone()), loaded).finish()
+    });
     commit(e, plan)?;
     idle_tasks(e)
 }
@@ -312,15 +315,32 @@ pub(super) fn run_transition(
     plan: super::plan::Plan,
     undo_on_trap: bool,
 ) -> SysResult<()> {
+    let before = e.with_state(|s| s.livepatch.clone());
+    run_transition_from(e, plan, undo_on_trap, before)
+}
+
+/// [`run_transition`] of the last plan of an operation that committed others before it:
+/// undoing it goes back to `before`, the state before the operation's first plan.
+pub(super) fn run_transition_from(
+    e: &mut impl Engine,
+    plan: super::plan::Plan,
+    undo_on_trap: bool,
+    before: Livepatch,
+) -> SysResult<()> {
     let starts = plan.transition();
     if let Some((_, target)) = starts {
         init_tasks(e, target)?;
     }
-    let before = e.with_state(|s| s.livepatch.clone());
     let committed = super::plan::commit_with(e, plan, undo_on_trap);
     let Some((_, target)) = starts else {
         return committed;
     };
+    if committed.is_err() && undo_on_trap {
+        // The plan undid itself; what the operation committed before it goes too.
+        let undone = super::plan::restore(e, before);
+        let idle = idle_tasks(e);
+        return committed.and(undone).and(idle);
+    }
     // A trap while printing may have left the change in place (a disable stays whole): the
     // transition then goes on; if it was undone, the tasks go back to idle.
     if e.with_state(|s| s.livepatch.transition().is_none()) {

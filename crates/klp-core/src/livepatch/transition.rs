@@ -1,8 +1,9 @@
 //! The transition (kernel/livepatch/transition.c): init, start, complete, cancel, reverse, as
 //! steps of a plan; the per-task switching is in `switch.rs`.
 
+use super::klp_struct::{Api, KlpObject};
 use super::plan::Draft;
-use super::{Livepatch, PatchId, Pending, patch};
+use super::{Livepatch, PatchId, Pending, callbacks, patch};
 use crate::ftrace::Slot;
 
 /// The state a transition takes its patch to (`klp_target_state`).
@@ -88,6 +89,23 @@ impl Transition {
         }
     }
 
+    /// The plan to commit the transition as initialized so far.
+    pub(super) fn finish(self) -> super::plan::Plan {
+        self.draft.finish()
+    }
+
+    /// The transition in progress in `draft` (committed by an earlier plan), to go on with.
+    pub(super) fn resume(draft: Draft) -> Option<Self> {
+        let t = draft.lp.transition.as_ref()?;
+        let (patch, target) = (t.patch, t.target);
+        Some(Transition {
+            name: name_of(&draft, patch),
+            draft,
+            patch,
+            target,
+        })
+    }
+
     /// The draft: objects are patched on it between init and start.
     pub(super) fn draft(&mut self) -> &mut Draft {
         &mut self.draft
@@ -108,7 +126,7 @@ impl Transition {
 
     /// `klp_cancel_transition`: an enable failed before the transition started; everything it
     /// patched comes off again.
-    pub(super) fn cancel(mut self) -> Draft {
+    pub(super) fn cancel(mut self, loaded: impl Fn(&KlpObject) -> bool) -> Draft {
         self.draft.debug(format!(
             "'{}': canceling patching transition, going to unpatch",
             self.name
@@ -117,7 +135,7 @@ impl Transition {
         if let Some(t) = self.draft.lp.transition.as_mut() {
             t.target = Target::Unpatched;
         }
-        complete(self.draft)
+        complete(self.draft, loaded)
     }
 }
 
@@ -146,8 +164,9 @@ pub(super) fn reverse(mut d: Draft) -> Draft {
 
 /// `klp_complete_transition`: an atomic replace takes the patches it replaces off their
 /// func_stacks and disables them; an unpatching transition takes its own patch off; the
-/// functions leave the transition (their slots are direct again).
-pub(super) fn complete(mut d: Draft) -> Draft {
+/// functions leave the transition (their slots are direct again); then the patch's loaded
+/// objects (`loaded`) get their `post_patch` or `post_unpatch` callbacks.
+pub(super) fn complete(mut d: Draft, loaded: impl Fn(&KlpObject) -> bool) -> Draft {
     let Some(Pending {
         patch: id, target, ..
     }) = d.lp.transition.clone()
@@ -160,6 +179,7 @@ pub(super) fn complete(mut d: Draft) -> Draft {
     for slot in patch_slots(&d.lp, id) {
         d.touch(slot);
     }
+    let mut freed = Vec::new();
     match target {
         Target::Patched if d.lp.get(id).is_some_and(|p| p.replace) => {
             let replaced: Vec<PatchId> =
@@ -167,15 +187,44 @@ pub(super) fn complete(mut d: Draft) -> Draft {
                     .filter(|p| p.enabled && p.id != id)
                     .map(|p| p.id)
                     .collect();
-            for old in replaced {
-                patch::unpatch_objects(&mut d, old);
-                d.lp.set_enabled(old, false);
+            for old in &replaced {
+                patch::unpatch_objects(&mut d, *old);
+                d.lp.set_enabled(*old, false);
             }
+            freed = replaced;
         }
         Target::Patched => {}
-        Target::Unpatched => patch::unpatch_objects(&mut d, id),
+        Target::Unpatched => {
+            patch::unpatch_objects(&mut d, id);
+            freed.push(id);
+        }
     }
-    d.lp.transition = None;
+    let objs: Vec<usize> = d.lp.get(id).map_or_else(Vec::new, |p| {
+        (0..p.objs.len()).filter(|&i| loaded(&p.objs[i])).collect()
+    });
+    for obj in objs {
+        match target {
+            Target::Patched => callbacks::post_patch(&mut d, id, obj),
+            Target::Unpatched => callbacks::post_unpatch(&mut d, id, obj),
+        }
+    }
     d.notice(format!("'{name}': {verb} complete"));
+    // The callbacks above still see the patch in transition and the patches it replaces (as
+    // `klp_get_prev_state` needs); then `klp_transition_patch = NULL`, and
+    // `klp_free_patch_async` of a disabled patch, `klp_free_replaced_patches_async`: what
+    // klp_enable_patch() registered goes (the 2016 API's patches stay registered, disabled).
+    let mut end = Draft::new(d.lp.clone());
+    end.lp.transition = None;
+    for slot in patch_slots(&end.lp, id) {
+        end.touch(slot);
+    }
+    for id in freed {
+        if end.lp.get(id).is_some_and(|p| p.api == Api::Enable) {
+            for slot in end.lp.free(id) {
+                end.touch(slot);
+            }
+        }
+    }
+    d.then(end.finish());
     d
 }

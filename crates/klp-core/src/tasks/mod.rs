@@ -16,7 +16,7 @@ mod run;
 
 pub use hostcall::{schedule, task_new, timer_next, wake};
 pub(crate) use run::init;
-pub use run::{call, run_for, with_command};
+pub use run::{call, call_slot, run_for, with_command};
 
 use klp_abi::task_struct as ts;
 use std::collections::BTreeMap;

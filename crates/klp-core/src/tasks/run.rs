@@ -48,6 +48,31 @@ fn set_current(e: &mut impl Engine, task: u32) -> Result<(), EngineError> {
 /// A trap in the call, or `EINTR` when the call waits for something that can never happen
 /// (nothing left to run, no timer pending).
 pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i32>> {
+    let target = e.with_state(|s| export_slot(s, name, args.len()));
+    call_as_command(e, Callee::Export(name), target, args)
+}
+
+/// Calls the function a function pointer (table slot) leads to, as [`call`] calls an export:
+/// a livepatch callback runs so, in the task of the operation that calls it.
+///
+/// # Errors
+/// As [`call`]; `EINVAL` when `slot` is not a function taking `args.len()` `i32`s and
+/// returning one `i32` or nothing.
+pub fn call_slot(e: &mut impl Engine, slot: u32, args: &[i32]) -> SysResult<Option<i32>> {
+    let Some(target) = e.with_state(|s| slot_target(s, slot, args.len())) else {
+        return Err(Errno::EINVAL.into());
+    };
+    call_as_command(e, Callee::Slot(slot), Some(target), args)
+}
+
+/// [`call`] of `callee`, whose slot and whether it returns a value are `target` (`None`: it
+/// cannot run in a task, and is called directly).
+fn call_as_command(
+    e: &mut impl Engine,
+    callee: Callee<'_>,
+    target: Option<(u32, bool)>,
+    args: &[i32],
+) -> SysResult<Option<i32>> {
     let nested = e.in_host_call();
     let command = e.with_state(|s| {
         let t = &s.tasks;
@@ -59,7 +84,7 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
         task.filter(|_| !busy).map(|t| (t.pid, t.addr, t.dead))
     });
     let pid = match (command, nested) {
-        (_, true) => return Ok(e.call(Callee::Export(name), args)?),
+        (_, true) => return Ok(e.call(callee, args)?),
         (Some((pid, _, false)), false) => pid,
         // No command, one busy in a syscall, or one an oops killed (its exit path): directly,
         // as the dead task or as the idle task.
@@ -72,11 +97,11 @@ pub fn call(e: &mut impl Engine, name: &str, args: &[i32]) -> SysResult<Option<i
                 set_current(e, current)?;
             }
             e.with_state(|s| s.tasks.now_ns += SWITCH_NS);
-            return Ok(e.call(Callee::Export(name), args)?);
+            return Ok(e.call(callee, args)?);
         }
     };
-    let Some((func, returns)) = e.with_state(|s| export_slot(s, name, args.len())) else {
-        return Ok(e.call(Callee::Export(name), args)?);
+    let Some((func, returns)) = target else {
+        return Ok(e.call(callee, args)?);
     };
     let addr = e.with_state(|s| s.tasks.tasks.get(&pid).map(|t| t.addr));
     let Some(addr) = addr else {
@@ -175,16 +200,25 @@ fn hung(e: &mut impl Engine, pid: Pid) -> SysResult<()> {
 /// and whether it returns; `None` for anything a task cannot call that way.
 fn export_slot(s: &crate::state::KernelState, name: &str, nargs: usize) -> Option<(u32, bool)> {
     let sym = s.kallsyms.lookup_global(name)?;
-    if sym.module.is_some() || nargs > 6 {
+    if sym.module.is_some() {
         return None;
     }
-    let info = s.ftrace.info(crate::ftrace::Slot::new(sym.addr))?;
+    slot_target(s, sym.addr, nargs)
+}
+
+/// The slot `slot` and whether its function returns a value, when it is a function taking
+/// `nargs` (at most 6) `i32`s and returning one `i32` or nothing.
+fn slot_target(s: &crate::state::KernelState, slot: u32, nargs: usize) -> Option<(u32, bool)> {
+    if nargs > 6 {
+        return None;
+    }
+    let info = s.ftrace.info(crate::ftrace::Slot::new(slot))?;
     let ints = |v: &[ValType]| v.iter().all(|t| *t == ValType::I32);
     (info.sig.params.len() == nargs
         && ints(&info.sig.params)
         && info.sig.results.len() <= 1
         && ints(&info.sig.results))
-    .then_some((sym.addr, !info.sig.results.is_empty()))
+    .then_some((slot, !info.sig.results.is_empty()))
 }
 
 /// Runs `f` as the shell command `comm`: a process of its own (`task_fork`), whose calls run in

@@ -10,9 +10,12 @@ echo 0 > /sys/kernel/livepatch/livepatch_sample/enabled
 cat /proc/cmdline
 echo 0 > /sys/kernel/livepatch/test_klp_livepatch/enabled
 cat /proc/cmdline
+# Disabled patches are freed; loaded again in the other order, the other one is last.
+ls /sys/kernel/livepatch
+rmmod test_klp_livepatch livepatch_sample
 dmesg -C
-echo 1 > /sys/kernel/livepatch/livepatch_sample/enabled
-echo 1 > /sys/kernel/livepatch/test_klp_livepatch/enabled
+insmod livepatch-sample
+insmod test_klp_livepatch
 cat /proc/cmdline
 echo 0 > /sys/kernel/livepatch/livepatch_sample/enabled
 dmesg

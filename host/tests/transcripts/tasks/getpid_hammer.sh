@@ -13,7 +13,7 @@ cat /sys/kernel/test_klp_syscall/npids
 cat /sys/kernel/livepatch/test_klp_syscall/transition
 echo 0 > /sys/kernel/livepatch/test_klp_syscall/enabled
 sleep 1
-cat /sys/kernel/livepatch/test_klp_syscall/transition
+ls /sys/kernel/livepatch
 rmmod test_klp_syscall
 rmmod test_klp_call_getpid
 ps

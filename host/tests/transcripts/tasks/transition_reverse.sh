@@ -1,7 +1,7 @@
-# tools/testing/selftests/livepatch/test-callbacks.sh, "busy target module" (without the
-# callbacks, which come later): a transition blocked by the busy kworker is reversed by writing 0
-# to `enabled`; the kworker never switched, so the unpatching transition completes at the next
-# try, and both modules can go.
+# tools/testing/selftests/livepatch/test-callbacks.sh, "busy target module" (the whole case
+# is selftests/callbacks_busy_target.sh): a transition blocked by the busy kworker is reversed
+# by writing 0 to `enabled`; the kworker never switched, so the unpatching transition completes
+# at the next try, and both modules can go.
 insmod test_klp_callbacks_busy block_transition=Y
 insmod test_klp_callbacks_demo
 cat /sys/kernel/livepatch/test_klp_callbacks_demo/transition

@@ -13,7 +13,9 @@ echo 0 > /sys/kernel/livepatch/livepatch_sample/enabled
 cat /proc/cmdline
 cat /sys/kernel/tracing/trace
 echo 0 > /sys/kernel/tracing/events/kprobes/cmdprobe/enable
-echo 1 > /sys/kernel/livepatch/livepatch_sample/enabled
+# The disabled patch was freed: load it again.
+rmmod livepatch_sample
+insmod livepatch-sample
 dmesg -C
 echo 1 > /sys/kernel/tracing/events/kprobes/cmdprobe/enable
 dmesg
