@@ -387,13 +387,14 @@ try {
     assert.equal(await page.locator('#tasks-rows tr[data-pid="3"]').getAttribute("data-patch-state"), "-1");
   });
 
-  // Transcripts of the consistency model, each on a fresh kernel (the page reloaded), typed at
+  // Transcripts, each on a fresh kernel (the page reloaded), typed at
   // the prompt line by line: the page prints what `klp run` printed when they were blessed.
   // The page's idle time is off (`?idle=0`): `klp run` gives the kernel none between commands.
-  const TRANSCRIPTS = ["tasks/processes", "tasks/transition_blocked", "tasks/transition_reverse",
-    "tasks/transition_force", "tasks/transition_force_unpatch", "tasks/transition_refusals",
-    "tasks/transition_signal", "tasks/transition_signal_uninterruptible", "tasks/getpid_hammer",
-    "tasks/test_tasks"];
+  // Every transcript of tasks/ (the consistency model) and selftests/ (Linux's livepatch
+  // selftests, case by case), and the shadow-variable fix.
+  const transcripts = (dir) => fs.readdirSync(path.join(root, "host/tests/transcripts", dir))
+    .filter((f) => f.endsWith(".sh")).sort().map((f) => `${dir}/${f.slice(0, -3)}`);
+  const TRANSCRIPTS = [...transcripts("tasks"), ...transcripts("selftests"), "livepatch/fix_kmsg"];
   for (const name of TRANSCRIPTS) {
     await check(`the ${name} transcript runs in the page's shell as in \`klp run\``, async () => {
       const dir = path.join(root, "host/tests/transcripts");
