@@ -237,20 +237,14 @@ fn run(args: RunArgs) -> Result<i32> {
     host.sigint = Some(Arc::clone(&sigint));
     let interactive = std::io::stdin().is_terminal();
     let mut status = 0;
-    let mut stdin = std::io::stdin().lock();
-    let mut bytes = Vec::new();
+    let lines = read_lines();
     for number in 1.. {
         if interactive {
             host.out("# ");
         }
-        bytes.clear();
-        if stdin
-            .read_until(b'\n', &mut bytes)
-            .context("reading standard input")?
-            == 0
-        {
+        let Some(bytes) = next_line(&lines, &mut engine, &sigint, &interrupter)? else {
             break;
-        }
+        };
         // Lines are bytes: one that is not UTF-8 is an error for that line alone.
         let Ok(line) = std::str::from_utf8(&bytes) else {
             host.err(&format!("sh: {number}: invalid UTF-8 in the line\n"));
@@ -274,6 +268,59 @@ fn run(args: RunArgs) -> Result<i32> {
         }
     }
     Ok(status)
+}
+
+/// How long the prompt waits for a line before it gives the kernel that much time.
+const IDLE: Duration = Duration::from_millis(250);
+
+/// Standard input's lines, read by a thread of their own so that the prompt can wait with a
+/// timeout; `Err` for a read error, and the channel closes at the end of input.
+fn read_lines() -> std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut bytes = Vec::new();
+            match stdin.read_until(b'\n', &mut bytes) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if tx.send(Ok(bytes)).is_err() {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    let _ = tx.send(Err(err));
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The next line of input, `None` at its end. While the prompt waits the kernel runs, as a
+/// machine's does: every [`IDLE`] without a line gives it that much time (its kernel threads,
+/// timers and the livepatch transition work; a Ctrl-C then just ends the wait).
+fn next_line(
+    lines: &std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    engine: &mut rt::WasmtimeEngine,
+    sigint: &AtomicBool,
+    interrupter: &rt::Interrupter,
+) -> Result<Option<Vec<u8>>> {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        match lines.recv_timeout(IDLE) {
+            Ok(line) => return Ok(Some(line.context("reading standard input")?)),
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            Err(RecvTimeoutError::Timeout) => {
+                // An interrupted wait, or an oops reported in the log, is no error of the
+                // session's.
+                let _ = klp_core::tasks::run_for(engine, IDLE);
+                sigint.store(false, Ordering::Relaxed);
+                interrupter.clear();
+            }
+        }
+    }
 }
 
 fn demo() -> Result<i32> {

@@ -50,7 +50,7 @@ function job(begin) {
 }
 
 // Idle time: every IDLE_MS of the page's time with no job queued, the kernel runs as long.
-// `?idle=0` turns it off: the kernel then runs only in commands, as under `klp run`.
+// `?idle=0` turns it off: the kernel then runs only in commands, as under `klp run -c`.
 const IDLE_MS = 250;
 const IDLE = new URLSearchParams(location.search).get("idle") !== "0";
 setInterval(() => {
