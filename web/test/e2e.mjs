@@ -389,7 +389,8 @@ try {
 
   // Transcripts, each on a fresh kernel (the page reloaded), typed at
   // the prompt line by line: the page prints what `klp run` printed when they were blessed.
-  // The page's idle time is off (`?idle=0`): `klp run -c`, which blessed the transcripts, gives the kernel none between commands.
+  // The page's idle time is off (`?idle=0`): the transcripts were blessed by the library's
+  // line-by-line run, which gives the kernel no time between commands.
   // Every transcript of tasks/ (the consistency model) and selftests/ (Linux's livepatch
   // selftests, case by case), and the shadow-variable fix.
   const transcripts = (dir) => fs.readdirSync(path.join(root, "host/tests/transcripts", dir))
