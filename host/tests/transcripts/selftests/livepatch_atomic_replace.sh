@@ -5,8 +5,8 @@
 dmesg -C
 insmod test_klp_livepatch
 dmesg -c
-grep 'live patched' /proc/cmdline
-grep 'live patched' /proc/meminfo
+grep 'live patched' /proc/cmdline > /dev/kmsg
+grep 'live patched' /proc/meminfo > /dev/kmsg
 insmod test_klp_syscall
 dmesg -c
 insmod test_klp_callbacks_demo
@@ -15,18 +15,18 @@ ls /sys/kernel/livepatch
 ls /sys/kernel/livepatch | wc -l
 insmod test_klp_atomic_replace replace=1
 dmesg -c
-grep 'live patched' /proc/cmdline
-grep 'live patched' /proc/meminfo
+grep 'live patched' /proc/cmdline > /dev/kmsg
+grep 'live patched' /proc/meminfo > /dev/kmsg
 ls /sys/kernel/livepatch
 rmmod test_klp_callbacks_demo
 rmmod test_klp_syscall
 rmmod test_klp_livepatch
 dmesg -c
-grep 'live patched' /proc/cmdline
-grep 'live patched' /proc/meminfo
+grep 'live patched' /proc/cmdline > /dev/kmsg
+grep 'live patched' /proc/meminfo > /dev/kmsg
 echo 0 > /sys/kernel/livepatch/test_klp_atomic_replace/enabled
 dmesg -c
 rmmod test_klp_atomic_replace
 dmesg -c
-grep 'live patched' /proc/cmdline
-grep 'live patched' /proc/meminfo
+grep 'live patched' /proc/cmdline > /dev/kmsg
+grep 'live patched' /proc/meminfo > /dev/kmsg
