@@ -19,6 +19,11 @@ const slots = new Map();    // task slot -> { entry, arg, wake (resumes a task s
 let running = null;         // the task slot's record while it runs
 let stopped = null;         // resolves the resume waiting for the running task to stop
 let last = { sp: 0, used: 0, error: null };
+// A resume completes in a microtask, and a chain of them starves the page's event loop: every
+// BREATH_MS of a job's wall time a resume waits for a macrotask first, so the page still
+// draws, scrolls and takes input (queued) while the kernel runs long.
+const BREATH_MS = 50;
+let breath = performance.now();
 
 // The kernel's `klp.yield`: hands the task's stack pointer to the waiting resume, then waits
 // for the task's next resume. Outside a task (the core never lets that happen) it returns at
@@ -60,6 +65,10 @@ export const task_resume = new WebAssembly.Suspending(async (task, sp, budget) =
   if (!t || running) {
     last = { sp: 0, used: 0, error: new Error(`task slot ${task} holds no task to resume`) };
     return TRAPPED;
+  }
+  if (performance.now() - breath > BREATH_MS) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    breath = performance.now();
   }
   const own = { sp: k.sp.value, current: k.current.value };
   k.budget.value = budget;
