@@ -30,10 +30,8 @@ pub enum HostOp {
     UnregisterPatch = 3,
     /// `klp_disable_patch`: disable the enabled `klp_patch` at `a`.
     DisablePatch = 4,
-    /// A trampoline's entry (function tracer, kprobes): `a` = slot, `b` = arg1, `c` = arg2.
-    TraceEntry = 5,
-    /// A trampoline's exit (kretprobes): `a` = slot, `b` = return value.
-    TraceExit = 6,
+    // 5 and 6 were the trampolines' entry and exit events: they write the ring buffer in
+    // kernel memory now (docs/ABI.md, "The trace ring buffer").
     /// `schedule()`: `current` gives up the CPU; its `state` says whether it stays runnable.
     /// 0: the caller must now call `klp.yield()`; 1 (any other value): it cannot sleep here,
     /// the host has let time run to the next timer instead, and the caller re-checks.
@@ -56,13 +54,11 @@ pub enum HostOp {
 
 impl HostOp {
     /// Every op, in number order.
-    const ALL: [HostOp; 12] = [
+    const ALL: [HostOp; 10] = [
         HostOp::EnablePatch,
         HostOp::RegisterPatch,
         HostOp::UnregisterPatch,
         HostOp::DisablePatch,
-        HostOp::TraceEntry,
-        HostOp::TraceExit,
         HostOp::Schedule,
         HostOp::Wake,
         HostOp::TaskNew,

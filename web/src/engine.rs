@@ -43,6 +43,8 @@ struct Handles {
     memory: WebAssembly::Memory,
     table: WebAssembly::Table,
     stack_pointer: WebAssembly::Global,
+    /// The caller global (`__klp_caller`) the kernel's call sites store their caller's slot in.
+    caller: JsValue,
     hostcall: JsValue,
     clock: JsValue,
     /// The tasks rewrite's globals, for a kernel with tasks.
@@ -152,6 +154,7 @@ impl WebEngine {
         };
         let table: WebAssembly::Table = export("__indirect_function_table")?.unchecked_into();
         let stack_pointer: WebAssembly::Global = export("__stack_pointer")?.unchecked_into();
+        let caller = export(klp_passes::instrument::CALLER_GLOBAL)?;
         let tasks = if with_tasks {
             tasks::attach(&exports, &table, &stack_pointer)
         } else {
@@ -161,6 +164,7 @@ impl WebEngine {
             memory: export("memory")?.unchecked_into(),
             table,
             stack_pointer,
+            caller,
             exports,
             hostcall,
             clock,
@@ -428,6 +432,7 @@ impl Engine for WebEngine {
                 ("env", "memory") => (&env, &h.memory),
                 ("env", "__indirect_function_table") => (&env, &h.table),
                 ("env", "__stack_pointer") => (&env, &h.stack_pointer),
+                ("env", klp_passes::instrument::CALLER_GLOBAL) => (&env, &h.caller),
                 ("klp", "hostcall") => (&klp, &h.hostcall),
                 ("klp", "clock_ns") => (&klp, &h.clock),
                 _ => return Err(EngineError::Instantiate(format!("unknown import {m}.{n}"))),

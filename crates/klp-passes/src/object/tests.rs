@@ -116,6 +116,7 @@ fn rustc_module_links_against_the_kernel_table_memory_and_stack_pointer() {
             ("env".into(), "memory".into(), "memory"),
             ("env".into(), "__indirect_function_table".into(), "table"),
             ("env".into(), "__stack_pointer".into(), "global"),
+            ("env".into(), "__klp_caller".into(), "global"),
         ]
     );
     // type, import, function, global, element, code, name: no table, memory, export or data.
