@@ -740,11 +740,15 @@ mod tests {
 
     #[test]
     fn host_ops_convert_from_their_numbers_only() {
-        for (n, op) in (1..).zip(HostOp::ALL) {
+        // 5 and 6 (the trampolines' old trace events) name nothing now.
+        let numbers = (1..5).chain(7..);
+        for (n, op) in numbers.zip(HostOp::ALL) {
             assert_eq!(op as i32, n);
             assert_eq!(HostOp::try_from(n), Ok(op));
         }
-        assert_eq!(HostOp::try_from(0), Err(0));
+        for n in [0, 5, 6] {
+            assert_eq!(HostOp::try_from(n), Err(n));
+        }
         assert_eq!(HostOp::try_from(13), Err(13));
     }
 }

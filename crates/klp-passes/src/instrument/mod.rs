@@ -664,17 +664,26 @@ mod tests {
     fn calls_go_through_the_callee_slot() {
         let out = instrument(&wat::parse_str(KERNEL).unwrap(), &["c"]).unwrap();
         let b = bodies(&out.wasm);
-        // $a: local.get 0; i32.const slot($b) = 2; call_indirect
-        assert!(matches!(b[0][1], Operator::I32Const { value: 2 }));
+        let caller = exports(&out.wasm)[CALLER_GLOBAL].1;
+        let stores = |ops: &[Operator<'_>], at: usize, slot: i32| {
+            matches!(ops[at], Operator::I32Const { value } if value == slot)
+                && matches!(ops[at + 1], Operator::GlobalSet { global_index } if global_index == caller)
+        };
+        // $a (slot 1): local.get 0; its slot into the caller global; i32.const slot($b) = 2;
+        // call_indirect
+        assert!(stores(&b[0], 1, 1));
+        assert!(matches!(b[0][3], Operator::I32Const { value: 2 }));
         assert!(matches!(
-            b[0][2],
+            b[0][4],
             Operator::CallIndirect { table_index: 0, .. }
         ));
-        // $b calls notrace glue directly.
+        // $b calls notrace glue directly, storing nothing.
         assert!(matches!(b[1][1], Operator::Call { function_index: 3 }));
-        // $c: return_call $a → return_call_indirect through slot 1.
-        assert!(matches!(b[3][1], Operator::I32Const { value: 1 }));
-        assert!(matches!(b[3][2], Operator::ReturnCallIndirect { .. }));
+        // $c: return_call $a → return_call_indirect through slot 1, after storing its slot.
+        let slot_c = out.ftrace.slot_of(4).unwrap() as i32;
+        assert!(stores(&b[3], 1, slot_c));
+        assert!(matches!(b[3][3], Operator::I32Const { value: 1 }));
+        assert!(matches!(b[3][4], Operator::ReturnCallIndirect { .. }));
     }
 
     #[test]
@@ -690,9 +699,17 @@ mod tests {
         let ex = exports(&out.wasm);
         assert_eq!(names[&ex["run"].1], "__klp_thunk_run");
         assert_eq!(ex["klp_glue"].1, 3, "notrace exports stay direct");
+        // A function pointer's thunk leaves the caller global as the call site set it; an
+        // export's clears it (the host called).
         let thunk = &bodies(&out.wasm)[(dup - 1) as usize];
         assert!(matches!(thunk[1], Operator::I32Const { value: 1 }));
         assert!(matches!(thunk[2], Operator::CallIndirect { .. }));
+        let caller = ex[CALLER_GLOBAL].1;
+        let entry = &bodies(&out.wasm)[(ex["run"].1 - 1) as usize];
+        assert!(matches!(entry[1], Operator::I32Const { value: 0 }));
+        assert!(
+            matches!(entry[2], Operator::GlobalSet { global_index } if global_index == caller)
+        );
     }
 
     #[test]
