@@ -26,7 +26,10 @@ impl Shape {
     /// The event ids recorded at entry: the tracer's, then the kprobes'.
     fn entry_events(&self) -> Vec<u32> {
         let tracer = self.tracer.then_some(ring::FUNCTION);
-        tracer.into_iter().chain(self.kprobes.iter().copied()).collect()
+        tracer
+            .into_iter()
+            .chain(self.kprobes.iter().copied())
+            .collect()
     }
 }
 
@@ -121,19 +124,35 @@ fn record(
         f.instruction(&Instruction::I64Store(at(ring::EV_TS, 3)));
         let id = id as i32;
         let slot = slot as i32;
-        field(f, &|f| {
-            f.instruction(&Instruction::I32Const(id));
-        }, ring::EV_ID);
-        field(f, &|f| {
-            f.instruction(&Instruction::I32Const(slot));
-        }, ring::EV_SLOT);
-        field(f, &|f| {
-            f.instruction(&Instruction::LocalGet(l.caller));
-        }, ring::EV_CALLER);
-        field(f, &|f| {
-            f.instruction(&Instruction::I32Const(0));
-            f.instruction(&Instruction::I32Load(at(hdr + ring::CTX, 2)));
-        }, ring::EV_CTX);
+        field(
+            f,
+            &|f| {
+                f.instruction(&Instruction::I32Const(id));
+            },
+            ring::EV_ID,
+        );
+        field(
+            f,
+            &|f| {
+                f.instruction(&Instruction::I32Const(slot));
+            },
+            ring::EV_SLOT,
+        );
+        field(
+            f,
+            &|f| {
+                f.instruction(&Instruction::LocalGet(l.caller));
+            },
+            ring::EV_CALLER,
+        );
+        field(
+            f,
+            &|f| {
+                f.instruction(&Instruction::I32Const(0));
+                f.instruction(&Instruction::I32Load(at(hdr + ring::CTX, 2)));
+            },
+            ring::EV_CTX,
+        );
         field(f, &|f| arg(f, 0), ring::EV_A);
         field(f, &|f| arg(f, 1), ring::EV_B);
         // written = n + 1
@@ -187,9 +206,16 @@ fn body(spec: &Spec, ty: u32, ring: Ring) -> Function {
     // target's own calls overwrite it.
     f.instruction(&Instruction::GlobalGet(CALLER));
     f.instruction(&Instruction::LocalSet(l.caller));
-    record(&mut f, ring, spec.slot, &spec.shape.entry_events(), &l, &|f, n| {
-        push_arg(f, sig, n);
-    });
+    record(
+        &mut f,
+        ring,
+        spec.slot,
+        &spec.shape.entry_events(),
+        &l,
+        &|f, n| {
+            push_arg(f, sig, n);
+        },
+    );
     for i in 0..nparams {
         f.instruction(&Instruction::LocalGet(i));
     }
@@ -204,13 +230,20 @@ fn body(spec: &Spec, ty: u32, ring: Ring) -> Function {
             f.instruction(&Instruction::LocalSet(l.results + r));
         }
         let retval = sig.results.first() == Some(&ValType::I32);
-        record(&mut f, ring, spec.slot, &spec.shape.kretprobes, &l, &|f, n| {
-            if retval && n == 0 {
-                f.instruction(&Instruction::LocalGet(l.results));
-            } else {
-                f.instruction(&Instruction::I32Const(0));
-            }
-        });
+        record(
+            &mut f,
+            ring,
+            spec.slot,
+            &spec.shape.kretprobes,
+            &l,
+            &|f, n| {
+                if retval && n == 0 {
+                    f.instruction(&Instruction::LocalGet(l.results));
+                } else {
+                    f.instruction(&Instruction::I32Const(0));
+                }
+            },
+        );
         for r in 0..n {
             f.instruction(&Instruction::LocalGet(l.results + r));
         }

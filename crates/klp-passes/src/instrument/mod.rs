@@ -707,9 +707,7 @@ mod tests {
         let caller = ex[CALLER_GLOBAL].1;
         let entry = &bodies(&out.wasm)[(ex["run"].1 - 1) as usize];
         assert!(matches!(entry[1], Operator::I32Const { value: 0 }));
-        assert!(
-            matches!(entry[2], Operator::GlobalSet { global_index } if global_index == caller)
-        );
+        assert!(matches!(entry[2], Operator::GlobalSet { global_index } if global_index == caller));
     }
 
     #[test]
