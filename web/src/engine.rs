@@ -23,7 +23,6 @@ extern "C" {
     fn wrap_hostcall(f: &Closure<HostcallFn>) -> JsValue;
     fn make_clock() -> JsValue;
     fn make_virtual_clock(now_ns: &Closure<dyn Fn() -> f64>) -> JsValue;
-    fn read_clock(clock: &JsValue) -> f64;
     fn stack_now() -> String;
     fn error_kind(e: &JsValue) -> String;
     fn error_message(e: &JsValue) -> String;
@@ -458,10 +457,6 @@ impl Engine for WebEngine {
             }
         };
         u32::try_from(id).map_err(|_| EngineError::Instantiate("too many instances".into()))
-    }
-
-    fn now_ns(&mut self) -> u64 {
-        read_clock(&self.handles().clock) as u64
     }
 
     fn has_tasks(&mut self) -> bool {

@@ -27,17 +27,12 @@ export function make_virtual_clock(now_ns) {
   return () => BigInt(Math.round(now_ns()));
 }
 
-// "trap" for a WebAssembly.RuntimeError, "stack" for stack exhaustion, "other" otherwise.
-// The clock's reading as a Number (exact below 2^53 ns, about 104 days).
-export function read_clock(clock) {
-  return Number(clock());
-}
-
 // The JS stack at this moment (guest frames included when called from a host call).
 export function stack_now() {
   return new Error().stack ?? "";
 }
 
+// "trap" for a WebAssembly.RuntimeError, "stack" for stack exhaustion, "other" otherwise.
 export function error_kind(e) {
   if (e instanceof WebAssembly.RuntimeError) return "trap";
   if (e instanceof RangeError && /call stack/i.test(e.message)) return "stack";

@@ -551,11 +551,6 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
             .add(module, placements, code)
     }
 
-    fn now_ns(&mut self) -> u64 {
-        let tasks = handles(self).tasks.is_some();
-        clock_ns(self.as_context_mut().data_mut(), tasks)
-    }
-
     fn backtrace(&mut self) -> Vec<Option<String>> {
         WasmBacktrace::force_capture(&*self)
             .frames()

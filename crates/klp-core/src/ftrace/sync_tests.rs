@@ -188,10 +188,6 @@ impl Engine for Model {
         Ok(id)
     }
 
-    fn now_ns(&mut self) -> u64 {
-        0
-    }
-
     fn backtrace(&mut self) -> Vec<Option<String>> {
         Vec::new()
     }
