@@ -1,4 +1,4 @@
-//! Trampolines: functions that record trace events into the ring buffer around the call of the target; one module per update.
+//! Trampolines: functions that record trace events in the ring buffer around the call; one module per update.
 
 use crate::instrument::{FuncSig, ValType};
 use crate::tracing::ring::{self, Ring};
@@ -100,9 +100,7 @@ fn record(
     f.instruction(&Instruction::Call(CLOCK));
     f.instruction(&Instruction::LocalSet(l.ts));
     for &id in ids {
-        // n = written; entry = events + (n & mask) * EVENT. The address is computed whole: a
-        // dynamic index with the events' address as the access's offset trapped out of
-        // bounds in wasmtime.
+        // n = written; entry = events + (n & mask) * EVENT, the event's address.
         f.instruction(&Instruction::I32Const(0));
         f.instruction(&Instruction::I64Load(at(hdr + ring::WRITTEN, 3)));
         f.instruction(&Instruction::LocalTee(l.n));

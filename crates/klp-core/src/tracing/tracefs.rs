@@ -114,13 +114,17 @@ fn enabled_functions(s: &KernelState) -> String {
 pub struct Tracefs;
 
 impl Tree for Tracefs {
-    /// `trace` reads the ring buffer from kernel memory; every other node is the state's.
+    /// `trace` shows the ring buffer, read from kernel memory (`print_trace_line` for each
+    /// event); every other node is the state's.
     fn lookup(e: &mut impl Engine, rel: &str) -> Option<Node> {
-        if rel.split('/').filter(|p| !p.is_empty()).eq(["trace"]) {
-            let (events, written) = ring::read(e).ok()?;
-            return e.with_state(|s| Node::attr(0o644, trace(s, &events, written)));
+        let node = e.with_state(|s| Self::node(s, rel))?;
+        match node {
+            Node::Attr { mode, .. } if rel.split('/').filter(|p| !p.is_empty()).eq(["trace"]) => {
+                let (events, written) = ring::read(e).ok()?;
+                e.with_state(|s| Node::attr(mode, trace(s, &events, written)))
+            }
+            node => Some(node),
         }
-        e.with_state(|s| Self::node(s, rel))
     }
 
     fn node(s: &KernelState, rel: &str) -> Option<Node> {
@@ -163,7 +167,8 @@ impl Tree for Tracefs {
                 };
                 Node::attr(0o644, text)
             }
-            ["trace"] => Node::attr(0o644, trace(s, &[], 0)),
+            // Its text is in kernel memory: `lookup` reads it.
+            ["trace"] => Node::attr(0o644, String::new()),
             ["tracing_on"] => Node::attr(0o644, flag(t.tracing_on)),
             ["events"] => Some(Node::Dir(vec!["kprobes".into()])),
             ["events", "kprobes"] => Some(Node::Dir(
