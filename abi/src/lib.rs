@@ -30,10 +30,8 @@ pub enum HostOp {
     UnregisterPatch = 3,
     /// `klp_disable_patch`: disable the enabled `klp_patch` at `a`.
     DisablePatch = 4,
-    /// A trampoline's entry (function tracer, kprobes): `a` = slot, `b` = arg1, `c` = arg2.
-    TraceEntry = 5,
-    /// A trampoline's exit (kretprobes): `a` = slot, `b` = return value.
-    TraceExit = 6,
+    // 5 and 6 were the trampolines' entry and exit events: they write the ring buffer in
+    // kernel memory now (docs/ABI.md, "The trace ring buffer").
     /// `schedule()`: `current` gives up the CPU; its `state` says whether it stays runnable.
     /// 0: the caller must now call `klp.yield()`; 1 (any other value): it cannot sleep here,
     /// the host has let time run to the next timer instead, and the caller re-checks.
@@ -56,13 +54,11 @@ pub enum HostOp {
 
 impl HostOp {
     /// Every op, in number order.
-    const ALL: [HostOp; 12] = [
+    const ALL: [HostOp; 10] = [
         HostOp::EnablePatch,
         HostOp::RegisterPatch,
         HostOp::UnregisterPatch,
         HostOp::DisablePatch,
-        HostOp::TraceEntry,
-        HostOp::TraceExit,
         HostOp::Schedule,
         HostOp::Wake,
         HostOp::TaskNew,
@@ -744,11 +740,15 @@ mod tests {
 
     #[test]
     fn host_ops_convert_from_their_numbers_only() {
-        for (n, op) in (1..).zip(HostOp::ALL) {
+        // 5 and 6 (the trampolines' old trace events) name nothing now.
+        let numbers = (1..5).chain(7..);
+        for (n, op) in numbers.zip(HostOp::ALL) {
             assert_eq!(op as i32, n);
             assert_eq!(HostOp::try_from(n), Ok(op));
         }
-        assert_eq!(HostOp::try_from(0), Err(0));
+        for n in [0, 5, 6] {
+            assert_eq!(HostOp::try_from(n), Err(n));
+        }
         assert_eq!(HostOp::try_from(13), Err(13));
     }
 }

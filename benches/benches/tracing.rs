@@ -1,8 +1,8 @@
 //! The per-call cost of each user of the ftrace hook on `bench_target`: nothing (a direct slot),
 //! the function tracer, one kprobe, one kretprobe, a live patch, and a live patch under the
-//! tracer. Tracing users put a trampoline in the slot that calls into the host for every call
-//! (and takes a backtrace to name the caller), so those rows are in microseconds, not
-//! nanoseconds. The loop runs in the kernel (`bench_dispatch`).
+//! tracer. Tracing users put a trampoline in the slot that writes each event into the ring
+//! buffer in kernel memory (the caller from `__klp_caller`, no host call). The loop runs in the
+//! kernel (`bench_dispatch`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use klp_benches::{

@@ -23,7 +23,6 @@ extern "C" {
     fn wrap_hostcall(f: &Closure<HostcallFn>) -> JsValue;
     fn make_clock() -> JsValue;
     fn make_virtual_clock(now_ns: &Closure<dyn Fn() -> f64>) -> JsValue;
-    fn read_clock(clock: &JsValue) -> f64;
     fn stack_now() -> String;
     fn error_kind(e: &JsValue) -> String;
     fn error_message(e: &JsValue) -> String;
@@ -43,6 +42,8 @@ struct Handles {
     memory: WebAssembly::Memory,
     table: WebAssembly::Table,
     stack_pointer: WebAssembly::Global,
+    /// The caller global (`__klp_caller`) the kernel's call sites store their caller's slot in.
+    caller: JsValue,
     hostcall: JsValue,
     clock: JsValue,
     /// The tasks rewrite's globals, for a kernel with tasks.
@@ -152,6 +153,7 @@ impl WebEngine {
         };
         let table: WebAssembly::Table = export("__indirect_function_table")?.unchecked_into();
         let stack_pointer: WebAssembly::Global = export("__stack_pointer")?.unchecked_into();
+        let caller = export(klp_passes::instrument::CALLER_GLOBAL)?;
         let tasks = if with_tasks {
             tasks::attach(&exports, &table, &stack_pointer)
         } else {
@@ -161,6 +163,7 @@ impl WebEngine {
             memory: export("memory")?.unchecked_into(),
             table,
             stack_pointer,
+            caller,
             exports,
             hostcall,
             clock,
@@ -428,6 +431,7 @@ impl Engine for WebEngine {
                 ("env", "memory") => (&env, &h.memory),
                 ("env", "__indirect_function_table") => (&env, &h.table),
                 ("env", "__stack_pointer") => (&env, &h.stack_pointer),
+                ("env", klp_passes::instrument::CALLER_GLOBAL) => (&env, &h.caller),
                 ("klp", "hostcall") => (&klp, &h.hostcall),
                 ("klp", "clock_ns") => (&klp, &h.clock),
                 _ => return Err(EngineError::Instantiate(format!("unknown import {m}.{n}"))),
@@ -453,10 +457,6 @@ impl Engine for WebEngine {
             }
         };
         u32::try_from(id).map_err(|_| EngineError::Instantiate("too many instances".into()))
-    }
-
-    fn now_ns(&mut self) -> u64 {
-        read_clock(&self.handles().clock) as u64
     }
 
     fn has_tasks(&mut self) -> bool {

@@ -27,12 +27,6 @@ export function make_virtual_clock(now_ns) {
   return () => BigInt(Math.round(now_ns()));
 }
 
-// "trap" for a WebAssembly.RuntimeError, "stack" for stack exhaustion, "other" otherwise.
-// The clock's reading as a Number (exact below 2^53 ns, about 104 days).
-export function read_clock(clock) {
-  return Number(clock());
-}
-
 // The guest frames of the JS stack at this moment (from a host call: its callers), innermost
 // first, as V8 prints them (`at NAME (wasm://wasm/…)`, `at wasm://wasm/…` when unnamed). The
 // structured call sites skip V8's formatting of every frame (the most part of a task switch's
@@ -53,6 +47,7 @@ export function stack_now() {
   return out;
 }
 
+// "trap" for a WebAssembly.RuntimeError, "stack" for stack exhaustion, "other" otherwise.
 export function error_kind(e) {
   if (e instanceof WebAssembly.RuntimeError) return "trap";
   if (e instanceof RangeError && /call stack/i.test(e.message)) return "stack";

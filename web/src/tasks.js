@@ -14,7 +14,7 @@ const STOP_PREEMPTED = 2;
 const TRAPPED = -1;
 const NO_BUDGET = 0x7fffffff;
 
-let k = null;               // the kernel's table, __stack_pointer and the pass's three globals
+let k = null;               // the kernel's table, __stack_pointer, the pass's globals, __klp_caller
 const slots = new Map();    // task slot -> { entry, arg, wake (resumes a task stopped in yield) }
 let running = null;         // the task slot's record while it runs
 let stopped = null;         // resolves the resume waiting for the running task to stop
@@ -44,8 +44,8 @@ export function task_yield_import() {
 }
 
 // Binds the tasks to a freshly instantiated kernel.
-export function task_attach(table, sp, budget, current, stop) {
-  k = { table, sp, budget, current, stop };
+export function task_attach(table, sp, budget, current, stop, caller) {
+  k = { table, sp, budget, current, stop, caller };
   slots.clear();
 }
 
@@ -86,6 +86,9 @@ export const task_resume = new WebAssembly.Suspending(async (task, sp, budget) =
     if (typeof entry !== "function") {
       stopped({ kind: TRAPPED, error: new Error(`task entry ${t.entry} holds no function`) });
     } else {
+      // The scheduler calls the entry, no kernel function: its caller is 0, as
+      // `__klp_task_entry` stores on wasmtime.
+      k.caller.value = 0;
       WebAssembly.promising(entry)(t.arg).then(
         () => stopped({ kind: STOP_FINISHED, sp: 0 }),
         (error) => stopped({ kind: TRAPPED, error }));

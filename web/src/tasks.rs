@@ -17,6 +17,7 @@ extern "C" {
         budget: &JsValue,
         current: &JsValue,
         stop: &JsValue,
+        caller: &JsValue,
     );
     fn task_spawn(task: i32, entry: i32, arg: i32) -> i32;
     // A WebAssembly.Suspending: the core's stack waits here while the task runs. Its arguments
@@ -53,7 +54,8 @@ pub fn attach(
             .filter(|v| !v.is_undefined())
     };
     let (budget, current, stop) = (get(BUDGET)?, get(CURRENT)?, get(STOP)?);
-    task_attach(table, sp, &budget, &current, &stop);
+    let caller = get(klp_passes::instrument::CALLER_GLOBAL)?;
+    task_attach(table, sp, &budget, &current, &stop, &caller);
     Some(TaskGlobals {
         budget: budget.unchecked_into(),
         current: current.unchecked_into(),

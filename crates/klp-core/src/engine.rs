@@ -4,7 +4,8 @@
 //! written against this trait only. klp-wasmtime implements it on wasmtime; klp-web implements it
 //! on the browser's own WebAssembly engine. Every implementation routes the kernel's imports
 //! `klp.clock_ns` and `klp.hostcall` and gives modules the imports `env.memory`,
-//! `env.__indirect_function_table` and `env.__stack_pointer` (the kernel's own).
+//! `env.__indirect_function_table`, `env.__stack_pointer` and `env.__klp_caller` (the kernel's
+//! own), and `klp.clock_ns` (trampolines read the clock).
 
 use crate::state::KernelState;
 use core::time::Duration;
@@ -170,11 +171,8 @@ pub trait Engine {
     /// the caller allocated for this module.
     fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError>;
 
-    /// Nanoseconds since boot, on the clock the kernel's `klp.clock_ns` reads.
-    fn now_ns(&mut self) -> u64;
-
     /// The guest call stack at this moment, innermost frame first (raw names from the name
-    /// sections). Called from a host call, it shows who called the trampoline.
+    /// sections). Called from a host call, it shows the kernel functions that led to it.
     fn backtrace(&mut self) -> Vec<Option<String>>;
 
     /// Whether the kernel has tasks (docs/ABI.md "Tasks": it imports `klp.yield` and the

@@ -19,8 +19,6 @@ pub fn dispatch(e: &mut impl Engine, op: i32, args: [i32; 3]) -> Result<i32, Eng
         HostOp::RegisterPatch => crate::livepatch::klp_register_patch(e, patch).map(|()| 0),
         HostOp::UnregisterPatch => crate::livepatch::klp_unregister_patch(e, patch).map(|()| 0),
         HostOp::DisablePatch => crate::livepatch::klp_disable_patch(e, patch).map(|()| 0),
-        HostOp::TraceEntry => crate::tracing::trace_entry(e, patch, [args[1], args[2]]).map(|()| 0),
-        HostOp::TraceExit => crate::tracing::trace_exit(e, patch, args[1]).map(|()| 0),
         HostOp::Schedule => crate::tasks::schedule(e),
         HostOp::Wake => crate::tasks::wake(e, args[0] as u32),
         HostOp::TaskNew => crate::tasks::task_new(e, args[0] as u32),

@@ -116,6 +116,8 @@ pub fn run_task<E: Engine, T>(
 ) -> Result<T, TaskError> {
     let sp = e.stack_pointer();
     e.with_state(|s| s.comm = comm.to_string());
+    // Without tasks, the command is `current`: trace events name it.
+    crate::tracing::ring::note_current(e).map_err(|err| TaskError::Sys(err.into()))?;
     let mut pid = PID;
     let result = crate::tasks::with_command(e, comm, |e| {
         pid = e.with_state(|s| s.tasks.command_pid()).unwrap_or(PID);

@@ -92,6 +92,9 @@ struct Handles {
     table: Table,
     /// `None` for a kernel run without instrumentation (it exports no stack pointer).
     stack_pointer: Option<Global>,
+    /// The caller global (`__klp_caller`) call sites store their caller's slot in; `None`
+    /// without instrumentation.
+    caller: Option<Global>,
     hostcall: Func,
     clock: Func,
     /// The kernel's function exports by name, shared so a call holds them across re-entry.
@@ -226,6 +229,7 @@ fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, 
         .get_table(&mut *store, "__indirect_function_table")
         .ok_or_else(|| EngineError::NoExport("__indirect_function_table".into()))?;
     let stack_pointer = kernel.get_global(&mut *store, "__stack_pointer");
+    let caller = kernel.get_global(&mut *store, klp_passes::instrument::CALLER_GLOBAL);
     let tasks = tasks::TaskExports::find(store, &kernel);
     let funcs: Vec<(Box<str>, Func)> = kernel
         .exports(&mut *store)
@@ -242,6 +246,7 @@ fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, 
         memory,
         table,
         stack_pointer,
+        caller,
         hostcall,
         clock,
         exports: Arc::new(exports),
@@ -272,6 +277,14 @@ fn module_imports(h: &Handles, module: &Module) -> Result<Vec<Extern>, EngineErr
                 None => {
                     return Err(EngineError::Instantiate(
                         "the kernel exports no __stack_pointer".into(),
+                    ));
+                }
+            },
+            ("env", klp_passes::instrument::CALLER_GLOBAL) => match h.caller {
+                Some(global) => global.into(),
+                None => {
+                    return Err(EngineError::Instantiate(
+                        "the kernel exports no __klp_caller".into(),
                     ));
                 }
             },
@@ -536,11 +549,6 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
             .data_mut()
             .instances()
             .add(module, placements, code)
-    }
-
-    fn now_ns(&mut self) -> u64 {
-        let tasks = handles(self).tasks.is_some();
-        clock_ns(self.as_context_mut().data_mut(), tasks)
     }
 
     fn backtrace(&mut self) -> Vec<Option<String>> {

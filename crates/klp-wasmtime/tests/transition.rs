@@ -148,7 +148,7 @@ fn the_tracer_and_a_transition_on_one_slot_chain() {
     transition(&mut e, slot, None);
     let (t, d) = e.with_state(|s| {
         let f = &s.ftrace;
-        (f.trampoline(slot).copied(), f.dispatcher(slot).copied())
+        (f.trampoline(slot).cloned(), f.dispatcher(slot).copied())
     });
     let (t, d) = (t.expect("a trampoline"), d.expect("a dispatcher"));
     assert_ne!(t.instance, d.instance);

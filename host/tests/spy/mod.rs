@@ -123,10 +123,6 @@ impl Engine for Spy<'_> {
         self.inner.instantiate(wasm)
     }
 
-    fn now_ns(&mut self) -> u64 {
-        self.inner.now_ns()
-    }
-
     fn backtrace(&mut self) -> Vec<Option<String>> {
         self.inner.backtrace()
     }

@@ -9,25 +9,46 @@ use crate::sys::SysResult;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A trampoline installed in a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trampoline {
     /// Table entry of the trampoline; `base + 1` holds its target.
     pub base: u32,
     /// The engine instance.
     pub instance: u32,
-    /// What it calls.
+    /// What it records.
     pub shape: Shape,
 }
 
-impl Users {
-    /// The trampoline the hooks need, if any.
-    fn shape(self) -> Option<Shape> {
-        let shape = Shape {
-            entry: self.tracer || self.kprobe,
-            exit: self.kretprobe,
-        };
-        (shape.entry || shape.exit).then_some(shape)
+/// The trampoline `slot`'s hooks need, if any: the tracer's event, and the events of the
+/// kprobes and kretprobes whose hooks are on it, in the order they were defined. A kprobe sits
+/// in the original function, which a live patch no longer runs: it records nothing then.
+fn shape(s: &KernelState, slot: Slot) -> Option<Shape> {
+    let users: Users = s.ftrace.users(slot);
+    if !(users.tracer || users.kprobe || users.kretprobe) {
+        return None;
     }
+    let hooks = s.ftrace.hooks(slot);
+    let probes = |ret: bool| -> Vec<u32> {
+        s.tracing
+            .kprobes
+            .iter()
+            .filter(|k| k.ret == ret && k.slot == slot && hooks.contains(&k.hook()))
+            .map(|k| k.id)
+            .collect()
+    };
+    Some(Shape {
+        tracer: users.tracer,
+        kprobes: if users.kprobe && !users.livepatch {
+            probes(false)
+        } else {
+            Vec::new()
+        },
+        kretprobes: if users.kretprobe {
+            probes(true)
+        } else {
+            Vec::new()
+        },
+    })
 }
 
 /// The table entry a slot's calls should reach: livepatch's target slot, or the original.
@@ -146,18 +167,20 @@ fn install_trampolines(e: &mut impl Engine, order: &[Slot]) -> SysResult<()> {
             .iter()
             .filter(|&&slot| target(s, slot).is_some())
             .filter_map(|&slot| {
-                let shape = s.ftrace.users(slot).shape()?;
-                let installed = s.ftrace.trampolines.get(&slot).map(|t| t.shape);
-                (installed != Some(shape)).then_some((slot, shape))
+                let shape = shape(s, slot)?;
+                let installed = s.ftrace.trampolines.get(&slot).map(|t| &t.shape);
+                (installed != Some(&shape)).then_some((slot, shape))
             })
             .collect()
     });
     if wanted.is_empty() {
         return Ok(());
     }
+    let ring = crate::tracing::ring::ensure(e)?;
     let mut specs = Vec::with_capacity(wanted.len());
     let mut build = || -> SysResult<u32> {
-        for &(slot, shape) in &wanted {
+        for (slot, shape) in &wanted {
+            let (slot, shape) = (*slot, shape.clone());
             remove_trampoline(e, slot)?;
             let base = alloc_range(e, 2)?;
             specs.push(e.with_state(|s| {
@@ -174,7 +197,7 @@ fn install_trampolines(e: &mut impl Engine, order: &[Slot]) -> SysResult<()> {
                 }
             }));
         }
-        Ok(e.instantiate(&trampoline::build(&specs))?)
+        Ok(e.instantiate(&trampoline::build(&specs, ring))?)
     };
     let instance = build();
     let instance = match instance {
@@ -191,7 +214,7 @@ fn install_trampolines(e: &mut impl Engine, order: &[Slot]) -> SysResult<()> {
     e.with_state(|s| {
         let f = &mut s.ftrace;
         f.refs.insert(instance, specs.len() as u32);
-        for (&(slot, shape), spec) in wanted.iter().zip(&specs) {
+        for ((slot, shape), spec) in wanted.into_iter().zip(&specs) {
             let t = Trampoline {
                 base: spec.base,
                 instance,
@@ -208,10 +231,10 @@ fn install_trampolines(e: &mut impl Engine, order: &[Slot]) -> SysResult<()> {
 fn sync_one(e: &mut impl Engine, slot: Slot) -> SysResult<()> {
     let (shape, target, unpatched, installed, disp) = e.with_state(|s| {
         (
-            s.ftrace.users(slot).shape(),
+            shape(s, slot),
             target(s, slot),
             unpatched_target(s, slot),
-            s.ftrace.trampolines.get(&slot).copied(),
+            s.ftrace.trampolines.get(&slot).cloned(),
             s.ftrace.dispatchers.get(&slot).copied(),
         )
     });

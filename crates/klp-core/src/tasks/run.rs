@@ -243,11 +243,13 @@ pub fn with_command<E: Engine, T>(
         return Err(Errno::EAGAIN.into());
     };
     e.with_state(|s| s.tasks.command = Some(pid));
+    crate::tracing::ring::note_current(e)?;
     let result = f(e);
     let zombie = e.with_state(|s| {
         s.tasks.command = None;
         s.tasks.tasks.remove(&pid).is_some_and(|t| t.zombie)
     });
+    crate::tracing::ring::note_current(e)?;
     if zombie {
         return result;
     }
@@ -460,8 +462,10 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
             task.ran_at = t.now_ns;
         }
     });
+    crate::tracing::ring::note_current(e)?;
     let resumed = e.task_resume(task.slot, sp, SLICE);
     e.with_state(|s| s.tasks.running = None);
+    crate::tracing::ring::note_current(e)?;
     let resumed = match resumed {
         Ok(r) => r,
         Err(err) => return task_died(e, &task, err),

@@ -27,8 +27,8 @@ pub struct Kprobe {
     pub fetch: Vec<(String, Fetch)>,
     /// `events/kprobes/NAME/enable`.
     pub enabled: bool,
-    /// Times it was hit.
-    pub hits: u64,
+    /// The id its events carry in the ring buffer.
+    pub id: u32,
 }
 
 impl Kprobe {
@@ -211,7 +211,7 @@ mod tests {
             ret: false,
             fetch: vec![("arg1".into(), Fetch::Arg(1))],
             enabled: true,
-            hits: 0,
+            id: 1,
         };
         assert_eq!(
             k.definition(),

@@ -1,21 +1,19 @@
 //! Tracing users of the ftrace hook: the function tracer, kprobes and kretprobes.
 
 pub mod kprobes;
+pub mod ring;
 pub mod tracefs;
 
 use crate::engine::Engine;
-use crate::ftrace::trampoline::TRAMPOLINE_PREFIX;
 use crate::ftrace::{self, Hook, Slot, func_name};
-use crate::kallsyms;
 use crate::state::KernelState;
 use crate::sys::SysResult;
 use kprobes::Kprobe;
-use std::collections::{BTreeSet, VecDeque};
+use ring::{Event, FUNCTION, Ring};
+use std::collections::{BTreeSet, HashMap};
 
-/// Most entries the trace buffer keeps (older ones are overwritten, as in the ring buffer).
-const BUFFER_ENTRIES: usize = 8192;
-
-/// The tracing state: tracer settings, probes and the buffer.
+/// The tracing state: tracer settings, probes, and what the host needs to format the ring
+/// buffer's events.
 #[derive(Debug)]
 pub struct Tracing {
     /// `current_tracer` is `function`.
@@ -26,10 +24,17 @@ pub struct Tracing {
     pub filter: BTreeSet<Slot>,
     /// Defined kprobes and kretprobes.
     pub kprobes: Vec<Kprobe>,
-    /// The trace buffer, oldest first.
-    pub buffer: VecDeque<String>,
-    /// Entries ever written (the buffer may have dropped some).
-    pub written: u64,
+    /// The ring buffer in kernel memory, once a tracing hook needed it.
+    pub ring: Option<Ring>,
+    /// Task (comm, pid) by context id: events record the id (Linux's saved_cmdlines).
+    contexts: Vec<(String, i32)>,
+    context_ids: HashMap<(String, i32), u32>,
+    /// The context id in the ring's header.
+    written_ctx: Option<u32>,
+    /// Probes removed since the last reset: events in the buffer may still name them.
+    retired: Vec<Kprobe>,
+    /// The id the next kprobe gets.
+    next_probe: u32,
 }
 
 impl Default for Tracing {
@@ -39,18 +44,99 @@ impl Default for Tracing {
             tracing_on: true,
             filter: BTreeSet::new(),
             kprobes: Vec::new(),
-            buffer: VecDeque::new(),
-            written: 0,
+            ring: None,
+            contexts: Vec::new(),
+            context_ids: HashMap::new(),
+            written_ctx: None,
+            retired: Vec::new(),
+            next_probe: FUNCTION + 1,
         }
     }
 }
 
 impl Tracing {
-    /// Empties the trace buffer and its counters (`echo > trace`).
-    pub fn clear(&mut self) {
-        self.buffer.clear();
-        self.written = 0;
+    /// The context id of a task (comm, pid), given one if it has none.
+    fn context(&mut self, task: (String, i32)) -> u32 {
+        if let Some(&id) = self.context_ids.get(&task) {
+            return id;
+        }
+        let id = self.contexts.len() as u32;
+        self.contexts.push(task.clone());
+        self.context_ids.insert(task, id);
+        id
     }
+
+    /// The buffer was emptied: contexts and removed probes are no longer referred to.
+    fn forget_events(&mut self) {
+        self.contexts.clear();
+        self.context_ids.clear();
+        self.written_ctx = None;
+        self.retired.clear();
+    }
+
+    /// A new kprobe's event id.
+    pub fn new_probe_id(&mut self) -> u32 {
+        let id = self.next_probe;
+        self.next_probe += 1;
+        id
+    }
+
+    /// Removes the kprobe at `index` of [`Tracing::kprobes`]; its events stay readable until
+    /// the buffer is reset.
+    pub fn remove_probe(&mut self, index: usize) {
+        let k = self.kprobes.remove(index);
+        self.retired.push(k);
+    }
+
+    /// Removes every kprobe, as [`Tracing::remove_probe`].
+    pub fn remove_probes(&mut self) {
+        let all = std::mem::take(&mut self.kprobes);
+        self.retired.extend(all);
+    }
+
+    /// The probe whose events have id `id`.
+    fn probe(&self, id: u32) -> Option<&Kprobe> {
+        self.kprobes
+            .iter()
+            .chain(&self.retired)
+            .find(|k| k.id == id)
+    }
+}
+
+/// One line of `trace` for `ev`: task, CPU, flags, timestamp, then the tracer's or probe's
+/// text, as Linux prints them.
+fn format_event(s: &KernelState, ev: &Event) -> String {
+    let t = &s.tracing;
+    let (comm, pid) = t
+        .contexts
+        .get(ev.ctx as usize)
+        .map_or(("<...>", 0), |(c, p)| (c.as_str(), *p));
+    let func = func_name(s, Slot::new(ev.slot));
+    let caller = (ev.caller != 0).then(|| func_name(s, Slot::new(ev.caller)));
+    let text = match t.probe(ev.id) {
+        None if ev.id == FUNCTION => match &caller {
+            Some(c) => format!("{func} <-{c}"),
+            None => func,
+        },
+        None => format!("Unknown type {}", ev.id),
+        Some(k) if k.ret => {
+            let site = match &caller {
+                Some(c) => format!("{c} <- {func}"),
+                None => func,
+            };
+            format!("{}: ({site}){}", k.name, k.format_args([0, 0], ev.a))
+        }
+        Some(k) => format!(
+            "{}: ({func}+0x0/0x0){}",
+            k.name,
+            k.format_args([ev.a, ev.b], 0)
+        ),
+    };
+    format!(
+        "{comm:>16}-{pid:<7} [000] ..... {:>5}.{:06}: {text}",
+        ev.ts / 1_000_000_000,
+        (ev.ts / 1000) % 1_000_000
+    )
 }
 
 /// The slots the function tracer should hook: none when it is off, the filter's, or every
@@ -136,120 +222,6 @@ pub fn module_going(s: &mut KernelState, base: u32, n: u32) {
         .retain(|slot| !range.contains(&slot.index()));
 }
 
-/// The caller of the traced function from a backtrace taken in the handler (innermost first:
-/// the trampoline, then its caller). Host entries (thunks) and unnamed frames give `None`.
-fn caller(frames: &[Option<String>]) -> Option<String> {
-    let is_tramp = |f: &Option<String>| {
-        f.as_deref()
-            .is_some_and(|n| n.starts_with(TRAMPOLINE_PREFIX))
-    };
-    let at = frames.iter().position(is_tramp)?;
-    // A replacement is called from the trampoline of the function it replaces: its caller is
-    // that function's caller.
-    let raw = frames[at..].iter().find(|f| !is_tramp(f))?.as_deref()?;
-    if raw.starts_with(crate::instrument::THUNK_PREFIX) {
-        return None;
-    }
-    kallsyms::symbol_name(raw)
-}
-
-/// Appends a line to the trace buffer, with the task, CPU, flags and timestamp columns.
-fn record(t: &mut Tracing, (comm, pid): (&str, i32), now_ns: u64, text: &str) {
-    if !t.tracing_on {
-        return;
-    }
-    let line = format!(
-        "{comm:>16}-{pid:<7} [000] ..... {:>5}.{:06}: {text}",
-        now_ns / 1_000_000_000,
-        (now_ns / 1000) % 1_000_000
-    );
-    if t.buffer.len() == BUFFER_ENTRIES {
-        t.buffer.pop_front();
-    }
-    t.buffer.push_back(line);
-    t.written += 1;
-}
-
-/// A traced function was entered (`klp.hostcall` from its trampoline).
-///
-/// # Errors
-/// None today; the signature leaves room for handlers that call the kernel.
-pub fn trace_entry(e: &mut impl Engine, slot: u32, args: [i32; 2]) -> SysResult<()> {
-    let slot = Slot::new(slot);
-    let now = e.now_ns();
-    // Naming the caller needs a backtrace, the costly part: take one only for the tracer.
-    let wants_caller = e.with_state(|s| s.tracing.tracing_on && s.ftrace.users(slot).tracer);
-    let frames = if wants_caller {
-        e.backtrace()
-    } else {
-        Vec::new()
-    };
-    e.with_state(|s| {
-        let users = s.ftrace.users(slot);
-        let func = func_name(s, slot);
-        let caller = caller(&frames);
-        let (comm, pid) = s.current_task();
-        let patched = users.livepatch;
-        if users.tracer {
-            let text = match &caller {
-                Some(c) => format!("{func} <-{c}"),
-                None => func.clone(),
-            };
-            record(&mut s.tracing, (&comm, pid), now, &text);
-        }
-        if !users.kprobe || patched {
-            // A kprobe sits in the original function, which a live patch no longer runs.
-            return;
-        }
-        let probes: Vec<String> = s
-            .tracing
-            .kprobes
-            .iter_mut()
-            .filter(|k| k.enabled && !k.ret && k.slot == slot)
-            .map(|k| {
-                k.hits += 1;
-                format!("{}: ({func}+0x0/0x0){}", k.name, k.format_args(args, 0))
-            })
-            .collect();
-        for text in probes {
-            record(&mut s.tracing, (&comm, pid), now, &text);
-        }
-    });
-    Ok(())
-}
-
-/// A traced function returned (`klp.hostcall` from its trampoline).
-///
-/// # Errors
-/// None today.
-pub fn trace_exit(e: &mut impl Engine, slot: u32, retval: i32) -> SysResult<()> {
-    let slot = Slot::new(slot);
-    let now = e.now_ns();
-    let frames = e.backtrace();
-    e.with_state(|s| {
-        let func = func_name(s, slot);
-        let site = match caller(&frames) {
-            Some(c) => format!("{c} <- {func}"),
-            None => func.clone(),
-        };
-        let (comm, pid) = s.current_task();
-        let probes: Vec<String> = s
-            .tracing
-            .kprobes
-            .iter_mut()
-            .filter(|k| k.enabled && k.ret && k.slot == slot)
-            .map(|k| {
-                k.hits += 1;
-                format!("{}: ({site}){}", k.name, k.format_args([0, 0], retval))
-            })
-            .collect();
-        for text in probes {
-            record(&mut s.tracing, (&comm, pid), now, &text);
-        }
-    });
-    Ok(())
-}
-
 /// Matches a shell-style glob with `*` and `?` (set_ftrace_filter's patterns).
 pub fn glob(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
@@ -286,23 +258,5 @@ mod tests {
         assert!(glob("sys_rea?", "sys_read"));
         assert!(!glob("sys_*", "do_sys_read"));
         assert!(!glob("cmdline", "cmdline_proc_show"));
-    }
-
-    #[test]
-    fn caller_is_the_frame_after_the_trampoline_unless_the_host_called() {
-        let frames = |v: &[&str]| v.iter().map(|s| Some((*s).to_string())).collect::<Vec<_>>();
-        assert_eq!(
-            caller(&frames(&["__klp_tramp_f", "seq_show", "sys_read"])),
-            Some("seq_show".into())
-        );
-        assert_eq!(
-            caller(&frames(&["__klp_tramp_f", "__klp_thunk_sys_read"])),
-            None
-        );
-        assert_eq!(caller(&frames(&["__klp_tramp_f"])), None);
-        assert_eq!(
-            caller(&frames(&["__klp_tramp_new", "__klp_tramp_old", "seq_show"])),
-            Some("seq_show".into())
-        );
     }
 }

@@ -1,7 +1,7 @@
 //! /sys/kernel/tracing (tracer, kprobe events, enabled_functions), /proc/sys/kernel/ftrace_enabled.
 
 use super::kprobes::{Command, Kprobe};
-use super::{Tracing, glob, update_tracer};
+use super::{Tracing, format_event, glob, ring, update_tracer};
 use crate::engine::Engine;
 use crate::errno::Errno;
 use crate::ftrace::{self, Owner, Refusal, Slot, func_name};
@@ -43,7 +43,17 @@ fn traceable_functions(s: &KernelState) -> Vec<(Slot, String)> {
         .collect()
 }
 
-fn trace_header(s: &KernelState) -> String {
+/// `trace`: the header, then one line per event in the ring buffer, oldest first.
+fn trace(s: &KernelState, events: &[ring::Event], written: u64) -> String {
+    let mut out = trace_header(s, events.len(), written);
+    for ev in events {
+        out.push_str(&format_event(s, ev));
+        out.push('\n');
+    }
+    out
+}
+
+fn trace_header(s: &KernelState, held: usize, written: u64) -> String {
     let t = &s.tracing;
     format!(
         "# tracer: {}\n#\n# entries-in-buffer/entries-written: {}/{}   #P:1\n#\n\
@@ -56,8 +66,8 @@ fn trace_header(s: &KernelState) -> String {
          #           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION\n\
          #              | |         |   |||||     |         |\n",
         if t.function_tracer { "function" } else { "nop" },
-        t.buffer.len(),
-        t.written
+        held,
+        written
     )
 }
 
@@ -104,6 +114,19 @@ fn enabled_functions(s: &KernelState) -> String {
 pub struct Tracefs;
 
 impl Tree for Tracefs {
+    /// `trace` shows the ring buffer, read from kernel memory (`print_trace_line` for each
+    /// event); every other node is the state's.
+    fn lookup(e: &mut impl Engine, rel: &str) -> Option<Node> {
+        let node = e.with_state(|s| Self::node(s, rel))?;
+        match node {
+            Node::Attr { mode, .. } if rel.split('/').filter(|p| !p.is_empty()).eq(["trace"]) => {
+                let (events, written) = ring::read(e).ok()?;
+                e.with_state(|s| Node::attr(mode, trace(s, &events, written)))
+            }
+            node => Some(node),
+        }
+    }
+
     fn node(s: &KernelState, rel: &str) -> Option<Node> {
         let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
         let t: &Tracing = &s.tracing;
@@ -144,14 +167,8 @@ impl Tree for Tracefs {
                 };
                 Node::attr(0o644, text)
             }
-            ["trace"] => Node::attr(
-                0o644,
-                trace_header(s)
-                    + &t.buffer
-                        .iter()
-                        .map(|l| format!("{l}\n"))
-                        .collect::<String>(),
-            ),
+            // Its text is in kernel memory: `lookup` reads it.
+            ["trace"] => Node::attr(0o644, String::new()),
             ["tracing_on"] => Node::attr(0o644, flag(t.tracing_on)),
             ["events"] => Some(Node::Dir(vec!["kprobes".into()])),
             ["events", "kprobes"] => Some(Node::Dir(
@@ -180,10 +197,9 @@ impl Tree for Tracefs {
                     "nop" => false,
                     _ => return Err(Errno::EINVAL.into()),
                 };
-                let previous = e.with_state(|s| {
-                    s.tracing.clear();
-                    std::mem::replace(&mut s.tracing.function_tracer, function)
-                });
+                ring::reset(e)?;
+                let previous =
+                    e.with_state(|s| std::mem::replace(&mut s.tracing.function_tracer, function));
                 // A tracer that could not be set up is not the current one: the previous one
                 // stays (its hooks put back as far as they can be), and the write fails.
                 update_tracer(e).inspect_err(|_| {
@@ -193,12 +209,11 @@ impl Tree for Tracefs {
             }
             ["tracing_on"] => {
                 let on = switch(data)?;
-                e.with_state(|s| s.tracing.tracing_on = on);
-                Ok(())
+                Ok(ring::set_on(e, on)?)
             }
             ["trace"] => {
                 if !append {
-                    e.with_state(|s| s.tracing.clear());
+                    ring::reset(e)?;
                 }
                 Ok(())
             }
@@ -250,7 +265,7 @@ fn kprobe_events(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()>
         if e.with_state(|s| s.tracing.kprobes.iter().any(|k| k.enabled)) {
             return Err(Errno::EBUSY.into());
         }
-        e.with_state(|s| s.tracing.kprobes.clear());
+        e.with_state(|s| s.tracing.remove_probes());
     }
     for line in text
         .lines()
@@ -268,7 +283,7 @@ fn kprobe_events(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()>
                 if s.tracing.kprobes[k].enabled {
                     return Err(Errno::EBUSY);
                 }
-                s.tracing.kprobes.remove(k);
+                s.tracing.remove_probe(k);
                 Ok(())
             })?,
             Command::Add {
@@ -294,6 +309,7 @@ fn kprobe_events(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()>
                 if s.tracing.kprobes.iter().any(|k| k.name == name) {
                     return Err(Errno::EEXIST);
                 }
+                let id = s.tracing.new_probe_id();
                 s.tracing.kprobes.push(Kprobe {
                     name,
                     func: sym.to_string(),
@@ -301,7 +317,7 @@ fn kprobe_events(e: &mut impl Engine, text: &str, append: bool) -> SysResult<()>
                     ret,
                     fetch,
                     enabled: false,
-                    hits: 0,
+                    id,
                 });
                 Ok(())
             })?,

@@ -209,14 +209,19 @@ pub fn instrument_for(
             .filter(|e| !e.notrace)
             .map(|e| (e.slot, k.func_types[f as usize]))
     };
-    let mut thunks: Vec<u32> = Vec::new();
-    let mut thunk_of: HashMap<u32, u32> = HashMap::new();
-    let mut thunk = |f: u32| {
-        *thunk_of.entry(f).or_insert_with(|| {
-            thunks.push(f);
+    // Thunks: `(function, entry)`. An entry thunk (an export: the host calls it) clears the
+    // caller global, as its caller is no kernel function; a function pointer's thunk leaves
+    // it as the call site through the pointer set it.
+    let mut thunks: Vec<(u32, bool)> = Vec::new();
+    let mut thunk_of: HashMap<(u32, bool), u32> = HashMap::new();
+    let mut thunk = |f: u32, entry: bool| {
+        *thunk_of.entry((f, entry)).or_insert_with(|| {
+            thunks.push((f, entry));
             nfuncs + thunks.len() as u32 - 1
         })
     };
+    let caller_global = u32::try_from(k.globals.len())
+        .map_err(|_| unsupported("too many globals for the caller global"))?;
 
     // Table 0: [slots | orig entries].
     let nr = map.nr_slots;
@@ -230,7 +235,7 @@ pub fn instrument_for(
     }
     for &(pos, f) in &plan.duplicates {
         if traceable(f).is_some() {
-            table[pos as usize] = Some(thunk(f));
+            table[pos as usize] = Some(thunk(f, false));
         }
     }
 
@@ -240,7 +245,7 @@ pub fn instrument_for(
     for e in &k.exports {
         let index = match e.kind {
             ExternalKind::Func | ExternalKind::FuncExact if traceable(e.index).is_some() => {
-                thunk(e.index)
+                thunk(e.index, true)
             }
             _ => e.index,
         };
@@ -251,6 +256,7 @@ pub fn instrument_for(
         ("memory", ExternalKind::Memory, 0),
         ("__indirect_function_table", ExternalKind::Table, 0),
         ("__stack_pointer", ExternalKind::Global, sp),
+        (CALLER_GLOBAL, ExternalKind::Global, caller_global),
     ] {
         match exported.get(name) {
             None => {
@@ -283,13 +289,14 @@ pub fn instrument_for(
         ref_funcs: None,
         globals: None,
         keep_segments: true,
+        caller: Some(caller_global),
     });
     let mut code = CodeSection::new();
     let mut body = Vec::with_capacity(256);
     for (f, b) in (nimp..).zip(&k.bodies) {
         body.clear();
         rewriter
-            .rewrite(b, &mut body)
+            .rewrite(b, map.slot_of(f).unwrap_or(0), &mut body)
             .map_err(|e| e.in_function(k.display_name(f)))?;
         code.raw(&body);
     }
@@ -297,7 +304,7 @@ pub fn instrument_for(
     for t in &k.func_types[nimp as usize..] {
         functions.function(*t);
     }
-    for &f in &thunks {
+    for &(f, entry) in &thunks {
         let (slot, type_index) = traceable(f).unwrap_or_default();
         let nparams = k.func_type(f)?.params().len() as u32;
         functions.function(type_index);
@@ -306,6 +313,9 @@ pub fn instrument_for(
         for p in 0..nparams {
             body.push(0x20); // local.get
             wasm_encoder::Encode::encode(&p, &mut body);
+        }
+        if entry {
+            rewrite::encode_caller_store(Some((0, caller_global)), &mut body);
         }
         rewrite::encode_call(CallTarget::ViaSlot { slot, type_index }, false, &mut body);
         body.push(0x0b); // end
@@ -323,8 +333,21 @@ pub fn instrument_for(
     }
     module.section(&functions);
     module.section(&tables(2 * nr));
+    let globals = with_caller_global(&k, wasm)?;
     for s in &k.middle {
-        module.section(&raw(s));
+        match s.id {
+            GLOBAL_SECTION => module.section(&RawSection {
+                id: GLOBAL_SECTION,
+                data: &globals,
+            }),
+            _ => module.section(&raw(s)),
+        };
+    }
+    if !k.middle.iter().any(|s| s.id == GLOBAL_SECTION) {
+        module.section(&RawSection {
+            id: GLOBAL_SECTION,
+            data: &globals,
+        });
     }
     module.section(&exports);
     if let Some(s) = &k.start {
@@ -341,7 +364,7 @@ pub fn instrument_for(
     let thunk_names: Vec<(u32, String)> = thunks
         .iter()
         .enumerate()
-        .map(|(i, f)| {
+        .map(|(i, (f, _))| {
             (
                 nfuncs + i as u32,
                 format!("{THUNK_PREFIX}{}", k.func_name(*f)),
@@ -374,6 +397,30 @@ pub fn instrument_for(
 }
 
 const MEMORY_SECTION: u8 = 5;
+const GLOBAL_SECTION: u8 = 6;
+
+/// The name the kernel exports its caller global under (docs/ABI.md, "The caller global"):
+/// every call through table 0 stores its caller's slot there first, 0 for the host.
+pub const CALLER_GLOBAL: &str = "__klp_caller";
+
+/// The contents of the kernel's global section with the caller global, `(mut i32)` starting at
+/// 0, appended (its index is the number of globals the kernel had).
+fn with_caller_global(k: &Kernel<'_>, wasm: &[u8]) -> Result<Vec<u8>, InstrumentError> {
+    let (count, entries) = match k.middle.iter().find(|s| s.id == GLOBAL_SECTION) {
+        Some(s) => {
+            let mut r = BinaryReader::new(&wasm[s.range.clone()], 0);
+            let count = r.read_var_u32()?;
+            (count, r.read_bytes(r.bytes_remaining())?)
+        }
+        None => (0, &[][..]),
+    };
+    let mut out = Vec::with_capacity(entries.len() + 8);
+    wasm_encoder::Encode::encode(&(count + 1), &mut out);
+    out.extend_from_slice(entries);
+    // (global (mut i32) (i32.const 0))
+    out.extend_from_slice(&[0x7f, 0x01, 0x41, 0x00, 0x0b]);
+    Ok(out)
+}
 
 fn unsupported(msg: impl Into<String>) -> InstrumentError {
     InstrumentError::Unsupported(msg.into())
@@ -617,17 +664,26 @@ mod tests {
     fn calls_go_through_the_callee_slot() {
         let out = instrument(&wat::parse_str(KERNEL).unwrap(), &["c"]).unwrap();
         let b = bodies(&out.wasm);
-        // $a: local.get 0; i32.const slot($b) = 2; call_indirect
-        assert!(matches!(b[0][1], Operator::I32Const { value: 2 }));
+        let caller = exports(&out.wasm)[CALLER_GLOBAL].1;
+        let stores = |ops: &[Operator<'_>], at: usize, slot: i32| {
+            matches!(ops[at], Operator::I32Const { value } if value == slot)
+                && matches!(ops[at + 1], Operator::GlobalSet { global_index } if global_index == caller)
+        };
+        // $a (slot 1): local.get 0; its slot into the caller global; i32.const slot($b) = 2;
+        // call_indirect
+        assert!(stores(&b[0], 1, 1));
+        assert!(matches!(b[0][3], Operator::I32Const { value: 2 }));
         assert!(matches!(
-            b[0][2],
+            b[0][4],
             Operator::CallIndirect { table_index: 0, .. }
         ));
-        // $b calls notrace glue directly.
+        // $b calls notrace glue directly, storing nothing.
         assert!(matches!(b[1][1], Operator::Call { function_index: 3 }));
-        // $c: return_call $a → return_call_indirect through slot 1.
-        assert!(matches!(b[3][1], Operator::I32Const { value: 1 }));
-        assert!(matches!(b[3][2], Operator::ReturnCallIndirect { .. }));
+        // $c: return_call $a → return_call_indirect through slot 1, after storing its slot.
+        let slot_c = out.ftrace.slot_of(4).unwrap() as i32;
+        assert!(stores(&b[3], 1, slot_c));
+        assert!(matches!(b[3][3], Operator::I32Const { value: 1 }));
+        assert!(matches!(b[3][4], Operator::ReturnCallIndirect { .. }));
     }
 
     #[test]
@@ -643,9 +699,15 @@ mod tests {
         let ex = exports(&out.wasm);
         assert_eq!(names[&ex["run"].1], "__klp_thunk_run");
         assert_eq!(ex["klp_glue"].1, 3, "notrace exports stay direct");
+        // A function pointer's thunk leaves the caller global as the call site set it; an
+        // export's clears it (the host called).
         let thunk = &bodies(&out.wasm)[(dup - 1) as usize];
         assert!(matches!(thunk[1], Operator::I32Const { value: 1 }));
         assert!(matches!(thunk[2], Operator::CallIndirect { .. }));
+        let caller = ex[CALLER_GLOBAL].1;
+        let entry = &bodies(&out.wasm)[(ex["run"].1 - 1) as usize];
+        assert!(matches!(entry[1], Operator::I32Const { value: 0 }));
+        assert!(matches!(entry[2], Operator::GlobalSet { global_index } if global_index == caller));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Rewriting call targets in function bodies: `call f` → `i32.const slot; call_indirect`.
 //!
 //! Bodies are copied byte for byte; only the instructions whose indices change are re-encoded,
-//! so a body without calls to rewrite costs one decoding pass and one copy.
+//! so a body without calls to rewrite costs one decoding pass and one copy. With a caller
+//! global ([`CodeMap::caller`]), every call through table 0 (a slot or a function pointer) is
+//! preceded by `i32.const caller; global.set $__klp_caller`: the function tracer's trampolines
+//! read it to name the caller (docs/ABI.md, "The caller global").
 
 use wasm_encoder::Encode;
 use wasmparser::{FunctionBody, Operator, OperatorsReaderAllocations};
@@ -33,6 +36,9 @@ pub(crate) struct CodeMap<'m> {
     /// Whether `memory.init`, `data.drop`, `table.init` and `elem.drop` may stay (they refer to
     /// segments the output keeps).
     pub keep_segments: bool,
+    /// The output index of the `__klp_caller` global that calls through table 0 store their
+    /// caller's id in; `None` stores nothing.
+    pub caller: Option<u32>,
 }
 
 /// Rewrites function bodies with one [`CodeMap`], reusing the parser's allocations.
@@ -69,7 +75,9 @@ impl<'m> Rewriter<'m> {
             )
     }
 
-    /// Appends the rewritten `body` (locals and code, without the size prefix) to `out`.
+    /// Appends the rewritten `body` (locals and code, without the size prefix) to `out`; its
+    /// calls through table 0 store `caller` (the body's own slot) when the map has a caller
+    /// global.
     ///
     /// # Errors
     ///
@@ -78,8 +86,10 @@ impl<'m> Rewriter<'m> {
     pub(crate) fn rewrite(
         &mut self,
         body: &FunctionBody<'_>,
+        caller: u32,
         out: &mut Vec<u8>,
     ) -> Result<(), InstrumentError> {
+        let store = self.map.caller.map(|global| (caller, global));
         let raw = body.as_bytes();
         let base = body.range().start;
         let reader = body.get_binary_reader_for_operators()?;
@@ -110,7 +120,20 @@ impl<'m> Rewriter<'m> {
                             continue;
                         }
                         flush(out, &mut copied);
+                        if let CallTarget::ViaSlot { .. } = target {
+                            encode_caller_store(store, out);
+                        }
                         encode_call(*target, tail, out);
+                    }
+                    Operator::CallIndirect { table_index: 0, .. }
+                    | Operator::ReturnCallIndirect { table_index: 0, .. }
+                        if store.is_some() =>
+                    {
+                        // A call through a function pointer: the store goes in front, the
+                        // call itself is copied as it is.
+                        flush(out, &mut copied);
+                        encode_caller_store(store, out);
+                        continue;
                     }
                     Operator::RefFunc { function_index } => {
                         let Some(map) = self.map.ref_funcs else {
@@ -232,6 +255,17 @@ fn bad_index(what: &str, index: u32) -> InstrumentError {
     InstrumentError::Malformed(format!("{what} index {index} out of range"))
 }
 
+/// Emits `i32.const id; global.set global` for a `store` of `(id, global)`; nothing for `None`.
+/// The pair leaves the operand stack as it was, so it may go right before any call.
+pub(crate) fn encode_caller_store(store: Option<(u32, u32)>, out: &mut Vec<u8>) {
+    if let Some((id, global)) = store {
+        out.push(OP_I32_CONST);
+        i32::from_ne_bytes(id.to_ne_bytes()).encode(out);
+        out.push(OP_GLOBAL_SET);
+        global.encode(out);
+    }
+}
+
 /// Emits a call to `target`; `tail` selects the `return_call` forms.
 pub(crate) fn encode_call(target: CallTarget, tail: bool, out: &mut Vec<u8>) {
     match target {
@@ -275,7 +309,7 @@ mod tests {
             .iter()
             .map(|b| {
                 let mut out = Vec::new();
-                rw.rewrite(b, &mut out).map(|()| out)
+                rw.rewrite(b, 3, &mut out).map(|()| out)
             })
             .collect()
     }
@@ -298,6 +332,7 @@ mod tests {
                 ref_funcs: None,
                 globals: None,
                 keep_segments: true,
+                caller: None,
             },
         )
         .unwrap();
@@ -326,6 +361,7 @@ mod tests {
                 ref_funcs: None,
                 globals: Some(&globals),
                 keep_segments: true,
+                caller: None,
             },
         )
         .unwrap();
@@ -342,6 +378,45 @@ mod tests {
     }
 
     #[test]
+    fn calls_through_table_0_store_their_caller_first() {
+        let wasm = wat::parse_str(
+            r#"(module
+            (type $t (func (param i32) (result i32)))
+            (table 1 funcref)
+            (func $a (type $t) local.get 0 call $a)
+            (func $b (type $t) local.get 0 i32.const 0 call_indirect (type $t)))"#,
+        )
+        .unwrap();
+        let calls = [
+            CallTarget::ViaSlot {
+                slot: 9,
+                type_index: 0,
+            },
+            CallTarget::Direct(1),
+        ];
+        let out = rewrite_all(
+            &wasm,
+            CodeMap {
+                calls: &calls,
+                ref_funcs: None,
+                globals: None,
+                keep_segments: true,
+                caller: Some(4),
+            },
+        )
+        .unwrap();
+        // i32.const 3 (the caller given to `rewrite`), global.set 4, then the call.
+        assert_eq!(
+            out[0],
+            [0, 0x20, 0, 0x41, 3, 0x24, 4, 0x41, 9, 0x11, 0, 0, 0x0b]
+        );
+        assert_eq!(
+            out[1],
+            [0, 0x20, 0, 0x41, 0, 0x41, 3, 0x24, 4, 0x11, 0, 0, 0x0b]
+        );
+    }
+
+    #[test]
     fn call_outside_the_map_is_an_error() {
         let wasm = wat::parse_str(TWO_FUNCS).unwrap();
         let calls = [CallTarget::Direct(0)];
@@ -352,6 +427,7 @@ mod tests {
                 ref_funcs: None,
                 globals: None,
                 keep_segments: true,
+                caller: None,
             },
         )
         .unwrap_err();
@@ -369,6 +445,7 @@ mod tests {
                 ref_funcs: None,
                 globals: None,
                 keep_segments: false,
+                caller: None,
             },
         )
         .unwrap_err();
@@ -386,10 +463,11 @@ mod tests {
             ref_funcs: None,
             globals: None,
             keep_segments: true,
+            caller: None,
         });
         for len in 0..raw.len() {
             let b = FunctionBody::new(wasmparser::BinaryReader::new(&raw[..len], 0));
-            assert!(rw.rewrite(&b, &mut Vec::new()).is_err(), "len {len}");
+            assert!(rw.rewrite(&b, 0, &mut Vec::new()).is_err(), "len {len}");
         }
     }
 }

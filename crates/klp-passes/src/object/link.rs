@@ -13,6 +13,9 @@ use super::{LinkPlan, Linked, ObjectError, ObjectFile, StackPointer, Undefined, 
 use crate::instrument::rewrite::{CallTarget, CodeMap, Rewriter};
 use crate::object::linking::SymTarget;
 
+/// The global index a module imports the kernel's caller global (`env.__klp_caller`) at.
+const CALLER_IMPORT: u32 = 1;
+
 /// Prefix of module parameter symbols.
 const PARAM_PREFIX: &str = "__param_";
 
@@ -111,6 +114,15 @@ pub(super) fn link(
     imports.import(
         "env",
         "__stack_pointer",
+        EntityType::Global(GlobalType {
+            val_type: ValType::I32,
+            mutable: true,
+            shared: false,
+        }),
+    );
+    imports.import(
+        "env",
+        crate::instrument::CALLER_GLOBAL,
         EntityType::Global(GlobalType {
             val_type: ValType::I32,
             mutable: true,
@@ -250,10 +262,11 @@ impl Context<'_> {
             StackPointer::Defined(s) | StackPointer::Imported(s) if s == g)
     }
 
-    /// Output index of every input global: the stack pointer becomes import 0.
+    /// Output index of every input global: the stack pointer becomes import 0, and the others
+    /// follow the kernel's caller global, import 1.
     fn global_map(&self) -> Vec<u32> {
         let total = self.o.num_imported_globals as usize + self.o.globals.len();
-        let mut next = 1;
+        let mut next = CALLER_IMPORT + 1;
         (0..total as u32)
             .map(|g| {
                 if self.is_stack_pointer(g) {
@@ -288,6 +301,7 @@ impl Context<'_> {
             ref_funcs: Some(&ref_funcs),
             globals: Some(&globals),
             keep_segments: false,
+            caller: Some(CALLER_IMPORT),
         });
         let mut body = Vec::new();
         for (i, b) in CodeSectionReader::new(BinaryReader::new(buf, 0))?
@@ -295,7 +309,9 @@ impl Context<'_> {
             .enumerate()
         {
             body.clear();
-            rewriter.rewrite(&b?, &mut body).map_err(|e| {
+            // Every function of the module has a slot: its calls name it.
+            let caller = self.plan.slot_base + i as u32;
+            rewriter.rewrite(&b?, caller, &mut body).map_err(|e| {
                 let name = o.functions.get(i).map_or_else(
                     || format!("func{}", nimp as usize + i),
                     |f| format!("{:#}", rustc_demangle::demangle(&f.name)),

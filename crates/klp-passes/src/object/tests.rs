@@ -116,6 +116,7 @@ fn rustc_module_links_against_the_kernel_table_memory_and_stack_pointer() {
             ("env".into(), "memory".into(), "memory"),
             ("env".into(), "__indirect_function_table".into(), "table"),
             ("env".into(), "__stack_pointer".into(), "global"),
+            ("env".into(), "__klp_caller".into(), "global"),
         ]
     );
     // type, import, function, global, element, code, name: no table, memory, export or data.
@@ -580,33 +581,43 @@ fn every_relocation_type_is_applied() {
     assert_eq!(l.data.len(), 32);
     let b = bodies(&l.wasm);
     use Operator as O;
+    // Every call through table 0 stores the calling function's slot in the caller global
+    // (import 1) first: local_fn 50, init_module 51, cleanup_module 52.
+    let stores = |ops: &[O<'_>], at: usize, slot: i32| {
+        matches!(ops[at], O::I32Const { value } if value == slot)
+            && matches!(ops[at + 1], O::GlobalSet { global_index: 1 })
+    };
     // local_fn: kfunc through kernel slot 9; jiffies + 4 as a load offset.
-    assert!(matches!(b[0][1], O::I32Const { value: 9 }));
+    assert!(stores(&b[0], 1, 50));
+    assert!(matches!(b[0][3], O::I32Const { value: 9 }));
     assert!(matches!(
-        b[0][2],
+        b[0][4],
         O::CallIndirect {
             type_index: 0,
             table_index: 0
         }
     ));
-    assert!(matches!(b[0][4], O::I32Load { memarg } if memarg.offset == 0x5004));
+    assert!(matches!(b[0][6], O::I32Load { memarg } if memarg.offset == 0x5004));
     // init_module: the imported stack pointer, COUNTER's address, local_fn's slot for the
     // call_indirect, and the direct call to local_fn through its own slot.
     assert!(matches!(b[1][0], O::GlobalGet { global_index: 0 }));
     assert!(matches!(b[1][2], O::I32Const { value: 0x1_0014 }));
     assert!(matches!(b[1][6], O::I32Const { value: 50 }));
+    assert!(stores(&b[1], 7, 51));
     assert!(matches!(
-        b[1][7],
+        b[1][9],
         O::CallIndirect {
             type_index: 0,
             table_index: 0
         }
     ));
-    assert!(matches!(b[1][10], O::I32Const { value: 50 }));
-    assert!(matches!(b[1][11], O::CallIndirect { type_index: 0, .. }));
+    assert!(stores(&b[1], 12, 51));
+    assert!(matches!(b[1][14], O::I32Const { value: 50 }));
+    assert!(matches!(b[1][15], O::CallIndirect { type_index: 0, .. }));
     // cleanup_module: the .klp.sym function through its resolved slot.
-    assert!(matches!(b[2][0], O::I32Const { value: 11 }));
-    assert!(matches!(b[2][1], O::CallIndirect { type_index: 1, .. }));
+    assert!(stores(&b[2], 0, 52));
+    assert!(matches!(b[2][2], O::I32Const { value: 11 }));
+    assert!(matches!(b[2][3], O::CallIndirect { type_index: 1, .. }));
 }
 
 #[test]

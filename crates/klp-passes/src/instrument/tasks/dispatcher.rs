@@ -53,6 +53,9 @@ pub(super) struct Stacks {
     pub(super) tag_preempt: u32,
     pub(super) tag_exit: u32,
     pub(super) stack_pointer: u32,
+    /// The caller global, cleared before a task's entry function is called (the scheduler,
+    /// not a kernel function, calls it).
+    pub(super) caller: Option<u32>,
 }
 
 impl Added {
@@ -121,6 +124,7 @@ impl Added {
                         tag_preempt: c.tags + 1,
                         tag_exit: c.tags + 2,
                         stack_pointer,
+                        caller: c.caller,
                     }),
                 }
             }
@@ -226,14 +230,18 @@ pub(super) fn additions(a: &Added) -> Vec<(u8, Vec<u8>)> {
     ]
 }
 
-/// `__klp_task_entry(slot, arg)`: the bottom frame of every task. It calls the entry
-/// `fn(i32)` through table 0, then suspends on `$klp_exit` instead of returning, so that its
+/// `__klp_task_entry(slot, arg)`: the bottom frame of every task. It clears the caller global
+/// (no kernel function calls a task's entry) and calls the entry `fn(i32)` through table 0,
+/// then suspends on `$klp_exit` instead of returning, so that its
 /// continuation can be parked and resumed with the next task's `(slot, arg)`.
 fn entry(s: &Stacks) -> Function {
     let mut f = Function::new([]);
-    f.instructions()
-        .loop_(BlockType::Empty)
-        .local_get(1)
+    let mut code = f.instructions();
+    code.loop_(BlockType::Empty);
+    if let Some(caller) = s.caller {
+        code.i32_const(0).global_set(caller);
+    }
+    code.local_get(1)
         .local_get(0)
         .call_indirect(0, s.t_entry)
         .suspend(s.tag_exit)

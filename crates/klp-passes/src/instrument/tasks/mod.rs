@@ -188,6 +188,8 @@ struct Counts {
     globals: u32,
     yield_func: Option<u32>,
     stack_pointer: Option<u32>,
+    /// The exported caller global (`__klp_caller`), when the ftrace pass added one.
+    caller: Option<u32>,
 }
 
 impl Counts {
@@ -233,6 +235,9 @@ impl Counts {
                         }
                         if e.kind == ExternalKind::Global && e.name == "__stack_pointer" {
                             c.stack_pointer = Some(e.index);
+                        }
+                        if e.kind == ExternalKind::Global && e.name == super::CALLER_GLOBAL {
+                            c.caller = Some(e.index);
                         }
                     }
                 }

@@ -72,6 +72,26 @@ fn names(wasm: &[u8], which: u8) -> Vec<(u32, String)> {
 }
 
 #[test]
+fn a_task_entry_clears_the_caller_global_before_calling_the_entry_function() {
+    let wasm = task_kernel();
+    let caller = export(&wasm, crate::instrument::CALLER_GLOBAL).unwrap().1;
+    let entry = names(&wasm, 1)
+        .into_iter()
+        .find(|(_, n)| n == ENTRY_NAME)
+        .unwrap()
+        .0;
+    // Function indices count the one import ($klp_yield); bodies do not.
+    let b = &bodies(&wasm)[entry as usize - 1];
+    assert!(matches!(b[0], Operator::Loop { .. }));
+    assert!(matches!(b[1], Operator::I32Const { value: 0 }));
+    assert!(matches!(b[2], Operator::GlobalSet { global_index } if global_index == caller));
+    assert!(matches!(
+        b[5],
+        Operator::CallIndirect { table_index: 0, .. }
+    ));
+}
+
+#[test]
 fn a_kernel_importing_yield_gets_a_valid_dispatcher() {
     let wasm = task_kernel();
     validate_tasks(&wasm);
