@@ -174,16 +174,23 @@ impl WebEngine {
     }
 
     fn handles(&self) -> Handles {
-        self.0
+        self.with_handles(Handles::clone)
+    }
+
+    /// `f` on the handles, borrowed, not cloned (a clone copies every JS reference): `f` must
+    /// not call the guest.
+    fn with_handles<R>(&self, f: impl FnOnce(&Handles) -> R) -> R {
+        f(self
+            .0
             .handles
             .borrow()
-            .clone()
-            .expect("kernel instantiated before use")
+            .as_ref()
+            .expect("kernel instantiated before use"))
     }
 
     /// The function a table entry holds (`null` when empty).
     fn entry(&self, index: u32) -> JsValue {
-        self.handles().table.get_raw(index).unwrap_or(JsValue::NULL)
+        self.with_handles(|h| h.table.get_raw(index).unwrap_or(JsValue::NULL))
     }
 
     /// Whether table entries `a` and `b` hold the same function (both non-null).
@@ -351,7 +358,7 @@ impl Engine for WebEngine {
     }
 
     fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), EngineError> {
-        let memory: ArrayBuffer = self.handles().memory.buffer().unchecked_into();
+        let memory: ArrayBuffer = self.with_handles(|h| h.memory.buffer()).unchecked_into();
         if u64::from(addr) + buf.len() as u64 > u64::from(memory.byte_length()) {
             return Err(EngineError::Fault(addr));
         }
@@ -360,7 +367,7 @@ impl Engine for WebEngine {
     }
 
     fn write(&mut self, addr: u32, data: &[u8]) -> Result<(), EngineError> {
-        let memory: ArrayBuffer = self.handles().memory.buffer().unchecked_into();
+        let memory: ArrayBuffer = self.with_handles(|h| h.memory.buffer()).unchecked_into();
         if u64::from(addr) + data.len() as u64 > u64::from(memory.byte_length()) {
             return Err(EngineError::Fault(addr));
         }
@@ -370,11 +377,12 @@ impl Engine for WebEngine {
     }
 
     fn table_len(&mut self) -> u32 {
-        self.handles().table.length()
+        self.with_handles(|h| h.table.length())
     }
 
     fn table_grow(&mut self, delta: u32) -> Result<u32, EngineError> {
-        self.handles().table.grow(delta).map_err(|e| table_err(&e))
+        self.with_handles(|h| h.table.grow(delta))
+            .map_err(|e| table_err(&e))
     }
 
     fn table_copy(&mut self, dst: u32, src: u32) -> Result<(), EngineError> {
@@ -400,17 +408,13 @@ impl Engine for WebEngine {
     }
 
     fn stack_pointer(&mut self) -> u32 {
-        self.handles()
-            .stack_pointer
-            .value()
+        self.with_handles(|h| h.stack_pointer.value())
             .as_f64()
             .map_or(0, |v| v as i32 as u32)
     }
 
     fn set_stack_pointer(&mut self, sp: u32) {
-        self.handles()
-            .stack_pointer
-            .set_value(&JsValue::from(sp as i32));
+        self.with_handles(|h| h.stack_pointer.set_value(&JsValue::from(sp as i32)));
     }
 
     fn instantiate(&mut self, wasm: &[u8]) -> Result<InstanceId, EngineError> {
@@ -460,7 +464,7 @@ impl Engine for WebEngine {
     }
 
     fn has_tasks(&mut self) -> bool {
-        self.handles().tasks.is_some()
+        self.with_handles(|h| h.tasks.is_some())
     }
 
     fn in_host_call(&mut self) -> bool {
