@@ -381,14 +381,8 @@ impl Kernel {
             Some((name, target))
         });
         let e = &mut self.engine;
-        let entries: Vec<String> = klp_core::fs::list_dir(e, "/proc")
-            .unwrap_or_default()
-            .into_iter()
-            .map(|en| en.name)
-            .collect();
+        let tasks = shell::ps::list(e).unwrap_or_default();
         let mut read = |path: &str| klp_core::fs::read_file(e, path);
-        let gone = |err: &klp_core::sys::SysError| matches!(err, klp_core::sys::SysError::Errno(errno) if shell::ps::is_gone(*errno));
-        let tasks = shell::ps::tasks(&entries, &mut read, gone).unwrap_or_default();
         let mut j = Json::object_root();
         j.key("transition");
         match &transition {

@@ -557,18 +557,7 @@ fn lsmod(e: &mut impl Engine, host: &mut dyn Host) -> i32 {
 
 /// `ps`: the tasks of `/proc/<pid>/stat`, as procps `ps -e -o pid,stat,comm` shows them.
 fn ps(e: &mut impl Engine, host: &mut dyn Host) -> i32 {
-    let listing = run_task(e, "ps", |e| {
-        let entries: Vec<String> = fs::list_dir(e, "/proc")?
-            .into_iter()
-            .map(|en| en.name)
-            .collect();
-        let mut read = |path: &str| fs::read_file(e, path);
-        ps::tasks(
-            &entries,
-            &mut read,
-            |err| matches!(err, SysError::Errno(errno) if ps::is_gone(*errno)),
-        )
-    });
+    let listing = run_task(e, "ps", ps::list);
     match listing {
         Ok(tasks) => {
             host.out(&ps::format(&tasks));

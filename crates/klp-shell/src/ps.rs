@@ -1,6 +1,9 @@
 //! `ps`: every task of the kernel's `/proc/<pid>/stat`, shown as procps `ps -e -o pid,stat,comm`.
 
+use klp_core::engine::Engine;
 use klp_core::errno::Errno;
+use klp_core::fs;
+use klp_core::sys::{SysError, SysResult};
 
 /// The header line, as procps prints it for `-o pid,stat,comm`.
 pub const HEADER: &str = "    PID STAT COMMAND\n";
@@ -61,6 +64,24 @@ pub fn tasks<E>(
 /// Whether an errno means the task is gone.
 pub fn is_gone(errno: Errno) -> bool {
     matches!(errno, Errno::ENOENT | Errno::ESRCH)
+}
+
+/// Every task of the kernel's `/proc`, sorted by pid ([`tasks`] on its entries, read through
+/// the kernel's VFS; a task gone meanwhile is left out).
+///
+/// # Errors
+/// Listing `/proc` or reading a `stat` failed otherwise.
+pub fn list(e: &mut impl Engine) -> SysResult<Vec<Task>> {
+    let entries: Vec<String> = fs::list_dir(e, "/proc")?
+        .into_iter()
+        .map(|en| en.name)
+        .collect();
+    let mut read = |path: &str| fs::read_file(e, path);
+    tasks(
+        &entries,
+        &mut read,
+        |err| matches!(err, SysError::Errno(errno) if is_gone(*errno)),
+    )
 }
 
 /// The table: the header, then `    PID STAT COMMAND` columns for each task.

@@ -60,13 +60,9 @@ pub(super) struct Stacks {
 
 impl Added {
     pub(super) fn after(c: &Counts, switching: Switching) -> Result<Self, InstrumentError> {
-        let globals = |a: &mut Added| {
-            a.g_budget = c.globals;
-            a.g_current = c.globals + 1;
-            a.g_stop = c.globals + 2;
-        };
+        let (g_budget, g_current, g_stop) = (c.globals, c.globals + 1, c.globals + 2);
         let t = c.types;
-        let mut a = match switching {
+        Ok(match switching {
             Switching::Import => {
                 let yield_func = c.yield_func.ok_or_else(|| {
                     unsupported("no klp.yield import for the engine to switch tasks with")
@@ -81,9 +77,9 @@ impl Added {
                 Added {
                     t_void: t,
                     f_preempt: c.funcs,
-                    g_budget: 0,
-                    g_current: 0,
-                    g_stop: 0,
+                    g_budget,
+                    g_current,
+                    g_stop,
                     switch: Switch::Import(yield_func),
                 }
             }
@@ -104,9 +100,9 @@ impl Added {
                 Added {
                     t_void: t,
                     f_preempt: c.funcs + 3,
-                    g_budget: 0,
-                    g_current: 0,
-                    g_stop: 0,
+                    g_budget,
+                    g_current,
+                    g_stop,
                     switch: Switch::Stacks(Stacks {
                         t_ct: t + 1,
                         t_entry: t + 2,
@@ -128,9 +124,7 @@ impl Added {
                     }),
                 }
             }
-        };
-        globals(&mut a);
-        Ok(a)
+        })
     }
 }
 
