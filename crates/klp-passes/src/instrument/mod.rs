@@ -26,6 +26,7 @@ mod ftrace;
 pub(crate) mod kernel;
 pub(crate) mod rewrite;
 pub mod tasks;
+mod variant;
 
 use std::collections::HashMap;
 
@@ -43,6 +44,7 @@ pub use ftrace::{FTRACE_SECTION, FtraceEntry, FtraceMap, FuncSig, ValType};
 use kernel::Kernel;
 pub use kernel::NOTRACE_SECTION;
 use rewrite::{CallTarget, CodeMap, Rewriter};
+pub use variant::{CallGraph, STATE_MODULE, Split, Variant, split};
 
 /// Prefix of the name-section names of the pass's thunks.
 pub const THUNK_PREFIX: &str = "__klp_thunk_";
@@ -54,6 +56,8 @@ pub struct Instrumented {
     pub wasm: Vec<u8>,
     /// Its slot assignment (also stored in its `klp.ftrace` section).
     pub ftrace: FtraceMap,
+    /// The direct calls of the input kernel (the same for every [`Variant`]).
+    pub calls: CallGraph,
 }
 
 /// Why a kernel could not be instrumented (or its ftrace map not read).
@@ -183,6 +187,22 @@ pub fn instrument_for(
     extra_notrace: &[&str],
     switching: Option<tasks::Switching>,
 ) -> Result<Instrumented, InstrumentError> {
+    instrument_variant(wasm, extra_notrace, switching, &Variant::Full)
+}
+
+/// [`instrument_for`], rewriting the kernel's direct calls as `variant` says: everything else
+/// (function indices, thunks, table layout, names, `klp.ftrace`, `klp.kallsyms`) is the same
+/// for every variant, and [`Variant::Full`] gives [`instrument_for`]'s output. A kernel is
+/// accepted or refused the same in every variant.
+///
+/// # Errors
+/// As [`instrument`].
+pub fn instrument_variant(
+    wasm: &[u8],
+    extra_notrace: &[&str],
+    switching: Option<tasks::Switching>,
+    variant: &Variant,
+) -> Result<Instrumented, InstrumentError> {
     let k = Kernel::parse(wasm)?;
     let with_tasks = match switching {
         Some(switching) if tasks::uses_tasks(wasm)? => Some(switching),
@@ -278,14 +298,23 @@ pub fn instrument_for(
     }
 
     // Code.
-    let calls: Vec<CallTarget> = (0..nfuncs)
+    let graph = variant::call_graph(&k)?;
+    let full_calls: Vec<CallTarget> = (0..nfuncs)
         .map(|f| match traceable(f) {
             Some((slot, type_index)) => CallTarget::ViaSlot { slot, type_index },
             None => CallTarget::Direct(f),
         })
         .collect();
+    let calls: Vec<CallTarget> = (0..nfuncs)
+        .zip(&full_calls)
+        .map(|(f, target)| match *target {
+            CallTarget::ViaSlot { slot, .. } if !variant.via_slot(slot) => CallTarget::Direct(f),
+            target => target,
+        })
+        .collect();
     let mut rewriter = Rewriter::new(CodeMap {
         calls: &calls,
+        full_calls: Some(&full_calls),
         ref_funcs: None,
         globals: None,
         keep_segments: true,
@@ -393,6 +422,7 @@ pub fn instrument_for(
     Ok(Instrumented {
         wasm: out,
         ftrace: plan.map,
+        calls: graph,
     })
 }
 

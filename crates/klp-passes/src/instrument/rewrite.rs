@@ -29,6 +29,10 @@ pub(crate) enum CallTarget {
 pub(crate) struct CodeMap<'m> {
     /// Target of a call, by function index of the input module.
     pub calls: &'m [CallTarget],
+    /// Target of a call in the full variant, by input function index: a `ref.func` of a function
+    /// reached through its slot there is refused (so every variant refuses the same code);
+    /// `None` decides by [`CodeMap::calls`].
+    pub full_calls: Option<&'m [CallTarget]>,
     /// New index for `ref.func`, by input function index; `None` keeps indices as they are.
     pub ref_funcs: Option<&'m [Option<u32>]>,
     /// New global index, by input global index; `None` keeps indices as they are.
@@ -66,11 +70,14 @@ impl<'m> Rewriter<'m> {
     }
 
     /// Whether a `ref.func` of `f` must be refused: in a kernel (whose references the map does
-    /// not renumber) when calls to `f` go through its slot.
+    /// not renumber) when calls to `f` go through its slot in the full variant.
     fn slotted_ref(&self, f: u32) -> bool {
         self.map.ref_funcs.is_none()
             && matches!(
-                self.map.calls.get(f as usize),
+                self.map
+                    .full_calls
+                    .unwrap_or(self.map.calls)
+                    .get(f as usize),
                 Some(CallTarget::ViaSlot { .. })
             )
     }
@@ -329,6 +336,7 @@ mod tests {
             &wasm,
             CodeMap {
                 calls: &calls,
+                full_calls: None,
                 ref_funcs: None,
                 globals: None,
                 keep_segments: true,
@@ -358,6 +366,7 @@ mod tests {
             &wasm,
             CodeMap {
                 calls: &calls,
+                full_calls: None,
                 ref_funcs: None,
                 globals: Some(&globals),
                 keep_segments: true,
@@ -398,6 +407,7 @@ mod tests {
             &wasm,
             CodeMap {
                 calls: &calls,
+                full_calls: None,
                 ref_funcs: None,
                 globals: None,
                 keep_segments: true,
@@ -424,6 +434,7 @@ mod tests {
             &wasm,
             CodeMap {
                 calls: &calls,
+                full_calls: None,
                 ref_funcs: None,
                 globals: None,
                 keep_segments: true,
@@ -442,6 +453,7 @@ mod tests {
             &wasm,
             CodeMap {
                 calls: &calls,
+                full_calls: None,
                 ref_funcs: None,
                 globals: None,
                 keep_segments: false,
@@ -460,6 +472,7 @@ mod tests {
         let calls = [CallTarget::Direct(0), CallTarget::Direct(1)];
         let mut rw = Rewriter::new(CodeMap {
             calls: &calls,
+            full_calls: None,
             ref_funcs: None,
             globals: None,
             keep_segments: true,

@@ -298,6 +298,7 @@ impl Context<'_> {
         let globals = self.global_map();
         let mut rewriter = Rewriter::new(CodeMap {
             calls: &calls,
+            full_calls: None,
             ref_funcs: Some(&ref_funcs),
             globals: Some(&globals),
             keep_segments: false,
