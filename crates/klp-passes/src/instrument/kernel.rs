@@ -67,6 +67,7 @@ pub(crate) struct Kernel<'a> {
     /// Sections before the table section that are copied unchanged (type, import, function).
     pub head: Vec<RawSection>,
     pub function_section: Option<Range<usize>>,
+    /// Tables, imports first, with their initializer expressions.
     pub tables: Vec<(TableType, Option<ConstExpr<'a>>)>,
     /// Sections between table and export (memory, tag, global).
     pub middle: Vec<RawSection>,
@@ -198,7 +199,10 @@ impl<'a> Kernel<'a> {
                                 k.func_types.push(t);
                                 k.num_imported_funcs += 1;
                             }
-                            TypeRef::Table(_) => k.num_imported_tables += 1,
+                            TypeRef::Table(t) => {
+                                k.num_imported_tables += 1;
+                                k.tables.push((t, None));
+                            }
                             TypeRef::Memory(_) => k.num_imported_memories += 1,
                             TypeRef::Global(g) => {
                                 k.num_imported_globals += 1;
@@ -407,11 +411,12 @@ impl<'a> Kernel<'a> {
         }
     }
 
-    /// Refuses tables the ftrace table cannot be made of: an imported table 0, one that is not a
+    /// Refuses tables the ftrace table cannot be made of: an imported table 0 (but for the code
+    /// half of a [`super::split`] kernel, which imports it from its state), one that is not a
     /// plain funcref table, or a second table (a function pointer into it would never pass a
     /// slot); the continuation tables a kernel with tasks has do not count.
     pub(crate) fn check_tables(&self) -> Result<(), InstrumentError> {
-        if self.num_imported_tables > 0 {
+        if self.num_imported_tables > 0 && !self.is_instrumented() {
             return Err(unsupported("table 0 is imported"));
         }
         // The continuation tables of a kernel with tasks hold no function.

@@ -9,6 +9,11 @@
 //! engine with stack switching, yields that become suspends and a task dispatcher; any other
 //! kernel is left as described above.
 //!
+//! [`instrument_variant`] leaves some direct calls direct ([`Variant`]: none, a chosen set of
+//! slots, or all through their slots as [`instrument`] does), and reports the input's direct
+//! calls ([`CallGraph`]); [`split`] cuts an instrumented kernel into a state module (memory,
+//! table 0, globals, tags) and a code module that imports them.
+//!
 //! ```
 //! let kernel = wat::parse_str(r#"(module
 //!     (global $__stack_pointer (mut i32) (i32.const 65536))

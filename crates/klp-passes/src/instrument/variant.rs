@@ -748,4 +748,22 @@ mod tests {
             Err(InstrumentError::NotInstrumented)
         ));
     }
+
+    #[test]
+    fn the_code_half_reads_back_its_ftrace_map_and_kallsyms() {
+        let task_kernel = wat::parse_str(TASK_KERNEL).unwrap();
+        for (wasm, switching) in [
+            (RUSTC_KERNEL, None),
+            (&task_kernel[..], Some(Switching::Stacks)),
+        ] {
+            let out = instrument_variant(wasm, &[], switching, &Variant::Plain).unwrap();
+            let code = split(&out.wasm).unwrap().code;
+            assert_eq!(
+                crate::instrument::FtraceMap::from_instrumented(&code).unwrap(),
+                out.ftrace
+            );
+            let syms = |m: &[u8]| crate::kallsyms::Kallsyms::from_kernel(m).unwrap().format();
+            assert_eq!(syms(&code), syms(&out.wasm));
+        }
+    }
 }
