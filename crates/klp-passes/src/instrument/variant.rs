@@ -118,13 +118,19 @@ fn unsupported(msg: impl Into<String>) -> InstrumentError {
 ///
 /// # Errors
 ///
-/// [`InstrumentError::Parse`] for input that does not decode; [`InstrumentError::NotInstrumented`]
+/// [`InstrumentError::Parse`] or [`InstrumentError::Feature`] for input that does not validate
+/// (with [`super::tasks::FEATURES`] for a kernel with tasks); [`InstrumentError::NotInstrumented`]
 /// without a `klp.ftrace` section; [`InstrumentError::Unsupported`] when the kernel imports a
 /// memory, table, global or tag, has no table or not exactly one memory, has a start function,
 /// a global initialized with `ref.func`, or code that uses `memory.init` or `data.drop` (its
 /// data segments move to the state).
 pub fn split(instrumented: &[u8]) -> Result<Split, InstrumentError> {
     let wasm = instrumented;
+    if super::tasks::is_rewritten(wasm) {
+        super::tasks::validate(wasm)?;
+    } else {
+        super::validate(wasm)?;
+    }
     let mut re = RoundtripReencoder;
     let mut raw: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
     let mut imports = ImportSection::new();
@@ -282,20 +288,15 @@ pub fn split(instrumented: &[u8]) -> Result<Split, InstrumentError> {
     }
 
     // The code: the state imported after the function imports, its sections left out.
-    for (name, _, index) in &named[..imported] {
-        let ty = match name.as_str() {
-            MEMORY_NAME => EntityType::Memory(memory_type),
-            TABLE_NAME => EntityType::Table(table_type),
-            _ if name.starts_with("__klp_global_") => {
-                EntityType::Global(re.global_type(globals[*index as usize])?)
-            }
-            _ => {
-                let t = tags[*index as usize];
-                EntityType::Tag(TagType {
-                    kind: TagKind::Exception,
-                    func_type_idx: t.func_type_idx,
-                })
-            }
+    for (name, kind, index) in &named[..imported] {
+        let ty = match kind {
+            ExportKind::Memory => EntityType::Memory(memory_type),
+            ExportKind::Table => EntityType::Table(table_type),
+            ExportKind::Global => EntityType::Global(re.global_type(globals[*index as usize])?),
+            _ => EntityType::Tag(TagType {
+                kind: TagKind::Exception,
+                func_type_idx: tags[*index as usize].func_type_idx,
+            }),
         };
         imports.import(STATE_MODULE, name, ty);
     }
@@ -764,6 +765,30 @@ mod tests {
             );
             let syms = |m: &[u8]| crate::kallsyms::Kallsyms::from_kernel(m).unwrap().format();
             assert_eq!(syms(&code), syms(&out.wasm));
+        }
+    }
+
+    #[test]
+    fn split_of_truncated_or_corrupt_kernels_is_an_error_or_valid() {
+        let good = instrument_variant(&kernel(), &[], None, &Variant::Plain)
+            .unwrap()
+            .wasm;
+        let mut seed = 0x9e37_79b9u32;
+        for len in 0..good.len() {
+            if let Ok(s) = split(&good[..len]) {
+                validate(&s.state);
+                validate(&s.code);
+            }
+        }
+        for _ in 0..2000 {
+            let mut bad = good.clone();
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let at = seed as usize % bad.len();
+            bad[at] ^= (seed >> 24) as u8 | 1;
+            if let Ok(s) = split(&bad) {
+                validate(&s.state);
+                validate(&s.code);
+            }
         }
     }
 }
