@@ -87,6 +87,20 @@ struct RunArgs {
     /// Seed of the scheduler's choices: the same seed replays the same interleaving of tasks.
     #[arg(long, value_name = "N", default_value_t = 1)]
     sched_seed: u64,
+    /// How the kernel's calls reach their ftrace slots: `dynamic` boots the kernel plain and
+    /// swaps in code that calls through the slots only while a hook needs them (Linux's
+    /// dynamic ftrace); `always` calls through every slot all the time.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = FtraceMode::Dynamic)]
+    ftrace: FtraceMode,
+}
+
+/// `--ftrace`: see [`klp_core::ftrace::code::Mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FtraceMode {
+    /// Plain until a hook needs the slots.
+    Dynamic,
+    /// Every call through its slot.
+    Always,
 }
 
 /// The largest file `klp` reads (a kernel, a script, a kernel to instrument or list): 64 MiB.
@@ -194,6 +208,10 @@ fn run(args: RunArgs) -> Result<i32> {
             inlining: args.inline,
             no_tasks: args.no_tasks,
             sched_seed: args.sched_seed,
+            ftrace: match args.ftrace {
+                FtraceMode::Dynamic => klp_core::ftrace::code::Mode::Dynamic,
+                FtraceMode::Always => klp_core::ftrace::code::Mode::Always,
+            },
         },
     )?;
     let specs: Vec<MountSpec> = args

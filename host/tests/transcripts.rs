@@ -5,6 +5,7 @@
 
 use klp_artifacts as artifacts;
 use klp_core::engine::Engine;
+use klp_core::ftrace::code::Mode;
 use klp_shell as shell;
 use klp_wasmtime::{self as rt, Options};
 
@@ -66,17 +67,22 @@ fn mask_log_stamps(text: &str) -> String {
 
 /// Runs a script line by line, echoing each command line as `# line`.
 fn run_script(path: &Path, hook: bool) -> String {
-    run_script_moving(path, hook, false)
+    run_script_moving(path, hook, false, Mode::Dynamic)
 }
 
-/// [`run_script`], moving the kernel to a fresh store before each line if `moving`.
-fn run_script_moving(path: &Path, hook: bool, moving: bool) -> String {
+/// [`run_script`], moving the kernel to a fresh store before each line if `moving`, with
+/// ftrace in `mode`.
+fn run_script_moving(path: &Path, hook: bool, moving: bool, mode: Mode) -> String {
     let script = std::fs::read_to_string(path).unwrap();
     let cmdline = script
         .lines()
         .find_map(|l| l.strip_prefix("#! cmdline: "))
         .unwrap_or("console=hvc0 root=/dev/ram0 rw");
-    let mut engine = rt::boot(artifacts::KERNEL, cmdline, hook, Options::default()).unwrap();
+    let options = Options {
+        ftrace: mode,
+        ..Options::default()
+    };
+    let mut engine = rt::boot(artifacts::KERNEL, cmdline, hook, options).unwrap();
     let mut host = Recorder::default();
     let mut shell = shell::Shell::new(shell::Options::default());
     for line in script.lines() {
@@ -160,9 +166,42 @@ fn every_transcript_is_the_same_when_the_kernel_moves_before_each_command() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");
     for path in scripts(&root) {
         let expected = std::fs::read_to_string(path.with_extension("out")).unwrap_or_default();
-        let actual = run_script_moving(&path, true, true);
+        let actual = run_script_moving(&path, true, true, Mode::Dynamic);
         assert_eq!(actual, expected, "{} differs when moving", path.display());
     }
+}
+
+/// The log lines dynamic ftrace writes when the kernel's code changes (hooks come or go).
+fn is_code_swap_line(line: &str) -> bool {
+    line.contains("] ftrace: hooks in use: ") || line.contains("] ftrace: no hook in use: ")
+}
+
+/// With every call through its slot all the time (`--ftrace=always`), every transcript prints
+/// what it prints with dynamic ftrace, but for the log lines of the code swaps and what
+/// `dyn_ftrace_total_info` says.
+#[test]
+fn every_transcript_is_the_same_with_every_call_through_its_slot() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");
+    let mut failures = Vec::new();
+    for path in scripts(&root) {
+        let dynamic = std::fs::read_to_string(path.with_extension("out")).unwrap_or_default();
+        if dynamic.contains("dyn_ftrace_total_info") {
+            continue;
+        }
+        let expected: String = dynamic
+            .split_inclusive('\n')
+            .filter(|l| !is_code_swap_line(l))
+            .collect();
+        let actual = run_script_moving(&path, true, false, Mode::Always);
+        if actual != expected {
+            failures.push(format!("{}:\n{actual}", path.display()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "differ with --ftrace=always:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

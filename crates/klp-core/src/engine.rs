@@ -9,10 +9,15 @@
 
 use crate::state::KernelState;
 use core::time::Duration;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Identifies a module instance created with [`Engine::instantiate`].
 pub type InstanceId = u32;
+
+/// Identifies one code module of the running kernel ([`crate::ftrace::code`]): one key, one
+/// variant, the same bytes.
+pub type CodeKey = u64;
 
 /// What to call in the guest.
 #[derive(Debug, Clone, Copy)]
@@ -214,6 +219,42 @@ pub trait Engine {
     /// call: the scheduler passes it on to the command's task between two runs.
     fn take_interrupt(&mut self) -> bool {
         false
+    }
+
+    /// Whether this engine can run the kernel's code variants (dynamic ftrace,
+    /// [`crate::ftrace::code`]): the kernel was instantiated as a state module and a code
+    /// module, and [`Engine::swap_code`] can replace the code.
+    fn swaps_code(&mut self) -> bool {
+        false
+    }
+
+    /// Starts compiling the kernel code module `wasm`, known as `key`, in the background
+    /// unless it is compiled or being compiled: a later [`Engine::swap_code`] with `key` then
+    /// compiles nothing.
+    fn prepare_code(&mut self, key: CodeKey, wasm: &Arc<[u8]>) {
+        let _ = (key, wasm);
+    }
+
+    /// Whether the code module `key` is compiled ([`Engine::prepare_code`] finished).
+    fn code_ready(&mut self, key: CodeKey) -> bool {
+        let _ = key;
+        false
+    }
+
+    /// Runs the code module `key` as the kernel from now on: instantiated over the kernel's
+    /// state (once per store; compiled first if [`Engine::prepare_code`] has not finished),
+    /// its functions written into every table entry the kernel's own code holds, its exports
+    /// and task entry points used for calls and tasks started from now on. Tasks holding
+    /// frames keep running the code they started in. Entries the core redirected are
+    /// overwritten: the caller writes them again.
+    ///
+    /// # Errors
+    /// An engine without code variants, an unknown `key`, a compile or instantiation failure
+    /// (nothing changed then).
+    fn swap_code(&mut self, key: CodeKey) -> Result<(), EngineError> {
+        Err(EngineError::Instantiate(format!(
+            "code variant {key:#x}: this engine runs one kernel code"
+        )))
     }
 
     /// Forgets an instance. Engines that cannot free instances early keep them until the kernel

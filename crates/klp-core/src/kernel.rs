@@ -2,7 +2,8 @@
 
 use crate::engine::{Engine, EngineError, GuestTrap, Stop};
 use crate::fs::modules::ModuleFiles;
-use crate::instrument::{self, FtraceMap};
+use crate::ftrace::code::Code;
+use crate::instrument::{self, FtraceMap, Variant};
 use crate::kallsyms::{self, Kallsyms};
 use crate::state::KernelState;
 use crate::sys::{self, SysError};
@@ -30,8 +31,12 @@ pub enum BootError {
 
 /// A kernel image ready to be instantiated by an engine.
 pub struct BootImage {
-    /// The wasm to instantiate (instrumented unless asked otherwise).
+    /// The wasm to instantiate (instrumented unless asked otherwise); with [`Self::shared`],
+    /// the kernel's code, which imports its state from there.
     pub wasm: Vec<u8>,
+    /// For dynamic ftrace ([`prepare_dynamic`]): the module defining the kernel's memory (with
+    /// its data), table, globals and tags, instantiated first; `None`: `wasm` defines them.
+    pub shared: Option<Vec<u8>>,
     /// The core state that goes with it.
     pub state: KernelState,
 }
@@ -82,7 +87,38 @@ pub fn prepare_for(
     };
     Ok(BootImage {
         wasm,
+        shared: None,
         state: KernelState::new(&ftrace, kallsyms, cmdline),
+    })
+}
+
+/// [`prepare_for`] with the hook, for dynamic ftrace ([`crate::ftrace::code`]): the kernel is
+/// split into its state ([`BootImage::shared`]) and the plain variant of its code
+/// ([`BootImage::wasm`]), and the core state keeps what it takes to build the other
+/// variants. A kernel already instrumented has one code only: it is prepared as
+/// [`prepare_for`] does.
+///
+/// # Errors
+/// As [`prepare`].
+pub fn prepare_dynamic(
+    kernel: &[u8],
+    cmdline: &str,
+    switching: Option<Switching>,
+) -> Result<BootImage, BootError> {
+    if FtraceMap::from_instrumented(kernel).is_ok() {
+        return prepare_for(kernel, cmdline, true, switching);
+    }
+    let out = instrument::instrument_variant(kernel, &[], switching, &Variant::Plain)?;
+    let split = instrument::split(&out.wasm)?;
+    let kallsyms = Kallsyms::from_kernel(&out.wasm)?;
+    let mut state = KernelState::new(&out.ftrace, kallsyms, cmdline);
+    let mut code = Code::new(kernel.into(), switching, &out.calls, &out.ftrace);
+    code.add_built(Variant::Plain, split.code.as_slice().into());
+    state.code = Some(code);
+    Ok(BootImage {
+        wasm: split.code,
+        shared: Some(split.state),
+        state,
     })
 }
 
@@ -101,6 +137,7 @@ pub fn boot(e: &mut impl Engine, modules: ModuleFiles) -> Result<(), BootError> 
     e.write(buf, cmdline.as_bytes())?;
     sys::call(e, "kernel_boot", &[buf as i32, cmdline.len() as i32])?;
     crate::tasks::init(e)?;
+    crate::ftrace::code::init(e)?;
     crate::fs::mount_modules(e, modules)?;
     Ok(())
 }

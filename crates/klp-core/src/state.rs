@@ -40,6 +40,9 @@ pub struct KernelState {
     pub watchdog_thresh: u32,
     /// The tasks, the run queue and the virtual clock.
     pub tasks: Tasks,
+    /// The kernel's code variants, when it runs dynamic ftrace; `None`: one code, every call
+    /// through its slot.
+    pub code: Option<crate::ftrace::code::Code>,
 }
 
 impl KernelState {
@@ -60,6 +63,7 @@ impl KernelState {
             mounts: Mounts::default(),
             watchdog_thresh: 0,
             tasks: Tasks::default(),
+            code: None,
         };
         state.watchdog_thresh = crate::watchdog::thresh_from_cmdline(&state);
         state

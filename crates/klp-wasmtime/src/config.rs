@@ -17,6 +17,9 @@ pub struct Options {
     /// The seed of the scheduler's choices ([`klp_core::tasks::Tasks::set_seed`]): the same
     /// seed gives the same interleaving.
     pub sched_seed: u64,
+    /// How calls reach their slots: the kernel runs plain until a hook needs them (dynamic,
+    /// the default), or always through them (`klp run --ftrace=always`).
+    pub ftrace: klp_core::ftrace::code::Mode,
 }
 
 /// Frames a backtrace keeps: a sleeping task's whole stack, not wasmtime's default 20.

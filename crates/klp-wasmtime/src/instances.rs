@@ -101,6 +101,11 @@ impl Instances {
         }
     }
 
+    /// Counts an instance of a kernel code variant: live, kept for swapping back to it.
+    pub fn code_added(&mut self) {
+        self.in_store += 1;
+    }
+
     /// Counts an instantiation attempt (the store keeps even a failed one).
     pub fn attempted(&mut self, size: usize) {
         self.in_store += 1;

@@ -21,6 +21,7 @@
 //! live modules from their compiled code.
 
 mod cache;
+mod code;
 mod config;
 mod guest_func;
 mod instances;
@@ -37,10 +38,13 @@ pub use watchdog::{Interrupter, TICK};
 use cache::ModuleCache;
 use guest_func::{Fnv1a, GuestFunc};
 use instances::Instances;
-use klp_core::engine::{Callee, Engine, EngineError, GuestTrap, InstanceId, Resumed, Stop};
+use klp_core::engine::{
+    Callee, CodeKey, Engine, EngineError, GuestTrap, InstanceId, Resumed, Stop,
+};
 use klp_core::fs::modules::ModuleFiles;
+use klp_core::ftrace::code::Mode;
 use klp_core::hostcall;
-use klp_core::kernel::BootError;
+use klp_core::kernel::{BootError, BootImage};
 use klp_core::state::KernelState;
 use limits::{Limits, mem_param};
 use std::collections::HashMap;
@@ -71,6 +75,9 @@ pub struct HostData {
     limits: Limits,
     /// The modules compiled last.
     cache: ModuleCache,
+    /// The kernel's state instance and code variants (dynamic ftrace); `None` for a kernel
+    /// that is one module.
+    code: Option<code::Codes>,
 }
 
 impl HostData {
@@ -98,10 +105,13 @@ struct Handles {
     hostcall: Func,
     clock: Func,
     /// The kernel's function exports by name, shared so a call holds them across re-entry.
-    exports: Arc<HashMap<Box<str>, GuestFunc, BuildHasherDefault<Fnv1a>>>,
+    exports: KernelExports,
     /// The task exports, for a kernel built with tasks.
     tasks: Option<tasks::TaskExports>,
 }
+
+/// The function exports of a kernel code instance, by name.
+type KernelExports = Arc<HashMap<Box<str>, GuestFunc, BuildHasherDefault<Fnv1a>>>;
 
 /// A wasmtime context the core runs on: the [`WasmtimeEngine`]'s `Store`, or, inside a host
 /// call, the `Caller` the kernel called in with. One [`Engine`] implementation serves both; it is
@@ -135,13 +145,40 @@ pub fn instantiate_kernel(
     state: KernelState,
     options: Options,
 ) -> Result<WasmtimeEngine, EngineError> {
+    instantiate(None, wasm, state, options)
+}
+
+/// Compiles and instantiates a prepared kernel ([`klp_core::kernel::prepare_dynamic`] or
+/// [`klp_core::kernel::prepare_for`]): its state module first when it has one, then its code.
+///
+/// # Errors
+/// As [`instantiate_kernel`].
+pub fn instantiate_image(
+    image: BootImage,
+    options: Options,
+) -> Result<WasmtimeEngine, EngineError> {
+    instantiate(image.shared.as_deref(), &image.wasm, image.state, options)
+}
+
+/// [`instantiate_image`]'s work: `shared` is the state module `wasm` imports, if any.
+fn instantiate(
+    shared: Option<&[u8]>,
+    wasm: &[u8],
+    state: KernelState,
+    options: Options,
+) -> Result<WasmtimeEngine, EngineError> {
     let tasks = klp_passes::instrument::tasks::has_tasks(wasm)
         .map_err(|e| EngineError::Compile(e.to_string()))?;
     let config = kernel_config(options, tasks)?;
     let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Compile(e.to_string()))?;
     let boot = Instant::now();
     let watchdog = Some(Watchdog::start(&engine, boot)?);
-    let module = Module::new(&engine, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+    let compile = |wasm: &[u8]| {
+        Module::new(&engine, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))
+    };
+    let shared = shared.map(compile).transpose()?;
+    let key = state.code.as_ref().map(|c| c.current_key());
+    let module = compile(wasm)?;
     let mut instances = Instances::new(module.clone(), wasm)?;
     let mem = mem_param(&state);
     let mut store = new_store(
@@ -159,15 +196,25 @@ pub fn instantiate_kernel(
                 table_elements: usize::MAX,
             },
             cache: ModuleCache::default(),
+            code: None,
         },
     );
-    let handles = link_kernel(&mut store, &module)?;
+    let (handles, state_instance) = link_kernel(&mut store, &module, shared.as_ref())?;
     // As in the kernel, RAM is `mem=` or the initial memory if that is larger.
     store.data_mut().limits = Limits {
         memory_bytes: mem.max(handles.memory.data_size(&store)),
         table_elements: TABLE_MAX.max(handles.table.size(&store) as usize),
     };
     instances.kernel_instantiated(handles.table.size(&store));
+    if let (Some(shared), Some(state_instance), Some(key)) = (shared, state_instance, key) {
+        let entries = code::written(
+            &mut store.as_context_mut(),
+            handles.table,
+            &instances.kernel_placements,
+        );
+        let codes = code::Codes::new(shared, state_instance, key, module, &handles, entries);
+        store.data_mut().code = Some(codes);
+    }
     store.data_mut().instances = Some(instances);
     store.data_mut().handles = Some(handles);
     Ok(Context(store))
@@ -184,8 +231,13 @@ fn new_store(engine: &wasmtime::Engine, data: HostData) -> Store<HostData> {
 }
 
 /// Instantiates the compiled kernel in `store` with the host functions it imports, and
-/// resolves what engine calls need.
-fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, EngineError> {
+/// resolves what engine calls need: `shared` (the state `module` imports, when it is a code
+/// module) first; its instance is returned with the handles.
+fn link_kernel(
+    store: &mut Store<HostData>,
+    module: &Module,
+    shared: Option<&Module>,
+) -> Result<(Handles, Option<Instance>), EngineError> {
     let virtual_clock = tasks::has_tasks(module);
     let clock = Func::wrap(
         &mut *store,
@@ -200,6 +252,20 @@ fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, 
             hostcall::dispatch(&mut Context(caller), op, [a, b, c]).map_err(wasmtime::Error::new)
         },
     );
+    if let Some(shared) = shared {
+        let fail = |e: wasmtime::Error| EngineError::Instantiate(format!("{e:#}"));
+        let state = Instance::new(&mut *store, shared, &[]).map_err(fail)?;
+        let imports = code::imports(
+            &mut store.as_context_mut(),
+            &state,
+            &hostcall,
+            &clock,
+            module,
+        )?;
+        let kernel = Instance::new(&mut *store, module, &imports).map_err(fail)?;
+        let handles = handles_of(store, &kernel, &state, hostcall, clock)?;
+        return Ok((handles, Some(state)));
+    }
     let mut linker = Linker::new(store.engine());
     linker
         .define(&mut *store, "klp", "clock_ns", clock)
@@ -222,26 +288,27 @@ fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, 
     let kernel = linker
         .instantiate(&mut *store, module)
         .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
-    let memory = kernel
+    Ok((handles_of(store, &kernel, &kernel, hostcall, clock)?, None))
+}
+
+/// What engine calls need of a kernel whose code instance is `kernel` and whose state (memory,
+/// table, globals) `state` exports (the same instance for a kernel that is one module).
+fn handles_of(
+    store: &mut Store<HostData>,
+    kernel: &Instance,
+    state: &Instance,
+    hostcall: Func,
+    clock: Func,
+) -> Result<Handles, EngineError> {
+    let memory = state
         .get_memory(&mut *store, "memory")
         .ok_or_else(|| EngineError::NoExport("memory".into()))?;
-    let table = kernel
+    let table = state
         .get_table(&mut *store, "__indirect_function_table")
         .ok_or_else(|| EngineError::NoExport("__indirect_function_table".into()))?;
-    let stack_pointer = kernel.get_global(&mut *store, "__stack_pointer");
-    let caller = kernel.get_global(&mut *store, klp_passes::instrument::CALLER_GLOBAL);
-    let tasks = tasks::TaskExports::find(store, &kernel);
-    let funcs: Vec<(Box<str>, Func)> = kernel
-        .exports(&mut *store)
-        .filter_map(|export| {
-            let name = export.name().into();
-            export.into_func().map(|func| (name, func))
-        })
-        .collect();
-    let exports = funcs
-        .into_iter()
-        .map(|(name, func)| (name, GuestFunc::new(&*store, func)))
-        .collect();
+    let stack_pointer = state.get_global(&mut *store, "__stack_pointer");
+    let caller = state.get_global(&mut *store, klp_passes::instrument::CALLER_GLOBAL);
+    let (exports, tasks) = code::exports(&mut store.as_context_mut(), kernel, state);
     Ok(Handles {
         memory,
         table,
@@ -249,7 +316,7 @@ fn link_kernel(store: &mut Store<HostData>, module: &Module) -> Result<Handles, 
         caller,
         hostcall,
         clock,
-        exports: Arc::new(exports),
+        exports,
         tasks,
     })
 }
@@ -320,6 +387,15 @@ impl WasmtimeEngine {
     /// How many instances the kernel uses and its store holds, and how often it moved.
     pub fn store_stats(&mut self) -> StoreStats {
         self.0.data_mut().instances().stats()
+    }
+
+    /// Waits until every code variant being compiled in the background is compiled (dynamic
+    /// ftrace compiles the full variant at boot): for tests and benchmarks that measure
+    /// growth or time from a settled kernel.
+    pub fn wait_for_code(&mut self) {
+        if let Some(codes) = self.0.data_mut().code.as_mut() {
+            codes.join_all();
+        }
     }
 
     /// A handle that interrupts the command running in this kernel from another thread (the
@@ -586,6 +662,27 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
         tasks::resume(self, task, sp, budget)
     }
 
+    fn swaps_code(&mut self) -> bool {
+        self.as_context_mut().data().code.is_some()
+    }
+
+    fn prepare_code(&mut self, key: CodeKey, wasm: &Arc<[u8]>) {
+        let mut ctx = self.as_context_mut();
+        let engine = ctx.engine().clone();
+        if let Some(codes) = ctx.data_mut().code.as_mut() {
+            codes.prepare(&engine, key, wasm);
+        }
+    }
+
+    fn code_ready(&mut self, key: CodeKey) -> bool {
+        let mut ctx = self.as_context_mut();
+        ctx.data_mut().code.as_mut().is_some_and(|c| c.ready(key))
+    }
+
+    fn swap_code(&mut self, key: CodeKey) -> Result<(), EngineError> {
+        code::swap(&mut self.as_context_mut(), key)
+    }
+
     /// The instance is dead: wasmtime frees it with the store, when the kernel next moves.
     fn release(&mut self, id: InstanceId) {
         self.as_context_mut().data_mut().instances().release(id);
@@ -604,14 +701,13 @@ pub fn boot(
     hook: bool,
     options: Options,
 ) -> Result<WasmtimeEngine, BootError> {
-    let mut image = klp_core::kernel::prepare_for(
-        kernel,
-        cmdline,
-        hook,
-        (!options.no_tasks).then_some(klp_core::kernel::Switching::Stacks),
-    )?;
+    let switching = (!options.no_tasks).then_some(klp_core::kernel::Switching::Stacks);
+    let mut image = match options.ftrace {
+        Mode::Dynamic if hook => klp_core::kernel::prepare_dynamic(kernel, cmdline, switching)?,
+        _ => klp_core::kernel::prepare_for(kernel, cmdline, hook, switching)?,
+    };
     image.state.tasks.set_seed(options.sched_seed);
-    let mut engine = instantiate_kernel(&image.wasm, image.state, options)?;
+    let mut engine = instantiate_image(image, options)?;
     klp_core::kernel::boot(&mut engine, ModuleFiles::embedded(klp_artifacts::MODULES))?;
     Ok(engine)
 }

@@ -7,11 +7,12 @@
 //! instantiated again from its compiled module. Then the core state moves over and the old
 //! store, with every dead instance in it, is dropped. Nothing changes if any step fails.
 
+use crate::code::written;
 use crate::instances::{Origin, Owner};
 use crate::{Handles, HostData, ModuleCache, link_kernel, module_imports, new_store};
 use klp_core::engine::EngineError;
 use std::collections::HashMap;
-use wasmtime::{Instance, Ref, Store};
+use wasmtime::{AsContextMut, Instance, Ref, Store};
 
 /// Granule of the memory copy: pages equal in both memories are not touched.
 const PAGE: usize = 4096;
@@ -78,12 +79,20 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
             running_since: None,
             limits: old.limits,
             cache: ModuleCache::default(),
+            code: None,
         },
     );
     let fail = |what: &'static str| {
         move |e: wasmtime::Error| EngineError::Instantiate(format!("{what}: {e}"))
     };
-    let handles = link_kernel(&mut fresh, &registry.kernel)?;
+    // A kernel with code variants: its state, then the code running now.
+    let shared = old.code.as_ref().map(|c| c.state_module.clone());
+    let (handles, state) = link_kernel(&mut fresh, &registry.kernel, shared.as_ref())?;
+    let code_entries = written(
+        &mut fresh.as_context_mut(),
+        handles.table,
+        &registry.kernel_placements,
+    );
 
     let table_len = old_handles.table.size(&*store);
     let delta = table_len.saturating_sub(handles.table.size(&fresh));
@@ -141,6 +150,10 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
         let sp = from.get(&mut *store);
         to.set(&mut fresh, sp).map_err(fail("stack pointer"))?;
     }
+    let old_state = store.data().code.as_ref().map(|c| c.state);
+    if let (Some(from), Some(to)) = (old_state, state) {
+        copy_globals(store, from, &mut fresh, to).map_err(fail("global"))?;
+    }
 
     let old = store.data_mut();
     let data = fresh.data_mut();
@@ -148,10 +161,39 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
     data.watchdog = old.watchdog.take();
     data.instances = old.instances.take();
     data.cache = std::mem::take(&mut old.cache);
+    data.code = old.code.take();
+    if let (Some(codes), Some(state)) = (data.code.as_mut(), state) {
+        codes.moved(state, &handles, code_entries);
+    }
     data.handles = Some(handles);
     data.instances().moved();
     // The old store goes, and every instance in it: the live ones run on in `fresh`.
     std::mem::swap(store, &mut fresh);
+    Ok(())
+}
+
+/// Sets every mutable global `to` exports to its value in `from`: the kernel's state.
+fn copy_globals(
+    store: &mut Store<HostData>,
+    from: Instance,
+    fresh: &mut Store<HostData>,
+    to: Instance,
+) -> wasmtime::Result<()> {
+    let globals: Vec<(String, wasmtime::Global)> = from
+        .exports(&mut *store)
+        .filter_map(|e| {
+            let name = e.name().to_string();
+            e.into_global().map(|g| (name, g))
+        })
+        .collect();
+    for (name, global) in globals {
+        if global.ty(&*store).mutability() == wasmtime::Mutability::Var
+            && let Some(dst) = to.get_global(&mut *fresh, &name)
+        {
+            let value = global.get(&mut *store);
+            dst.set(&mut *fresh, value)?;
+        }
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use klp_core::engine::{EngineError, Resumed, TaskStop};
 use klp_passes::instrument::tasks::{
     BUDGET, CURRENT, RESUME, SPAWN, STOP, STOP_FINISHED, STOP_PREEMPTED, STOP_YIELDED,
 };
-use wasmtime::{AsContextMut, Global, Instance, Store, TypedFunc, Val};
+use wasmtime::{AsContextMut, Global, Instance, StoreContextMut, TypedFunc, Val};
 
 /// Whether a compiled kernel has tasks (the pass's exports).
 pub(crate) fn has_tasks(module: &wasmtime::Module) -> bool {
@@ -25,15 +25,20 @@ pub(crate) struct TaskExports {
 
 impl TaskExports {
     /// The exports, if the kernel has tasks.
-    pub(crate) fn find(store: &mut Store<HostData>, kernel: &Instance) -> Option<TaskExports> {
+    /// `state` exports the globals: the kernel itself, or its state module.
+    pub(crate) fn find(
+        store: &mut StoreContextMut<'_, HostData>,
+        kernel: &Instance,
+        state: &Instance,
+    ) -> Option<TaskExports> {
         let spawn = kernel.get_typed_func(&mut *store, SPAWN).ok()?;
         let resume = kernel.get_typed_func(&mut *store, RESUME).ok()?;
         Some(TaskExports {
             spawn,
             resume,
-            budget: kernel.get_global(&mut *store, BUDGET)?,
-            current: kernel.get_global(&mut *store, CURRENT)?,
-            stop: kernel.get_global(&mut *store, STOP)?,
+            budget: state.get_global(&mut *store, BUDGET)?,
+            current: state.get_global(&mut *store, CURRENT)?,
+            stop: state.get_global(&mut *store, STOP)?,
         })
     }
 }
@@ -65,7 +70,11 @@ pub(crate) fn spawn<T: AsContextMut<Data = HostData>>(
     watched(ctx, |ctx| {
         t.spawn.call(&mut *ctx, (task as i32, entry as i32, arg))
     })
-    .map_err(|err| guest_error(ctx, err))
+    .map_err(|err| guest_error(ctx, err))?;
+    if let Some(codes) = ctx.as_context_mut().data_mut().code.as_mut() {
+        codes.spawned(task, &t);
+    }
+    Ok(())
 }
 
 /// `__klp_task_resume(task, sp)` with `budget` loop headers; after a trap the stack pointer and
@@ -76,7 +85,17 @@ pub(crate) fn resume<T: AsContextMut<Data = HostData>>(
     sp: u32,
     budget: i32,
 ) -> Result<Resumed, EngineError> {
-    let t = exports(ctx)?;
+    // A task runs on in the code it was spawned in.
+    let home = ctx
+        .as_context_mut()
+        .data()
+        .code
+        .as_ref()
+        .and_then(|c| c.home(task));
+    let t = match home {
+        Some(t) => t,
+        None => exports(ctx)?,
+    };
     let own_sp = handles(ctx)
         .stack_pointer
         .map_or(0, |g| g.get(&mut *ctx).i32().unwrap_or(0));

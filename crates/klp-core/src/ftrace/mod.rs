@@ -1,5 +1,6 @@
 //! ftrace: the only writer of the ftrace table; per slot, the IPMODIFY redirect and the hooks.
 
+pub mod code;
 pub mod dispatcher;
 mod ops;
 #[cfg(test)]

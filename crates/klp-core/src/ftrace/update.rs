@@ -90,6 +90,13 @@ pub fn alloc_range(e: &mut impl Engine, len: u32) -> SysResult<u32> {
 /// `EINVAL` when a slot is in transition but [`super::Ftrace::set_current`] was never called
 /// (nothing changes then); a table or instantiation error from the engine.
 pub fn sync(e: &mut impl Engine, slots: impl IntoIterator<Item = Slot>) -> SysResult<()> {
+    // The code first: a swap overwrites every entry the kernel's code holds, so every
+    // redirected one is written again below.
+    let swapped = super::code::update(e)?;
+    let mut slots: BTreeSet<Slot> = slots.into_iter().collect();
+    if swapped {
+        slots.extend(e.with_state(|s| written(s)));
+    }
     let order = e.with_state(|s| {
         let mut dependents: BTreeMap<Slot, Vec<Slot>> = BTreeMap::new();
         for (slot, r) in s.ftrace.ops.redirects() {
@@ -123,12 +130,15 @@ pub fn sync(e: &mut impl Engine, slots: impl IntoIterator<Item = Slot>) -> SysRe
 /// # Errors
 /// As [`sync`].
 pub fn sync_all(e: &mut impl Engine) -> SysResult<()> {
-    let slots: BTreeSet<Slot> = e.with_state(|s| {
-        let f = &s.ftrace;
-        let generated = f.trampolines.keys().chain(f.dispatchers.keys());
-        generated.copied().chain(f.ops.slots()).collect()
-    });
+    let slots = e.with_state(|s| written(s));
     sync(e, slots)
+}
+
+/// Every slot with a user or a trampoline.
+fn written(s: &KernelState) -> BTreeSet<Slot> {
+    let f = &s.ftrace;
+    let generated = f.trampolines.keys().chain(f.dispatchers.keys());
+    generated.copied().chain(f.ops.slots()).collect()
 }
 
 /// Takes a slot's trampoline out: clears its two entries and gives them back. The instance goes

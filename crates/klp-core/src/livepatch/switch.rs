@@ -16,6 +16,7 @@ use klp_abi::task::{
     TIF_SIGPENDING,
 };
 use klp_abi::task_struct as ts;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// After this many tries (one a second) the remaining tasks are signaled (`SIGNALS_TIMEOUT`).
@@ -104,6 +105,20 @@ fn check_set(s: &KernelState, lp: &Livepatch, id: PatchId, target: Target) -> BT
     names
 }
 
+/// The functions task `pid` may not be inside when it switches: `check`, and, for a task
+/// running a code that calls some functions directly (dynamic ftrace), every function that
+/// may reach one of them past its slot.
+fn check_for<'a>(
+    s: &KernelState,
+    pid: Pid,
+    check: &'a BTreeSet<String>,
+) -> Cow<'a, BTreeSet<String>> {
+    match s.code.as_ref().and_then(|c| Some((c, c.home(pid)?))) {
+        Some((code, variant)) => Cow::Owned(code.reaching(variant, check)),
+        None => Cow::Borrowed(check),
+    }
+}
+
 /// Why a task could not switch (`klp_try_switch_task`'s cases).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Blocked {
@@ -134,6 +149,7 @@ fn blocked(
         Ok(stack) => stack,
         Err(why) => return Some(why),
     };
+    let check = check_for(s, pid, check);
     stack.iter().flatten().find_map(|raw| {
         let name = kallsyms::symbol_name(raw).unwrap_or_else(|| raw.clone());
         check.contains(&name).then_some(Blocked::SleepingOn(name))
@@ -151,6 +167,7 @@ pub fn sched_try_switch(e: &mut impl Engine, pid: Pid) -> SysResult<()> {
         let (id, target) = s.livepatch.transition()?;
         let addr = s.tasks.get(pid)?.addr();
         let check = check_set(s, &s.livepatch, id, target);
+        let check = check_for(s, pid, &check);
         let stack = s.tasks.get(pid)?.recorded_stack()?;
         let inside = stack.iter().flatten().any(|raw| {
             let name = kallsyms::symbol_name(raw).unwrap_or_else(|| raw.clone());

@@ -370,6 +370,7 @@ fn schedule_until(
             return Err(Loop::Hung);
         }
         fire_timers(e)?;
+        crate::ftrace::code::poll(e)?;
         if e.with_state(|s| done(&s.tasks)) {
             return Ok(());
         }
@@ -450,6 +451,7 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
             let stack = e.read_u32(task.addr + ts::STACK)?;
             let entry = e.read_u32(task.addr + ts::ENTRY)?;
             e.task_spawn(task.slot, entry, task.addr as i32)?;
+            e.with_state(|s| s.code.as_mut().map(|c| c.spawned(task.pid)));
             stack + THREAD_SIZE
         }
     };
@@ -483,6 +485,9 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
         };
         match resumed.stop {
             TaskStop::Finished => {
+                if let Some(c) = s.code.as_mut() {
+                    c.left(pid);
+                }
                 me.frames = Frames::None;
                 me.runnable = rerun;
                 me.stack = Some(Vec::new());
@@ -512,6 +517,9 @@ fn run_slice(e: &mut impl Engine, pid: Pid) -> Result<(), Loop> {
 fn task_died(e: &mut impl Engine, task: &Task, err: EngineError) -> Result<(), Loop> {
     let command = e.with_state(|s| {
         let t = &mut s.tasks;
+        if let Some(c) = s.code.as_mut() {
+            c.left(task.pid);
+        }
         if let Some(dead) = t.tasks.get_mut(&task.pid) {
             dead.dead = true;
             dead.frames = Frames::None;

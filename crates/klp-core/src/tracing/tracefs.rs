@@ -15,10 +15,11 @@ pub const ROOT: &str = "/sys/kernel/tracing";
 /// The sysctl that switches every ftrace user off.
 pub const FTRACE_ENABLED: &str = "/proc/sys/kernel/ftrace_enabled";
 
-const FILES: [&str; 9] = [
+const FILES: [&str; 10] = [
     "available_filter_functions",
     "available_tracers",
     "current_tracer",
+    "dyn_ftrace_total_info",
     "enabled_functions",
     "events",
     "kprobe_events",
@@ -149,6 +150,7 @@ impl Tree for Tracefs {
                 },
             ),
             ["enabled_functions"] => Node::attr(0o444, enabled_functions(s)),
+            ["dyn_ftrace_total_info"] => Node::attr(0o444, crate::ftrace::code::total_info(s)),
             ["kprobe_events"] => Node::attr(
                 0o644,
                 t.kprobes

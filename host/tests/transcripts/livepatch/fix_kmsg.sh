@@ -19,4 +19,4 @@ echo 0 > /sys/kernel/livepatch/klp_fix_kmsg/enabled
 rmmod klp_fix_kmsg
 cat /dev/kmsg | grep -c "hello from the shell"
 cat /dev/kmsg | grep -c "hello from the shell"
-dmesg | tail -4
+dmesg | grep klp_fix_kmsg | tail -4
