@@ -92,6 +92,14 @@ struct RunArgs {
     /// dynamic ftrace); `always` calls through every slot all the time.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = FtraceMode::Dynamic)]
     ftrace: FtraceMode,
+    /// Directory of wasmtime's compilation cache: a boot whose kernel, modules, wasmtime and
+    /// CPU were seen before compiles nothing. Default: $XDG_CACHE_HOME/klp-wasm, else
+    /// $HOME/.cache/klp-wasm. A cache that cannot be used is reported, and the boot compiles.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the kernel and its modules afresh, without reading or filling a cache.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// `--ftrace`: see [`klp_core::ftrace::code::Mode`].
@@ -101,6 +109,29 @@ enum FtraceMode {
     Dynamic,
     /// Every call through its slot.
     Always,
+}
+
+impl RunArgs {
+    /// The compilation cache's directory: `--cache-dir`, else the default of
+    /// [`default_cache_dir`]; none with `--no-cache`.
+    fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir
+            .clone()
+            .or_else(|| default_cache_dir(|name| std::env::var_os(name)))
+    }
+}
+
+/// `$XDG_CACHE_HOME/klp-wasm`, else `$HOME/.cache/klp-wasm`, with `var` reading the
+/// environment; a variable that is unset, empty or relative counts as unset (as the XDG base
+/// directory specification says), and with neither there is no cache.
+fn default_cache_dir(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let absolute = |name| var(name).map(PathBuf::from).filter(|dir| dir.is_absolute());
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|dir| dir.join("klp-wasm"))
 }
 
 /// The largest file `klp` reads (a kernel, a script, a kernel to instrument or list): 64 MiB.
@@ -212,6 +243,7 @@ fn run(args: RunArgs) -> Result<i32> {
                 FtraceMode::Dynamic => klp_core::ftrace::code::Mode::Dynamic,
                 FtraceMode::Always => klp_core::ftrace::code::Mode::Always,
             },
+            cache_dir: args.cache_dir(),
         },
     )?;
     let specs: Vec<MountSpec> = args
@@ -415,4 +447,34 @@ fn try_main() -> Result<i32> {
         bail!("exit status {status}");
     }
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_cache_dir;
+    use std::ffi::OsString;
+    use std::path::PathBuf;
+
+    /// [`default_cache_dir`] on an environment of `(name, value)` pairs.
+    fn cache_dir_with(env: &[(&str, &str)]) -> Option<PathBuf> {
+        default_cache_dir(|name| {
+            env.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| OsString::from(value))
+        })
+    }
+
+    #[test]
+    fn the_cache_goes_under_xdg_cache_home_else_home_else_nowhere() {
+        let both = [("XDG_CACHE_HOME", "/xdg"), ("HOME", "/home/u")];
+        assert_eq!(cache_dir_with(&both), Some("/xdg/klp-wasm".into()));
+        let home = [("HOME", "/home/u")];
+        assert_eq!(
+            cache_dir_with(&home),
+            Some("/home/u/.cache/klp-wasm".into())
+        );
+        let relative = [("XDG_CACHE_HOME", "xdg"), ("HOME", "")];
+        assert_eq!(cache_dir_with(&relative), None);
+        assert_eq!(cache_dir_with(&[]), None);
+    }
 }

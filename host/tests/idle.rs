@@ -16,7 +16,7 @@ fn ask(stdin: &mut impl Write, stdout: &mut impl BufRead, line: &str) -> String 
 #[test]
 fn kernel_time_passes_and_a_transition_completes_while_the_prompt_waits() {
     let mut klp = Command::new(env!("CARGO_BIN_EXE_klp"))
-        .arg("run")
+        .args(["run", "--no-cache"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

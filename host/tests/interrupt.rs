@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 /// Starts `klp run` reading commands from a pipe (watchdog off, so only Ctrl-C can stop a spin).
 fn session() -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_klp"))
-        .args(["run", "--cmdline", "console=hvc0 watchdog_thresh=0"])
+        .args([
+            "run",
+            "--no-cache",
+            "--cmdline",
+            "console=hvc0 watchdog_thresh=0",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 /// Runs `klp run` with `input` on its standard input: (status, stdout, stderr).
 fn klp_stdin(input: &[u8]) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_klp"))
-        .arg("run")
+        .args(["run", "--no-cache"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -166,7 +166,7 @@ try {
   });
 
   await check(`the module list is ${MODDIR}, as \`ls\` prints it`, async () => {
-    const cli = spawnSync(klp, ["run", "-c", `ls ${MODDIR}`], { encoding: "utf8" });
+    const cli = spawnSync(klp, ["run", "--no-cache", "-c", `ls ${MODDIR}`], { encoding: "utf8" });
     assert.equal(cli.error, undefined, `running ${klp}`);
     assert.equal(cli.status, 0, cli.stderr);
     const files = cli.stdout.split("\n").filter(Boolean);
@@ -230,7 +230,7 @@ try {
   });
 
   await check("the transcript, dmesg and oops match `klp run -c` (timestamps masked)", async () => {
-    const cli = spawnSync(klp, ["run", "-c", STEPS.join("; ")], { encoding: "utf8" });
+    const cli = spawnSync(klp, ["run", "--no-cache", "-c", STEPS.join("; ")], { encoding: "utf8" });
     assert.equal(cli.error, undefined, `running ${klp}`);
     for (const [name, text] of [["web", transcript.out + transcript.err], ["cli", cli.stdout + cli.stderr]]) {
       fs.writeFileSync(path.join(outDir, `${name}-transcript.txt`), text);
@@ -322,7 +322,8 @@ try {
     const MARK = "=====klp-web-e2e=====";
     const script = [...session.slice(0, -2), `echo ${MARK}`, session.at(-2), `echo ${MARK}`,
       session.at(-1)].join("; ");
-    const cli = spawnSync(klp, ["run", "--mount", `${uploadDir}:/tmp:ro`, "-c", script],
+    const cli = spawnSync(klp,
+      ["run", "--no-cache", "--mount", `${uploadDir}:/tmp:ro`, "-c", script],
       { encoding: "utf8" });
     assert.equal(cli.error, undefined, `running ${klp}`);
     const [, cliGrep, cliCount] = cli.stdout.split(`${MARK}\n`);
