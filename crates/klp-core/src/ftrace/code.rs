@@ -385,3 +385,61 @@ pub fn total_info(s: &KernelState) -> String {
         "{functions} pages:0 groups: 0\nmode: {mode}\nvariant: {variant} (calls to {through} of {functions} functions through their slots)\n"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Code, Variant};
+    use crate::instrument;
+    use std::collections::BTreeSet;
+
+    /// `top` calls `mid` calls `leaf`; `other` calls nothing; `run` (exported) calls `top`.
+    fn code() -> (Code, u32) {
+        let kernel = wat::parse_str(
+            r#"(module
+                (global $__stack_pointer (mut i32) (i32.const 65536))
+                (memory 1)
+                (func $leaf (result i32) i32.const 1)
+                (func $mid (result i32) call $leaf)
+                (func $top (result i32) call $mid)
+                (func $other (result i32) i32.const 2)
+                (func $run (export "run") (result i32) call $top))"#,
+        )
+        .expect("wat");
+        let out = instrument::instrument_variant(&kernel, &[], None, &Variant::Plain).unwrap();
+        let mid = out.ftrace.slot_of(1).expect("mid has a slot");
+        let code = Code::new(kernel.into(), None, &out.calls, &out.ftrace);
+        (code, mid)
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn in_plain_code_every_direct_caller_reaches_the_changed_function() {
+        let (code, _) = code();
+        assert_eq!(
+            code.reaching(&Variant::Plain, &names(&["leaf"])),
+            names(&["leaf", "mid", "top", "run"])
+        );
+    }
+
+    #[test]
+    fn in_full_code_only_the_changed_function_itself_counts() {
+        let (code, _) = code();
+        assert_eq!(
+            code.reaching(&Variant::Full, &names(&["leaf"])),
+            names(&["leaf"])
+        );
+    }
+
+    #[test]
+    fn in_selective_code_a_hooked_slot_stops_the_direct_path() {
+        let (code, mid) = code();
+        let selective = Variant::Selective([mid].into());
+        assert_eq!(
+            code.reaching(&selective, &names(&["leaf"])),
+            names(&["leaf", "mid"])
+        );
+    }
+}
