@@ -101,8 +101,8 @@ impl Graph {
     }
 }
 
-/// The key of a variant's code module.
-fn key(v: &Variant) -> CodeKey {
+/// The key of a variant's code module ([`Engine::swap_code`]).
+pub fn code_key(v: &Variant) -> CodeKey {
     let mut h = std::hash::DefaultHasher::new();
     v.hash(&mut h);
     h.finish()
@@ -155,7 +155,7 @@ impl Code {
 
     /// The key of the code running now.
     pub fn current_key(&self) -> CodeKey {
-        key(&self.current)
+        code_key(&self.current)
     }
 
     /// How many times the kernel's code was swapped.
@@ -165,7 +165,7 @@ impl Code {
 
     /// Remembers `code` (the code module of `v`) as built: the boot code.
     pub fn add_built(&mut self, v: Variant, code: Arc<[u8]>) {
-        let k = key(&v);
+        let k = code_key(&v);
         self.built.retain(|(b, _, _)| *b != k);
         self.built.push((k, v, code));
         if self.built.len() > KEPT {
@@ -182,7 +182,7 @@ impl Code {
 
     /// The code module of `v`: built before, or built now.
     fn code_of(&mut self, v: &Variant) -> SysResult<(CodeKey, Arc<[u8]>)> {
-        let k = key(v);
+        let k = code_key(v);
         if let Some((_, _, code)) = self.built.iter().find(|(b, _, _)| *b == k) {
             return Ok((k, Arc::clone(code)));
         }
