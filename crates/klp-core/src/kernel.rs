@@ -153,6 +153,9 @@ pub fn run_task<E: Engine, T>(
 ) -> Result<T, TaskError> {
     let sp = e.stack_pointer();
     e.with_state(|s| s.comm = comm.to_string());
+    // A variant compiled in the background is swapped in here too (the scheduler does it
+    // between slices; a kernel without tasks has no scheduler).
+    crate::ftrace::code::poll(e).map_err(TaskError::Sys)?;
     // Without tasks, the command is `current`: trace events name it.
     crate::tracing::ring::note_current(e).map_err(|err| TaskError::Sys(err.into()))?;
     let mut pid = PID;
