@@ -486,3 +486,41 @@ macro_rules! wait_event_timeout {
         __ret
     }};
 }
+
+/// A set of up to `N` pids, for "the first time each task comes here" messages: a patch's
+/// function that says so once per task, however often it runs.
+pub struct PidSet<const N: usize> {
+    pids: [core::sync::atomic::AtomicI32; N],
+}
+
+impl<const N: usize> PidSet<N> {
+    /// An empty set.
+    pub const fn new() -> Self {
+        Self {
+            pids: [const { core::sync::atomic::AtomicI32::new(0) }; N],
+        }
+    }
+
+    /// Whether `pid` comes here the first time (it is then remembered); `false` also once
+    /// the set is full.
+    pub fn first_time(&self, pid: i32) -> bool {
+        use core::sync::atomic::Ordering;
+        for slot in &self.pids {
+            match slot.load(Ordering::Relaxed) {
+                p if p == pid => return false,
+                0 => {
+                    slot.store(pid, Ordering::Relaxed);
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+}
+
+impl<const N: usize> Default for PidSet<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -3,31 +3,14 @@
 //! in the new function until it signals it.
 #![no_std]
 
-use core::sync::atomic::{AtomicI32, Ordering};
-
-use klp_guest::task::{self, HZ};
+use klp_guest::task::{self, HZ, PidSet};
 use klp_guest::{KlpFunc, KlpObject, KlpPatch, klp_enable_patch, pr_info};
 
 /// How long the new function sleeps unless woken: an hour, in jiffies.
 const SLEEP_JIFFIES: i32 = 3600 * HZ as i32;
 
-/// The pids that said they sleep in the new function (0: a free slot).
-static ANNOUNCED: [AtomicI32; 128] = [const { AtomicI32::new(0) }; 128];
-
-/// Whether this is the first time the task `pid` comes here (it is then remembered).
-fn first_time(pid: i32) -> bool {
-    for slot in &ANNOUNCED {
-        match slot.load(Ordering::Relaxed) {
-            p if p == pid => return false,
-            0 => {
-                slot.store(pid, Ordering::Relaxed);
-                return true;
-            }
-            _ => {}
-        }
-    }
-    false
-}
+/// The pids that said they sleep in the new function.
+static ANNOUNCED: PidSet<128> = PidSet::new();
 
 /// The replacement for `sleeper_func`: says so the first time each task comes here, then
 /// sleeps interruptibly for an hour, returning early when woken.
@@ -35,7 +18,7 @@ fn first_time(pid: i32) -> bool {
 extern "C" fn livepatch_sleeper_func() {
     // SAFETY: `current` is always a live task.
     let pid = unsafe { (*task::current()).pid };
-    if first_time(pid) {
+    if ANNOUNCED.first_time(pid) {
         pr_info!("test_klp_sleeper_patch: livepatch_sleeper_func: sleeping");
     }
     // SAFETY: no pointers.

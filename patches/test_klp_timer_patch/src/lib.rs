@@ -5,28 +5,11 @@
 //! it has left that frame, so once the patch is enabled for it, every call reaches this one.
 #![no_std]
 
-use core::sync::atomic::{AtomicI32, Ordering};
-
-use klp_guest::task::{self, TimerList};
+use klp_guest::task::{self, PidSet, TimerList};
 use klp_guest::{KlpFunc, KlpObject, KlpPatch, klp_enable_patch, pr_info};
 
-/// The pids that called the new function (0: a free slot).
-static CALLERS: [AtomicI32; 128] = [const { AtomicI32::new(0) }; 128];
-
-/// Whether this is the first time the task `pid` comes here (it is then remembered).
-fn first_time(pid: i32) -> bool {
-    for slot in &CALLERS {
-        match slot.load(Ordering::Relaxed) {
-            p if p == pid => return false,
-            0 => {
-                slot.store(pid, Ordering::Relaxed);
-                return true;
-            }
-            _ => {}
-        }
-    }
-    false
-}
+/// The pids that called the new function.
+static CALLERS: PidSet<128> = PidSet::new();
 
 /// The replacement for `del_timer_sync`: says so the first time each task calls it, then
 /// disarms the timer as the original does.
@@ -34,7 +17,7 @@ fn first_time(pid: i32) -> bool {
 extern "C" fn livepatch_del_timer_sync(timer: *mut TimerList) -> i32 {
     // SAFETY: `current` is always a live task.
     let pid = unsafe { (*task::current()).pid };
-    if first_time(pid) {
+    if CALLERS.first_time(pid) {
         pr_info!("test_klp_timer_patch: livepatch_del_timer_sync: called by pid {}", pid);
     }
     // SAFETY: the caller's timer, as for the original.
