@@ -18,7 +18,10 @@ extern "C" fn livepatch_del_timer_sync(timer: *mut TimerList) -> i32 {
     // SAFETY: `current` is always a live task.
     let pid = unsafe { (*task::current()).pid };
     if CALLERS.first_time(pid) {
-        pr_info!("test_klp_timer_patch: livepatch_del_timer_sync: called by pid {}", pid);
+        pr_info!(
+            "test_klp_timer_patch: livepatch_del_timer_sync: called by pid {}",
+            pid
+        );
     }
     // SAFETY: the caller's timer, as for the original.
     unsafe { task::sys::del_timer(timer) }
