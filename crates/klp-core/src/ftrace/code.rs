@@ -369,6 +369,8 @@ pub fn total_info(s: &KernelState) -> String {
         .filter(|i| i.owner.is_none() && !i.notrace)
         .count();
     let (mode, variant, through) = match &s.code {
+        // A kernel run as built has no slots at all.
+        None if functions == 0 => ("none", "as built", Some(0)),
         None => ("always", "full", None),
         Some(c) => (
             "dynamic",
