@@ -67,6 +67,15 @@ fn swaps_keep_memory_table_globals_log_files_modules_and_sysfs() {
     assert_eq!(variant(&mut e), "full");
     assert_eq!(snapshot(&mut e), before);
     assert!(read(&mut e, "/sys/kernel/tracing/trace").contains("cmdline_proc_show <-"));
+    // A move to a fresh store carries the full code over the boot code's state.
+    e.move_now().expect("the kernel moves");
+    assert_eq!(variant(&mut e), "full");
+    assert_eq!(snapshot(&mut e), before);
+    sh(
+        &mut e,
+        "echo > /sys/kernel/tracing/trace\ncat /proc/cmdline",
+    );
+    assert!(read(&mut e, "/sys/kernel/tracing/trace").contains("cmdline_proc_show <-"));
     sh(&mut e, &format!("echo nop > {tracer}"));
     assert_eq!(variant(&mut e), "plain");
     assert_eq!(snapshot(&mut e), before);

@@ -31,12 +31,8 @@ pub enum BootError {
 
 /// A kernel image ready to be instantiated by an engine.
 pub struct BootImage {
-    /// The wasm to instantiate (instrumented unless asked otherwise); with [`Self::shared`],
-    /// the kernel's code, which imports its state from there.
+    /// The wasm to instantiate (instrumented unless asked otherwise).
     pub wasm: Vec<u8>,
-    /// For dynamic ftrace ([`prepare_dynamic`]): the module defining the kernel's memory (with
-    /// its data), table, globals and tags, instantiated first; `None`: `wasm` defines them.
-    pub shared: Option<Vec<u8>>,
     /// The core state that goes with it.
     pub state: KernelState,
 }
@@ -87,16 +83,14 @@ pub fn prepare_for(
     };
     Ok(BootImage {
         wasm,
-        shared: None,
         state: KernelState::new(&ftrace, kallsyms, cmdline),
     })
 }
 
-/// [`prepare_for`] with the hook, for dynamic ftrace ([`crate::ftrace::code`]): the kernel is
-/// split into its state ([`BootImage::shared`]) and the plain variant of its code
-/// ([`BootImage::wasm`]), and the core state keeps what it takes to build the other
-/// variants. A kernel already instrumented has one code only: it is prepared as
-/// [`prepare_for`] does.
+/// [`prepare_for`] with the hook, for dynamic ftrace ([`crate::ftrace::code`]): the kernel
+/// boots its plain variant, which defines its state and exports it for the other variants'
+/// code modules to import, and the core state keeps what it takes to build those. A kernel
+/// already instrumented has one code only: it is prepared as [`prepare_for`] does.
 ///
 /// # Errors
 /// As [`prepare`].
@@ -113,11 +107,10 @@ pub fn prepare_dynamic(
     let kallsyms = Kallsyms::from_kernel(&out.wasm)?;
     let mut state = KernelState::new(&out.ftrace, kallsyms, cmdline);
     let mut code = Code::new(kernel.into(), switching, &out.calls, &out.ftrace);
-    code.add_built(Variant::Plain, split.code.as_slice().into());
+    code.add_built(Variant::Plain, split.boot.as_slice().into());
     state.code = Some(code);
     Ok(BootImage {
-        wasm: split.code,
-        shared: Some(split.state),
+        wasm: split.boot,
         state,
     })
 }

@@ -1,10 +1,12 @@
 //! The kernel's code variants on wasmtime: compiled in the background, swapped by rewriting the table.
 //!
-//! A kernel run with dynamic ftrace is two modules: its state (memory, table, globals, tags)
-//! and its code, which imports the state from module `kernel`. Every code variant is
-//! instantiated at most once per store over the same state; what its element segments wrote
-//! is remembered, so swapping back to it writes those entries again and instantiates nothing.
-//! A task keeps the code it was spawned in: it is resumed through that instance's dispatcher.
+//! A kernel run with dynamic ftrace boots its plain code, which defines the kernel's state
+//! (memory, table, globals, tags) and exports it; every other variant is a code module that
+//! imports the state from module `kernel` (`instrument::split`). The code that runs when no
+//! hook is used therefore reaches its state directly, at the speed of the kernel as built.
+//! Every variant is instantiated at most once per store; what its element segments wrote is
+//! remembered, so swapping back to it writes those entries again and instantiates nothing. A
+//! task keeps the code it was spawned in: it is resumed through that instance's dispatcher.
 
 use crate::tasks::TaskExports;
 use crate::{GuestFunc, Handles, HostData, KernelExports};
@@ -17,6 +19,22 @@ use wasmtime::{Extern, Func, Instance, Module, Ref, StoreContextMut};
 /// Compiled code variants kept: plain, full and a few selective ones.
 const COMPILED_MAX: usize = 6;
 
+impl Instantiated {
+    /// The record of the code `handles` call (instantiated last): what it wrote at
+    /// `placements`, its exports and task entry points.
+    pub(crate) fn of(
+        store: &mut StoreContextMut<'_, HostData>,
+        handles: &Handles,
+        placements: &[u32],
+    ) -> Self {
+        Instantiated {
+            entries: written(store, handles.table, placements),
+            exports: Arc::clone(&handles.exports),
+            tasks: handles.tasks.clone(),
+        }
+    }
+}
+
 /// A code module: compiled, being compiled on a worker thread, or refused.
 enum Compiled {
     Ready(Module),
@@ -25,10 +43,29 @@ enum Compiled {
 }
 
 /// A code variant instantiated in this store: the table entries it wrote, and its entry points.
-struct Instantiated {
+pub(crate) struct Instantiated {
     entries: Vec<Ref>,
     exports: KernelExports,
     tasks: Option<TaskExports>,
+}
+
+/// Records a code instance: the table entries its element segments wrote at `placements`
+/// (read right after its instantiation), its exports and its task entry points (`state`
+/// exports the globals).
+pub(crate) fn record(
+    store: &mut StoreContextMut<'_, HostData>,
+    instance: &Instance,
+    state: &Instance,
+    table: wasmtime::Table,
+    placements: &[u32],
+) -> Instantiated {
+    let entries = written(store, table, placements);
+    let (exports, tasks) = exports(store, instance, state);
+    Instantiated {
+        entries,
+        exports,
+        tasks,
+    }
 }
 
 /// The table entries the kernel's code wrote at `placements`, read right after its
@@ -50,10 +87,12 @@ pub(crate) fn written(
 
 /// The kernel's state instance and every code variant compiled or instantiated.
 pub(crate) struct Codes {
-    /// The compiled state module.
+    /// The compiled boot code, which defines the state.
     pub(crate) state_module: Module,
     /// Its instance in this store.
     pub(crate) state: Instance,
+    /// The boot code's key.
+    pub(crate) boot: CodeKey,
     compiled: HashMap<CodeKey, Compiled>,
     /// The keys of `compiled`, oldest first.
     order: VecDeque<CodeKey>,
@@ -65,19 +104,13 @@ pub(crate) struct Codes {
 }
 
 impl Codes {
-    /// The codes of a kernel whose state is `state` (an instance of `state_module`) and whose
-    /// boot code `module`, known as `key`, is instantiated with `exports`.
-    pub(crate) fn new(
-        state_module: Module,
-        state: Instance,
-        key: CodeKey,
-        module: Module,
-        handles: &Handles,
-        entries: Vec<Ref>,
-    ) -> Self {
+    /// The codes of a kernel that booted `module` (its code `key`), instantiated as `state`
+    /// and recorded as `boot`.
+    pub(crate) fn new(module: Module, state: Instance, key: CodeKey, boot: Instantiated) -> Self {
         let mut codes = Codes {
-            state_module,
+            state_module: module.clone(),
             state,
+            boot: key,
             compiled: HashMap::new(),
             order: VecDeque::from([key]),
             instances: HashMap::new(),
@@ -85,14 +118,7 @@ impl Codes {
             homes: HashMap::new(),
         };
         codes.compiled.insert(key, Compiled::Ready(module));
-        codes.instances.insert(
-            key,
-            Instantiated {
-                entries,
-                exports: Arc::clone(&handles.exports),
-                tasks: handles.tasks.clone(),
-            },
-        );
+        codes.instances.insert(key, boot);
         codes
     }
 
@@ -187,27 +213,29 @@ impl Codes {
         self.homes.insert(task, exports.clone());
     }
 
-    /// The codes in a fresh store: its state instance, and only the current code, instantiated
-    /// there with `handles`.
-    pub(crate) fn moved(&mut self, state: Instance, handles: &Handles, entries: Vec<Ref>) {
+    /// The codes in a fresh store: the boot code's instance `state`, the current code
+    /// instantiated there as `current`, and the boot code's record when it is another one.
+    pub(crate) fn moved(
+        &mut self,
+        state: Instance,
+        current: Instantiated,
+        boot: Option<Instantiated>,
+    ) {
         self.state = state;
         self.homes.clear();
         self.instances.clear();
-        self.instances.insert(
-            self.current,
-            Instantiated {
-                entries,
-                exports: Arc::clone(&handles.exports),
-                tasks: handles.tasks.clone(),
-            },
-        );
+        self.instances.insert(self.current, current);
+        if let Some(boot) = boot {
+            self.instances.insert(self.boot, boot);
+        }
     }
 }
 
-/// The imports of a code module: the state's exports and the host functions.
+/// The imports of a code module: the state's exports (from `state`, the boot code's instance)
+/// and the host functions.
 pub(crate) fn imports(
     store: &mut StoreContextMut<'_, HostData>,
-    state: &Instance,
+    state: Option<&Instance>,
     hostcall: &Func,
     clock: &Func,
     module: &Module,
@@ -216,7 +244,7 @@ pub(crate) fn imports(
     for import in module.imports() {
         let ext = match (import.module(), import.name()) {
             ("kernel", name) => state
-                .get_export(&mut *store, name)
+                .and_then(|state| state.get_export(&mut *store, name))
                 .ok_or_else(|| EngineError::Instantiate(format!("the state has no {name}")))?,
             ("klp", "hostcall") => (*hostcall).into(),
             ("klp", "clock_ns") => (*clock).into(),
@@ -282,22 +310,14 @@ pub(crate) fn swap(
         .is_some_and(|c| c.instances.contains_key(&key));
     if !known {
         let state = store.data().code.as_ref().expect("checked").state;
-        let imports = imports(store, &state, &hostcall, &clock, &module)?;
+        let imports = imports(store, Some(&state), &hostcall, &clock, &module)?;
         store.data_mut().instances().code_added();
         // No start function: instantiating runs no guest code.
         let instance = Instance::new(&mut *store, &module, &imports)
             .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
-        let entries = written(store, table, &placements);
-        let (exports, tasks) = exports(store, &instance, &state);
+        let recorded = record(store, &instance, &state, table, &placements);
         let codes = store.data_mut().code.as_mut().expect("checked");
-        codes.instances.insert(
-            key,
-            Instantiated {
-                entries,
-                exports,
-                tasks,
-            },
-        );
+        codes.instances.insert(key, recorded);
     } else {
         let entries = store.data().code.as_ref().expect("checked").instances[&key]
             .entries

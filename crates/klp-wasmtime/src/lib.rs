@@ -145,11 +145,11 @@ pub fn instantiate_kernel(
     state: KernelState,
     options: Options,
 ) -> Result<WasmtimeEngine, EngineError> {
-    instantiate(None, wasm, state, options)
+    instantiate(wasm, state, options)
 }
 
 /// Compiles and instantiates a prepared kernel ([`klp_core::kernel::prepare_dynamic`] or
-/// [`klp_core::kernel::prepare_for`]): its state module first when it has one, then its code.
+/// [`klp_core::kernel::prepare_for`]); a kernel with code variants gets them ready to swap.
 ///
 /// # Errors
 /// As [`instantiate_kernel`].
@@ -157,12 +157,11 @@ pub fn instantiate_image(
     image: BootImage,
     options: Options,
 ) -> Result<WasmtimeEngine, EngineError> {
-    instantiate(image.shared.as_deref(), &image.wasm, image.state, options)
+    instantiate(&image.wasm, image.state, options)
 }
 
-/// [`instantiate_image`]'s work: `shared` is the state module `wasm` imports, if any.
+/// [`instantiate_image`]'s work.
 fn instantiate(
-    shared: Option<&[u8]>,
     wasm: &[u8],
     state: KernelState,
     options: Options,
@@ -173,12 +172,8 @@ fn instantiate(
     let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Compile(e.to_string()))?;
     let boot = Instant::now();
     let watchdog = Some(Watchdog::start(&engine, boot)?);
-    let compile = |wasm: &[u8]| {
-        Module::new(&engine, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))
-    };
-    let shared = shared.map(compile).transpose()?;
     let key = state.code.as_ref().map(|c| c.current_key());
-    let module = compile(wasm)?;
+    let module = Module::new(&engine, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
     let mut instances = Instances::new(module.clone(), wasm)?;
     let mem = mem_param(&state);
     let mut store = new_store(
@@ -199,21 +194,23 @@ fn instantiate(
             code: None,
         },
     );
-    let (handles, state_instance) = link_kernel(&mut store, &module, shared.as_ref())?;
+    let (handles, kernel, _) = link_kernel(&mut store, &module, None)?;
     // As in the kernel, RAM is `mem=` or the initial memory if that is larger.
     store.data_mut().limits = Limits {
         memory_bytes: mem.max(handles.memory.data_size(&store)),
         table_elements: TABLE_MAX.max(handles.table.size(&store) as usize),
     };
     instances.kernel_instantiated(handles.table.size(&store));
-    if let (Some(shared), Some(state_instance), Some(key)) = (shared, state_instance, key) {
-        let entries = code::written(
+    if let Some(key) = key {
+        // The boot code defines the state the other variants import.
+        let boot = code::record(
             &mut store.as_context_mut(),
+            &kernel,
+            &kernel,
             handles.table,
             &instances.kernel_placements,
         );
-        let codes = code::Codes::new(shared, state_instance, key, module, &handles, entries);
-        store.data_mut().code = Some(codes);
+        store.data_mut().code = Some(code::Codes::new(module, kernel, key, boot));
     }
     store.data_mut().instances = Some(instances);
     store.data_mut().handles = Some(handles);
@@ -231,13 +228,15 @@ fn new_store(engine: &wasmtime::Engine, data: HostData) -> Store<HostData> {
 }
 
 /// Instantiates the compiled kernel in `store` with the host functions it imports, and
-/// resolves what engine calls need: `shared` (the state `module` imports, when it is a code
-/// module) first; its instance is returned with the handles.
+/// resolves what engine calls need. With `boot` (the boot code of a kernel with code variants,
+/// and the table entries its element segments write), `module` is another variant: the boot
+/// code is instantiated first, defining the state `module` imports, and is returned recorded.
+/// Returns the handles, the instance defining the state, and the boot code's record.
 fn link_kernel(
     store: &mut Store<HostData>,
     module: &Module,
-    shared: Option<&Module>,
-) -> Result<(Handles, Option<Instance>), EngineError> {
+    boot: Option<(&Module, &[u32])>,
+) -> Result<(Handles, Instance, Option<code::Instantiated>), EngineError> {
     let virtual_clock = tasks::has_tasks(module);
     let clock = Func::wrap(
         &mut *store,
@@ -252,19 +251,19 @@ fn link_kernel(
             hostcall::dispatch(&mut Context(caller), op, [a, b, c]).map_err(wasmtime::Error::new)
         },
     );
-    if let Some(shared) = shared {
+    if let Some((boot, placements)) = boot {
         let fail = |e: wasmtime::Error| EngineError::Instantiate(format!("{e:#}"));
-        let state = Instance::new(&mut *store, shared, &[]).map_err(fail)?;
-        let imports = code::imports(
-            &mut store.as_context_mut(),
-            &state,
-            &hostcall,
-            &clock,
-            module,
-        )?;
-        let kernel = Instance::new(&mut *store, module, &imports).map_err(fail)?;
+        let mut ctx = store.as_context_mut();
+        let imports = code::imports(&mut ctx, None, &hostcall, &clock, boot)?;
+        let state = Instance::new(&mut ctx, boot, &imports).map_err(fail)?;
+        let table = state
+            .get_table(&mut ctx, "__indirect_function_table")
+            .ok_or_else(|| EngineError::NoExport("__indirect_function_table".into()))?;
+        let recorded = code::record(&mut ctx, &state, &state, table, placements);
+        let imports = code::imports(&mut ctx, Some(&state), &hostcall, &clock, module)?;
+        let kernel = Instance::new(&mut ctx, module, &imports).map_err(fail)?;
         let handles = handles_of(store, &kernel, &state, hostcall, clock)?;
-        return Ok((handles, Some(state)));
+        return Ok((handles, state, Some(recorded)));
     }
     let mut linker = Linker::new(store.engine());
     linker
@@ -288,7 +287,11 @@ fn link_kernel(
     let kernel = linker
         .instantiate(&mut *store, module)
         .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
-    Ok((handles_of(store, &kernel, &kernel, hostcall, clock)?, None))
+    Ok((
+        handles_of(store, &kernel, &kernel, hostcall, clock)?,
+        kernel,
+        None,
+    ))
 }
 
 /// What engine calls need of a kernel whose code instance is `kernel` and whose state (memory,

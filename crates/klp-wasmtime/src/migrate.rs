@@ -7,7 +7,7 @@
 //! instantiated again from its compiled module. Then the core state moves over and the old
 //! store, with every dead instance in it, is dropped. Nothing changes if any step fails.
 
-use crate::code::written;
+use crate::code;
 use crate::instances::{Origin, Owner};
 use crate::{Handles, HostData, ModuleCache, link_kernel, module_imports, new_store};
 use klp_core::engine::EngineError;
@@ -85,12 +85,19 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
     let fail = |what: &'static str| {
         move |e: wasmtime::Error| EngineError::Instantiate(format!("{what}: {e}"))
     };
-    // A kernel with code variants: its state, then the code running now.
-    let shared = old.code.as_ref().map(|c| c.state_module.clone());
-    let (handles, state) = link_kernel(&mut fresh, &registry.kernel, shared.as_ref())?;
-    let code_entries = written(
+    // A kernel with code variants running another than its boot code: the boot code first
+    // (it defines the state), then the code running now.
+    let boot = old.code.as_ref().filter(|c| c.current != c.boot).map(|c| {
+        (
+            c.state_module.clone(),
+            registry.kernel_placements.as_slice(),
+        )
+    });
+    let boot = boot.as_ref().map(|(m, p)| (m, *p));
+    let (handles, state, boot_record) = link_kernel(&mut fresh, &registry.kernel, boot)?;
+    let current_record = code::Instantiated::of(
         &mut fresh.as_context_mut(),
-        handles.table,
+        &handles,
         &registry.kernel_placements,
     );
 
@@ -150,9 +157,8 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
         let sp = from.get(&mut *store);
         to.set(&mut fresh, sp).map_err(fail("stack pointer"))?;
     }
-    let old_state = store.data().code.as_ref().map(|c| c.state);
-    if let (Some(from), Some(to)) = (old_state, state) {
-        copy_globals(store, from, &mut fresh, to).map_err(fail("global"))?;
+    if let Some(from) = store.data().code.as_ref().map(|c| c.state) {
+        copy_globals(store, from, &mut fresh, state).map_err(fail("global"))?;
     }
 
     let old = store.data_mut();
@@ -162,8 +168,8 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
     data.instances = old.instances.take();
     data.cache = std::mem::take(&mut old.cache);
     data.code = old.code.take();
-    if let (Some(codes), Some(state)) = (data.code.as_mut(), state) {
-        codes.moved(state, &handles, code_entries);
+    if let Some(codes) = data.code.as_mut() {
+        codes.moved(state, current_record, boot_record);
     }
     data.handles = Some(handles);
     data.instances().moved();

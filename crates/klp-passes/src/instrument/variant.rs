@@ -75,6 +75,9 @@ pub struct Split {
     /// the kernel exported its memory, table 0, globals and tags under (`__stack_pointer`,
     /// `__klp_caller`, the tasks globals).
     pub state: Vec<u8>,
+    /// The input as it was, defining its state, with the state's exports added: the code that
+    /// runs first, which the code modules of the other variants import the state from.
+    pub boot: Vec<u8>,
     /// The instrumented module with memory 0, table 0, every global and every tag imported
     /// from module [`STATE_MODULE`] under the names above, after its function imports, so no
     /// index changes. The continuation tables of a kernel with tasks stay defined; no data
@@ -326,7 +329,29 @@ pub fn split(instrumented: &[u8]) -> Result<Split, InstrumentError> {
             data: data.into(),
         });
     }
+    // The boot code: the input itself, defining the state and exporting it under the names the
+    // code modules import.
+    let mut boot_exports = ExportSection::new();
+    for e in &exports {
+        boot_exports.export(e.name, ExportKind::from(e.kind), e.index);
+    }
+    for (name, kind, index) in &named[..imported] {
+        if !exports.iter().any(|e| e.name == name) {
+            boot_exports.export(name, *kind, *index);
+        }
+    }
+    let mut boot = Module::new();
+    for (id, range) in &raw {
+        match *id {
+            EXPORT => boot.section(&boot_exports),
+            id => boot.section(&RawSection {
+                id,
+                data: &wasm[range.clone()],
+            }),
+        };
+    }
     Ok(Split {
+        boot: boot.finish(),
         state: state.finish(),
         code: code.finish(),
     })
@@ -660,6 +685,20 @@ mod tests {
         for (name, _) in &imported {
             assert!(state_exports.iter().any(|(n, _, _)| n == name), "{name}");
         }
+        // The boot code is the input with the state's exports added: the code modules can
+        // import the state from it as well.
+        check(&s.boot);
+        let boot_exports = exports(&s.boot);
+        for (name, _) in &imported {
+            assert!(
+                boot_exports.iter().any(|(n, _, _)| n == name),
+                "boot: {name}"
+            );
+        }
+        for e in exports(wasm) {
+            assert!(boot_exports.contains(&e), "boot keeps {e:?}");
+        }
+        assert_eq!(ids(&s.boot), ids(wasm));
         // Function exports are the same; the state keeps the kernel's names for its state.
         let funcs = |m: &[u8]| -> Vec<(String, ExternalKind, u32)> {
             exports(m)
