@@ -15,7 +15,9 @@
 //!   after it, so that each enable comes at another moment of the tasks' loops. The virtual time each completion took is printed. At
 //!   most 4 enables run per criterion sample (the time is scaled to the sample's count): every
 //!   transition instantiates dispatchers, and the kernel cannot move to a fresh store (which
-//!   drops dead instances) while kthreads hold frames.
+//!   drops dead instances) while kthreads hold frames. The kernel runs with `--ftrace=always`:
+//!   in the default dynamic mode a kthread asleep in plain code that can call a patched
+//!   function directly does not switch until it leaves that frame, a different measurement.
 //! * `stack_capture/{nop,backtrace}/{8,32,128}`: what the Schedule host call adds to a
 //!   switch: wasmtime's `WasmBacktrace::force_capture` and the frames' names (as
 //!   `klp_wasmtime`'s `Engine::backtrace`) from a host call made at a depth of 8, 32 or 128
@@ -23,7 +25,7 @@
 //!   the same depth.
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use klp_benches::{boot, call, guest_loop_chunked, insmod, set_enabled};
+use klp_benches::{boot, boot_always, call, guest_loop_chunked, insmod, set_enabled};
 use klp_core::engine::{Callee, Engine};
 use klp_wasmtime::{Options, WasmtimeEngine, kernel_config};
 use std::hint::black_box;
@@ -121,7 +123,7 @@ fn transition_complete(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(100));
     g.measurement_time(Duration::from_secs(1));
     for n in [1u32, 10, 100, 1000] {
-        let mut e = boot(true);
+        let mut e = boot_always();
         let tasks = format!("nr_tasks={n}");
         let sleeping = format!("nr_sleeping={}", n / 2);
         insmod(

@@ -1,11 +1,14 @@
 //! Per-call dispatch of the same small function, in one run: a direct `call` (to a notrace
 //! twin), through the ftrace slot unpatched, through the slot patched to a function of a patch
 //! module (another instance), and through a hand-made entry stub. The loop runs in the kernel
-//! (`bench_dispatch`); one criterion iteration is one call.
+//! (`bench_dispatch`); one criterion iteration is one call. The instrumented kernels run with
+//! `--ftrace=always`: in the default dynamic mode the unhooked kernel calls `bench_target`
+//! directly (benches/kernel.rs and benches/variants.rs measure that mode).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use klp_benches::{
-    TARGET_DELTA, TARGET_PATCHED_DELTA, boot, boot_with, call, chained, guest_loop, insmod, kind,
+    TARGET_DELTA, TARGET_PATCHED_DELTA, always, boot, boot_always, boot_with, call, chained,
+    guest_loop, insmod, kind,
 };
 use klp_core::engine::Callee;
 use klp_wasmtime::{Options, WasmtimeEngine};
@@ -29,7 +32,7 @@ fn dispatch(c: &mut Criterion) {
     });
     drop(raw);
 
-    let mut e = boot(true);
+    let mut e = boot_always();
     g.bench_function("direct", |b| {
         b.iter_custom(|iters| calls(&mut e, kind::DIRECT, TARGET_DELTA, iters));
     });
@@ -58,7 +61,7 @@ fn dispatch(c: &mut Criterion) {
         Options {
             inlining: true,
             no_tasks: true,
-            ..Options::default()
+            ..always()
         },
     );
     g.bench_function("direct_inlining", |b| {

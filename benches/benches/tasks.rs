@@ -8,9 +8,10 @@
 //! * `getpid/{direct,in_task}`: one getpid syscall from the host, called directly (as the idle
 //!   task) and as a shell command's syscall, inside the command's task.
 //! * `syscall_round/{instrumented,budget}`: the real kernel's `bench_syscalls` round
-//!   (benches/kernel.rs) on the instrumented kernel without the tasks rewrite (`no_tasks`, as
-//!   the page runs it), and with it, as `klp` runs it (every loop header of the kernel checks
-//!   the budget; the round is called directly, so nothing is preempted).
+//!   (benches/kernel.rs) on the instrumented kernel (`--ftrace=always`: every call through its
+//!   slot) without the tasks rewrite (`no_tasks`, as the page runs it), and with it, as `klp`
+//!   runs it (every loop header of the kernel checks the budget; the round is called
+//!   directly, so nothing is preempted).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use klp_benches::{call, guest_loop_chunked};
@@ -132,13 +133,13 @@ fn resume_yield(c: &mut Criterion) {
         true,
         Options {
             no_tasks: true,
-            ..Options::default()
+            ..klp_benches::always()
         },
     );
     g.bench_function("syscall_round/instrumented", |b| {
         b.iter_custom(|iters| round(&mut plain, iters));
     });
-    let mut budget = klp_benches::boot(true);
+    let mut budget = klp_benches::boot_always();
     g.bench_function("syscall_round/budget", |b| {
         b.iter_custom(|iters| round(&mut budget, iters));
     });

@@ -2,11 +2,13 @@
 //! the function tracer, one kprobe, one kretprobe, a live patch, and a live patch under the
 //! tracer. Tracing users put a trampoline in the slot that writes each event into the ring
 //! buffer in kernel memory (the caller from `__klp_caller`, no host call). The loop runs in the
-//! kernel (`bench_dispatch`).
+//! kernel (`bench_dispatch`). The kernel runs with `--ftrace=always`, so that `off` is a
+//! call through the slot (the default dynamic mode would call `bench_target` directly until a
+//! hook comes, then through its slot in the full or selective variant alike).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use klp_benches::{
-    TARGET_DELTA, TARGET_PATCHED_DELTA, boot, call, chained, guest_loop, insmod, kind,
+    TARGET_DELTA, TARGET_PATCHED_DELTA, boot_always, call, chained, guest_loop, insmod, kind,
 };
 use klp_core::engine::Callee;
 use klp_core::fs;
@@ -30,7 +32,7 @@ fn calls(e: &mut WasmtimeEngine, delta: i32, iters: u64) -> std::time::Duration 
 
 fn tracing(c: &mut Criterion) {
     let mut g = c.benchmark_group("tracing");
-    let mut e = boot(true);
+    let mut e = boot_always();
     g.bench_function("off", |b| {
         b.iter_custom(|iters| calls(&mut e, TARGET_DELTA, iters))
     });

@@ -5,11 +5,12 @@
 //! (`slot_patched`), in transition with the fake task's `patch_state` PATCHED
 //! (`dispatcher_patched`: dispatcher → replacement) and UNPATCHED (`dispatcher_unpatched`:
 //! dispatcher → original), and after the transition (`slot_after_transition`: direct again).
-//! `current` is a kmalloc'd word pointing at a kmalloc'd fake task.
+//! `current` is a kmalloc'd word pointing at a kmalloc'd fake task. The kernel runs with
+//! `--ftrace=always`, so that `slot` is a call through the slot before any hook.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use klp_benches::{
-    TARGET_DELTA, TARGET_PATCHED_DELTA, boot, call, chained, guest_loop, insmod, kind,
+    TARGET_DELTA, TARGET_PATCHED_DELTA, boot_always, call, chained, guest_loop, insmod, kind,
 };
 use klp_core::engine::{Callee, Engine};
 use klp_core::ftrace::{self, Slot};
@@ -40,7 +41,7 @@ fn fake_current(e: &mut WasmtimeEngine) -> u32 {
 
 fn transition(c: &mut Criterion) {
     let mut g = c.benchmark_group("transition");
-    let mut e = boot(true);
+    let mut e = boot_always();
     g.bench_function("slot", |b| {
         b.iter_custom(|iters| calls(&mut e, TARGET_DELTA, iters));
     });

@@ -14,6 +14,7 @@
 
 use criterion::Criterion;
 use klp_core::engine::{Callee, Engine};
+use klp_core::ftrace::code::Mode;
 use klp_wasmtime::{self as rt, Options, WasmtimeEngine};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,24 @@ pub fn boot(hook: bool) -> WasmtimeEngine {
     boot_with(hook, Options::default())
 }
 
+/// The default options with every call through its slot all the time (`klp run
+/// --ftrace=always`): for benchmarks of the slot call itself, which the default dynamic mode
+/// would run plain (every direct call direct) until a hook needs the slot.
+pub fn always() -> Options {
+    Options {
+        ftrace: Mode::Always,
+        ..Options::default()
+    }
+}
+
+/// Boots the instrumented kernel with [`always`].
+///
+/// # Panics
+/// When the kernel does not boot.
+pub fn boot_always() -> WasmtimeEngine {
+    boot_with(true, always())
+}
+
 /// Boots the built kernel with explicit wasmtime options.
 ///
 /// # Panics
@@ -95,6 +114,41 @@ pub fn set_enabled(e: &mut WasmtimeEngine, patch: &str, on: bool) {
     let path = format!("/sys/kernel/livepatch/{patch}/enabled");
     klp_core::fs::write_file(e, &path, if on { b"1\n" } else { b"0\n" }, false)
         .unwrap_or_else(|err| panic!("write {path}: {err:?}"));
+}
+
+/// Writes `value` to the file `path` (sysfs, tracefs, ...).
+///
+/// # Panics
+/// When the write fails.
+pub fn write(e: &mut WasmtimeEngine, path: &str, value: &str) {
+    klp_core::fs::write_file(e, path, value.as_bytes(), false)
+        .unwrap_or_else(|err| panic!("write {path}: {err:?}"));
+}
+
+/// The code variant `/sys/kernel/tracing/dyn_ftrace_total_info` says runs: `plain`,
+/// `selective` or `full`.
+///
+/// # Panics
+/// When the file cannot be read or has no variant line.
+pub fn variant(e: &mut WasmtimeEngine) -> String {
+    let path = "/sys/kernel/tracing/dyn_ftrace_total_info";
+    let info = klp_core::fs::read_file(e, path).unwrap_or_else(|err| panic!("{path}: {err:?}"));
+    let info = String::from_utf8_lossy(&info);
+    let line = info.lines().find_map(|l| l.strip_prefix("variant: "));
+    let word = line.and_then(|l| l.split_whitespace().next());
+    word.unwrap_or_else(|| panic!("{path}: {info}")).to_string()
+}
+
+/// Waits for the code variants compiling in the background, then lets the kernel swap to the
+/// one its hooks want, as its scheduler does between two slices ([`klp_core::ftrace::code::poll`]);
+/// returns the variant that runs then ([`variant`]).
+///
+/// # Panics
+/// When the swap fails.
+pub fn settle(e: &mut WasmtimeEngine) -> String {
+    e.wait_for_code();
+    klp_core::ftrace::code::poll(e).unwrap_or_else(|err| panic!("code swap: {err:?}"));
+    variant(e)
 }
 
 /// The slot (kallsyms address) of a module's function.
