@@ -139,15 +139,20 @@ pub fn variant(e: &mut WasmtimeEngine) -> String {
     word.unwrap_or_else(|| panic!("{path}: {info}")).to_string()
 }
 
-/// Waits for the code variants compiling in the background, then lets the kernel swap to the
-/// one its hooks want, as its scheduler does between two slices ([`klp_core::ftrace::code::poll`]);
+/// Has the variant the hooks want built and compiled, waits for it, then lets the kernel swap
+/// to it, as its scheduler does between two slices ([`klp_core::ftrace::code::poll`]);
 /// returns the variant that runs then ([`variant`]).
 ///
 /// # Panics
 /// When the swap fails.
 pub fn settle(e: &mut WasmtimeEngine) -> String {
+    let mut poll = |e: &mut WasmtimeEngine| {
+        klp_core::ftrace::code::poll(e).unwrap_or_else(|err| panic!("code swap: {err:?}"));
+    };
+    // The first poll builds the variant the hooks want and starts its compile.
+    poll(e);
     e.wait_for_code();
-    klp_core::ftrace::code::poll(e).unwrap_or_else(|err| panic!("code swap: {err:?}"));
+    poll(e);
     variant(e)
 }
 

@@ -33,6 +33,14 @@ fn read(e: &mut WasmtimeEngine, path: &str) -> String {
     String::from_utf8(fs::read_file(e, path).expect("readable")).expect("utf-8")
 }
 
+/// Lets the kernel build the selective variant its hooks want (at its next safe point), waits
+/// for the compile, and lets it swap (at the safe point after).
+fn settle(e: &mut WasmtimeEngine) {
+    sh(e, "cat /proc/version");
+    e.wait_for_code();
+    sh(e, "cat /proc/version");
+}
+
 /// The variant `dyn_ftrace_total_info` says runs.
 fn variant(e: &mut WasmtimeEngine) -> String {
     let info = read(e, "/sys/kernel/tracing/dyn_ftrace_total_info");
@@ -89,9 +97,7 @@ fn swaps_keep_memory_table_globals_log_files_modules_and_sysfs() {
              echo 1 > /sys/kernel/tracing/events/kprobes/kept/enable"
         ),
     );
-    e.wait_for_code();
-    // The scheduler swaps to the compiled selective variant between two slices.
-    sh(&mut e, "cat /proc/version");
+    settle(&mut e);
     assert_eq!(variant(&mut e), "selective");
     assert_eq!(snapshot(&mut e), before);
     let trace = read(&mut e, "/sys/kernel/tracing/trace");
@@ -102,8 +108,7 @@ fn swaps_keep_memory_table_globals_log_files_modules_and_sysfs() {
 
     // A live patch on top: still selective, for both slots once compiled.
     sh(&mut e, "insmod livepatch-sample");
-    e.wait_for_code();
-    sh(&mut e, "cat /proc/version");
+    settle(&mut e);
     assert_eq!(
         read(&mut e, "/proc/cmdline"),
         "this has been live patched\n"

@@ -51,7 +51,10 @@ pub struct Code {
     /// Code modules built, most recent last.
     built: Vec<(CodeKey, Variant, Arc<[u8]>)>,
     /// The variant the engine is compiling for [`poll`] to swap to.
-    pending: Option<CodeKey>,
+    /// The variant [`poll`] is to build, have compiled and swap to; `true` once the engine
+    /// compiles it. Built there, not in the hook, so that the pass is not in the first hook's
+    /// latency.
+    pending: Option<(CodeKey, Variant, bool)>,
     /// Tasks holding frames of a code other than full: the variant they run.
     homes: BTreeMap<Pid, Variant>,
     /// How many times the code was swapped.
@@ -306,13 +309,18 @@ pub fn update(e: &mut impl Engine) -> SysResult<bool> {
         e.with_state(|s| s.code.as_mut().map(|c| c.pending = None));
         return Ok(false);
     }
-    let (k, code) = built(e, &want)?;
-    e.prepare_code(k, &code);
+    let k = code_key(&want);
     if want == Variant::Plain || e.code_ready(k) {
         swap(e, want, k)?;
         return Ok(true);
     }
-    e.with_state(|s| s.code.as_mut().map(|c| c.pending = Some(k)));
+    e.with_state(|s| {
+        let c = s.code.as_mut()?;
+        if c.pending.as_ref().is_none_or(|p| p.0 != k) {
+            c.pending = Some((k, want, false));
+        }
+        Some(())
+    });
     if covers(&current, &hooked) {
         return Ok(false);
     }
@@ -328,15 +336,22 @@ fn built(e: &mut impl Engine, v: &Variant) -> SysResult<(CodeKey, Arc<[u8]>)> {
         .unwrap_or(Err(crate::errno::Errno::EINVAL.into()))
 }
 
-/// Swaps to a selective variant compiled in the background, if one is ready: called by the
-/// scheduler between two slices, where no guest frame is live.
+/// Builds the selective variant [`update`] asked for and has the engine compile it in the
+/// background, or swaps to it once it is compiled: called by the scheduler between two
+/// slices, where no guest frame is live, and before every top-level operation.
 ///
 /// # Errors
 /// A failed swap or table write.
 pub fn poll(e: &mut impl Engine) -> SysResult<()> {
-    let Some(k) = e.with_state(|s| s.code.as_ref().and_then(|c| c.pending)) else {
+    let Some((k, v, compiling)) = e.with_state(|s| s.code.as_ref()?.pending.clone()) else {
         return Ok(());
     };
+    if !compiling {
+        let (k, code) = built(e, &v)?;
+        e.prepare_code(k, &code);
+        e.with_state(|s| s.code.as_mut().map(|c| c.pending = Some((k, v, true))));
+        return Ok(());
+    }
     if e.code_ready(k) && update(e)? {
         super::sync_all(e)?;
     }
@@ -349,7 +364,7 @@ fn swap(e: &mut impl Engine, v: Variant, k: CodeKey) -> SysResult<()> {
     let was = e.with_state(|s| {
         let c = s.code.as_mut().expect("a kernel with code variants");
         c.swaps += 1;
-        c.pending = c.pending.filter(|&p| p != k);
+        c.pending = c.pending.take().filter(|p| p.0 != k);
         std::mem::replace(&mut c.current, v.clone())
     });
     let line = match (&was, &v) {
