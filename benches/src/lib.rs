@@ -146,7 +146,7 @@ pub fn variant(e: &mut WasmtimeEngine) -> String {
 /// # Panics
 /// When the swap fails.
 pub fn settle(e: &mut WasmtimeEngine) -> String {
-    let mut poll = |e: &mut WasmtimeEngine| {
+    let poll = |e: &mut WasmtimeEngine| {
         klp_core::ftrace::code::poll(e).unwrap_or_else(|err| panic!("code swap: {err:?}"));
     };
     // The first poll builds the variant the hooks want and starts its compile.
