@@ -222,8 +222,9 @@ pub trait Engine {
     }
 
     /// Whether this engine can run the kernel's code variants (dynamic ftrace,
-    /// [`crate::ftrace::code`]): the kernel was instantiated as a state module and a code
-    /// module, and [`Engine::swap_code`] can replace the code.
+    /// [`crate::ftrace::code`]): the kernel booted its plain variant's boot code, which
+    /// defines the state the other variants' code modules import, and [`Engine::swap_code`]
+    /// can replace the code.
     fn swaps_code(&mut self) -> bool {
         false
     }

@@ -25,7 +25,7 @@ pub(crate) struct TaskExports {
 
 impl TaskExports {
     /// The exports, if the kernel has tasks.
-    /// `state` exports the globals: the kernel itself, or its state module.
+    /// `state` exports the globals: the kernel itself, or the boot code's instance.
     pub(crate) fn find(
         store: &mut StoreContextMut<'_, HostData>,
         kernel: &Instance,

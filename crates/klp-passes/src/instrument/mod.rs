@@ -11,8 +11,8 @@
 //!
 //! [`instrument_variant`] leaves some direct calls direct ([`Variant`]: none, a chosen set of
 //! slots, or all through their slots as [`instrument`] does), and reports the input's direct
-//! calls ([`CallGraph`]); [`split`] cuts an instrumented kernel into a state module (memory,
-//! table 0, globals, tags) and a code module that imports them.
+//! calls ([`CallGraph`]); [`split`] makes of an instrumented kernel a boot module that defines
+//! and exports its state (memory, table 0, globals, tags) and a code module that imports it.
 //!
 //! ```
 //! let kernel = wat::parse_str(r#"(module

@@ -1,4 +1,4 @@
-//! Kernel variants (which direct calls pass their slots), the call graph, and the state/code split.
+//! Kernel variants (which direct calls pass their slots), the call graph, and the boot/code split.
 
 use std::collections::BTreeSet;
 
@@ -7,7 +7,7 @@ use wasm_encoder::{
     CustomSection, EntityType, ExportKind, ExportSection, ImportSection, Module, RawSection,
     TableSection, TagKind, TagType,
 };
-use wasmparser::{ExternalKind, Operator, Parser, Payload, TypeRef};
+use wasmparser::{Operator, Parser, Payload, TypeRef};
 
 use super::kernel::Kernel;
 use super::{FTRACE_SECTION, InstrumentError};
@@ -65,36 +65,33 @@ pub(crate) fn call_graph(k: &Kernel<'_>) -> Result<CallGraph, InstrumentError> {
     Ok(CallGraph { funcs })
 }
 
-/// An instrumented kernel split in two: the state and the code.
+/// An instrumented kernel as the code that boots, defining the kernel's state, and as a code
+/// module that imports that state from the boot code's instance.
 #[derive(Debug, Clone)]
 pub struct Split {
-    /// Defines and exports memory 0 (with the data segments), table 0 (sized as the code
-    /// module's table, no elements), every global (with its initial value) and every tag;
-    /// nothing else (no functions, no start). Exports: `memory`, `__indirect_function_table`,
-    /// each global `i` as `__klp_global_{i}`, each tag `i` as `__klp_tag_{i}`, and the names
-    /// the kernel exported its memory, table 0, globals and tags under (`__stack_pointer`,
-    /// `__klp_caller`, the tasks globals).
-    pub state: Vec<u8>,
-    /// The input as it was, defining its state, with the state's exports added: the code that
-    /// runs first, which the code modules of the other variants import the state from.
+    /// The input as it was (same sections, in the same order), defining its memory (with the
+    /// data segments), tables, globals and tags, with exports added for what [`Split::code`]
+    /// imports: `memory`, `__indirect_function_table` (table 0), each global `i` as
+    /// `__klp_global_{i}` and each tag `i` as `__klp_tag_{i}`. Every export of the input stays.
     pub boot: Vec<u8>,
     /// The instrumented module with memory 0, table 0, every global and every tag imported
     /// from module [`STATE_MODULE`] under the names above, after its function imports, so no
     /// index changes. The continuation tables of a kernel with tasks stay defined; no data
-    /// segments, no data count section, no start. Element segments, exports (memory, table 0,
-    /// globals and tags re-exported as before) and custom sections stay as they were.
+    /// segments, no data count section, no start. Element segments (they fill the boot code's
+    /// table 0 when the code is instantiated), exports (memory, table 0, globals and tags
+    /// re-exported as before) and custom sections stay as they were.
     pub code: Vec<u8>,
 }
 
-/// Module name the code half of a [`Split`] imports its state from.
+/// Module name the code module of a [`Split`] imports its state from.
 pub const STATE_MODULE: &str = "kernel";
 
-/// Export name of global `i` in the state half of a [`Split`].
+/// Export name of global `i` in the boot code of a [`Split`].
 fn global_name(i: u32) -> String {
     format!("__klp_global_{i}")
 }
 
-/// Export name of tag `i` in the state half of a [`Split`].
+/// Export name of tag `i` in the boot code of a [`Split`].
 fn tag_name(i: u32) -> String {
     format!("__klp_tag_{i}")
 }
@@ -104,13 +101,9 @@ const TABLE_NAME: &str = "__indirect_function_table";
 
 const TYPE: u8 = 1;
 const FUNCTION: u8 = 3;
-const MEMORY: u8 = 5;
-const GLOBAL: u8 = 6;
 const EXPORT: u8 = 7;
-const TAG: u8 = 13;
 const ELEMENT: u8 = 9;
 const CODE: u8 = 10;
-const DATA: u8 = 11;
 
 fn unsupported(msg: impl Into<String>) -> InstrumentError {
     InstrumentError::Unsupported(msg.into())
@@ -124,9 +117,10 @@ fn unsupported(msg: impl Into<String>) -> InstrumentError {
 /// [`InstrumentError::Parse`] or [`InstrumentError::Feature`] for input that does not validate
 /// (with [`super::tasks::FEATURES`] for a kernel with tasks); [`InstrumentError::NotInstrumented`]
 /// without a `klp.ftrace` section; [`InstrumentError::Unsupported`] when the kernel imports a
-/// memory, table, global or tag, has no table or not exactly one memory, has a start function,
-/// a global initialized with `ref.func`, or code that uses `memory.init` or `data.drop` (its
-/// data segments move to the state).
+/// memory, table, global or tag, has no table, a table 0 with an initializer expression (its
+/// entries would call the boot code's functions) or not exactly one memory, has a start
+/// function, code that uses `memory.init` or `data.drop` (the code module has no data
+/// segments), or an export that takes one of the names above for something else.
 pub fn split(instrumented: &[u8]) -> Result<Split, InstrumentError> {
     let wasm = instrumented;
     if super::tasks::is_rewritten(wasm) {
@@ -171,16 +165,7 @@ pub fn split(instrumented: &[u8]) -> Result<Split, InstrumentError> {
             }
             Payload::GlobalSection(r) => {
                 for g in r.clone() {
-                    let g = g?;
-                    let mut ops = g.init_expr.get_operators_reader();
-                    while !ops.eof() {
-                        if let Operator::RefFunc { .. } = ops.read()? {
-                            return Err(unsupported(
-                                "a global initialized with ref.func: the state has no functions",
-                            ));
-                        }
-                    }
-                    globals.push(g.ty);
+                    globals.push(g?.ty);
                 }
             }
             Payload::TagSection(r) => {
@@ -203,7 +188,7 @@ pub fn split(instrumented: &[u8]) -> Result<Split, InstrumentError> {
                         ops.read()?
                     {
                         return Err(unsupported(format!(
-                            "code uses {op:?}, but the data segments move to the state"
+                            "code uses {op:?}, but the code module has no data segments"
                         )));
                     }
                 }
@@ -240,58 +225,28 @@ pub fn split(instrumented: &[u8]) -> Result<Split, InstrumentError> {
         })
     };
 
-    // The state: types (for the tags), table 0, memory, tags, globals, exports, data.
+    // What the code imports and the boot code exports: memory 0, table 0, globals, tags.
     let table_type = re.table_type(table0.ty)?;
     let memory_type = re.memory_type(memory)?;
-    let mut state = Module::new();
-    if let Some(s) = section(TYPE) {
-        state.section(&s);
-    }
-    let mut state_tables = TableSection::new();
-    state_tables.table(table_type);
-    state.section(&state_tables);
-    for id in [MEMORY, TAG, GLOBAL] {
-        if let Some(s) = section(id) {
-            state.section(&s);
-        }
-    }
-    let mut state_exports = ExportSection::new();
     let mut named: Vec<(String, ExportKind, u32)> = vec![
         (MEMORY_NAME.into(), ExportKind::Memory, 0),
         (TABLE_NAME.into(), ExportKind::Table, 0),
     ];
     named.extend((0..globals.len() as u32).map(|i| (global_name(i), ExportKind::Global, i)));
     named.extend((0..tags.len() as u32).map(|i| (tag_name(i), ExportKind::Tag, i)));
-    let imported = named.len();
     for e in &exports {
-        let state_kind = match e.kind {
-            ExternalKind::Memory => ExportKind::Memory,
-            ExternalKind::Table if e.index == 0 => ExportKind::Table,
-            ExternalKind::Global => ExportKind::Global,
-            ExternalKind::Tag => ExportKind::Tag,
-            _ => continue,
-        };
-        match named.iter().find(|(n, _, _)| n == e.name) {
-            None => named.push((e.name.to_string(), state_kind, e.index)),
-            Some(&(_, kind, index)) if kind == state_kind && index == e.index => {}
-            Some(_) => {
-                return Err(unsupported(format!(
-                    "export `{}` names something else than in the state",
-                    e.name
-                )));
-            }
+        if let Some(&(_, kind, index)) = named.iter().find(|(n, _, _)| n == e.name)
+            && (kind != ExportKind::from(e.kind) || index != e.index)
+        {
+            return Err(unsupported(format!(
+                "export `{}` names something else than the code module imports under that name",
+                e.name
+            )));
         }
-    }
-    for (name, kind, index) in &named {
-        state_exports.export(name, *kind, *index);
-    }
-    state.section(&state_exports);
-    if let Some(s) = section(DATA) {
-        state.section(&s);
     }
 
     // The code: the state imported after the function imports, its sections left out.
-    for (name, kind, index) in &named[..imported] {
+    for (name, kind, index) in &named {
         let ty = match kind {
             ExportKind::Memory => EntityType::Memory(memory_type),
             ExportKind::Table => EntityType::Table(table_type),
@@ -335,7 +290,7 @@ pub fn split(instrumented: &[u8]) -> Result<Split, InstrumentError> {
     for e in &exports {
         boot_exports.export(e.name, ExportKind::from(e.kind), e.index);
     }
-    for (name, kind, index) in &named[..imported] {
+    for (name, kind, index) in &named {
         if !exports.iter().any(|e| e.name == name) {
             boot_exports.export(name, *kind, *index);
         }
@@ -352,7 +307,6 @@ pub fn split(instrumented: &[u8]) -> Result<Split, InstrumentError> {
     }
     Ok(Split {
         boot: boot.finish(),
-        state: state.finish(),
         code: code.finish(),
     })
 }
@@ -363,8 +317,14 @@ mod tests {
     use crate::instrument::tasks::{self, Switching};
     use crate::instrument::{CALLER_GLOBAL, instrument_for, instrument_variant};
     use crate::test_util::{bodies, validate};
+    use wasmparser::ExternalKind;
 
-    const TABLE: u8 = 4;
+    const MEMORY: u8 = 5;
+    const GLOBAL: u8 = 6;
+    const START: u8 = 8;
+    const DATA: u8 = 11;
+    const DATA_COUNT: u8 = 12;
+    const TAG: u8 = 13;
     const RUSTC_KERNEL: &[u8] = include_bytes!("../../tests/data/exp_kernel.wasm");
 
     /// A kernel with an import, a function pointer, notrace glue, a tail call and a call
@@ -622,6 +582,53 @@ mod tests {
         );
     }
 
+    /// The type of what `wasm` (which imports no memory, table, global or tag) exports as
+    /// `name`, as an import of it would be typed.
+    fn export_type(wasm: &[u8], name: &str) -> Option<TypeRef> {
+        let (mut memories, mut tables, mut globals, mut tags) = (vec![], vec![], vec![], vec![]);
+        for p in Parser::new(0).parse_all(wasm) {
+            match p.unwrap() {
+                Payload::MemorySection(r) => memories.extend(r.into_iter().map(Result::unwrap)),
+                Payload::TableSection(r) => tables.extend(r.into_iter().map(|t| t.unwrap().ty)),
+                Payload::GlobalSection(r) => globals.extend(r.into_iter().map(|g| g.unwrap().ty)),
+                Payload::TagSection(r) => tags.extend(r.into_iter().map(Result::unwrap)),
+                _ => {}
+            }
+        }
+        let (_, kind, index) = exports(wasm).into_iter().find(|(n, _, _)| n == name)?;
+        let i = index as usize;
+        Some(match kind {
+            ExternalKind::Memory => TypeRef::Memory(memories[i]),
+            ExternalKind::Table => TypeRef::Table(tables[i]),
+            ExternalKind::Global => TypeRef::Global(globals[i]),
+            ExternalKind::Tag => TypeRef::Tag(tags[i]),
+            other => panic!("{name} is a {other:?}"),
+        })
+    }
+
+    /// Section ids of `wasm`, custom sections left out.
+    fn section_ids(wasm: &[u8]) -> Vec<u8> {
+        Parser::new(0)
+            .parse_all(wasm)
+            .filter_map(|p| {
+                let p = p.unwrap();
+                if matches!(p, Payload::CustomSection(_)) {
+                    return None;
+                }
+                p.as_section().map(|(id, _)| id)
+            })
+            .collect()
+    }
+
+    /// What `code` imports from [`STATE_MODULE`], by name.
+    fn kernel_imports(code: &[u8]) -> Vec<(String, TypeRef)> {
+        imports(code)
+            .into_iter()
+            .filter(|(m, _, _)| m == STATE_MODULE)
+            .map(|(_, n, t)| (n, t))
+            .collect()
+    }
+
     /// Checks the split of `wasm` and returns it.
     fn check_split(wasm: &[u8], with_tasks: bool) -> Split {
         let s = split(wasm).unwrap();
@@ -632,41 +639,31 @@ mod tests {
                 validate(m);
             }
         };
-        check(&s.state);
+        check(&s.boot);
         check(&s.code);
-        let ids = |m: &[u8]| -> Vec<u8> {
-            Parser::new(0)
-                .parse_all(m)
-                .filter_map(|p| {
-                    let p = p.unwrap();
-                    if matches!(p, Payload::CustomSection(_)) {
-                        return None;
-                    }
-                    p.as_section().map(|(id, _)| id)
-                })
-                .collect()
-        };
-        for id in ids(&s.state) {
+        for id in section_ids(&s.code) {
             assert!(
-                [TYPE, TABLE, MEMORY, TAG, GLOBAL, EXPORT, DATA].contains(&id),
+                ![MEMORY, GLOBAL, TAG, DATA, START, DATA_COUNT].contains(&id),
                 "{id}"
             );
         }
-        for id in ids(&s.code) {
-            assert!(![MEMORY, GLOBAL, TAG, DATA, 8, 12].contains(&id), "{id}");
+        // The boot code is the input with exports added: same sections, every export kept.
+        assert_eq!(section_ids(&s.boot), section_ids(wasm));
+        let boot_exports = exports(&s.boot);
+        for e in exports(wasm) {
+            assert!(boot_exports.contains(&e), "boot keeps {e:?}");
         }
         // Code imports the state after its function imports, in index order, all exported by
-        // the state with the same types.
-        let state_exports = exports(&s.state);
-        let imported: Vec<(String, TypeRef)> = imports(&s.code)
-            .into_iter()
-            .filter(|(m, _, _)| m == STATE_MODULE)
-            .map(|(_, n, t)| (n, t))
-            .collect();
+        // the boot code with the same kinds and types.
         let originals = imports(wasm);
+        let imported = kernel_imports(&s.code);
+        assert_eq!(imports(&s.code)[..originals.len()], originals[..]);
         assert_eq!(imports(&s.code).len(), originals.len() + imported.len());
         assert_eq!(imported[0].0, MEMORY_NAME);
+        assert!(matches!(imported[0].1, TypeRef::Memory(_)));
         assert_eq!(imported[1].0, TABLE_NAME);
+        assert!(matches!(imported[1].1, TypeRef::Table(_)));
+        assert!(boot_exports.contains(&(TABLE_NAME.to_string(), ExternalKind::Table, 0)));
         let mut globals = 0;
         let mut tags = 0;
         for (name, ty) in &imported[2..] {
@@ -682,24 +679,14 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        for (name, _) in &imported {
-            assert!(state_exports.iter().any(|(n, _, _)| n == name), "{name}");
-        }
-        // The boot code is the input with the state's exports added: the code modules can
-        // import the state from it as well.
-        check(&s.boot);
-        let boot_exports = exports(&s.boot);
-        for (name, _) in &imported {
-            assert!(
-                boot_exports.iter().any(|(n, _, _)| n == name),
+        for (name, ty) in &imported {
+            assert_eq!(
+                export_type(&s.boot, name).as_ref(),
+                Some(ty),
                 "boot: {name}"
             );
         }
-        for e in exports(wasm) {
-            assert!(boot_exports.contains(&e), "boot keeps {e:?}");
-        }
-        assert_eq!(ids(&s.boot), ids(wasm));
-        // Function exports are the same; the state keeps the kernel's names for its state.
+        // Function exports and bodies are the same.
         let funcs = |m: &[u8]| -> Vec<(String, ExternalKind, u32)> {
             exports(m)
                 .into_iter()
@@ -707,36 +694,34 @@ mod tests {
                 .collect()
         };
         assert_eq!(funcs(&s.code), funcs(wasm));
-        for (name, kind, index) in exports(wasm) {
-            if kind == ExternalKind::Global {
-                assert!(state_exports.contains(&(name, kind, index)));
-            }
-        }
         assert_eq!(bodies(&s.code).len(), bodies(wasm).len());
         s
     }
 
     #[test]
-    fn split_of_a_kernel_gives_a_state_and_a_code_module_that_import_each_other() {
+    fn split_of_a_kernel_gives_a_boot_module_exporting_what_the_code_module_imports() {
         for variant in [Variant::Plain, Variant::Full] {
             let out = instrument_variant(RUSTC_KERNEL, &[], None, &variant).unwrap();
             check_split(&out.wasm, false);
         }
         let out = instrument_variant(&kernel(), &[], None, &Variant::Plain).unwrap();
         let s = check_split(&out.wasm, false);
-        // The data segment lives in the state.
+        // The data segment initializes the boot code's memory; the code module has none.
         let data = |m: &[u8]| {
             Parser::new(0)
                 .parse_all(m)
                 .any(|p| matches!(p.unwrap(), Payload::DataSection(_)))
         };
-        assert!(data(&s.state));
+        assert!(data(&s.boot));
         assert!(!data(&s.code));
-        assert!(
-            exports(&s.state)
+        let kinds = |m: &[u8], name: &str| {
+            exports(m)
                 .iter()
-                .any(|(n, k, _)| n == "__stack_pointer" && *k == ExternalKind::Global)
-        );
+                .any(|(n, k, _)| n == name && *k == ExternalKind::Global)
+        };
+        assert!(kinds(&s.boot, "__stack_pointer"));
+        assert!(kinds(&s.code, "__stack_pointer"));
+        assert!(kinds(&s.boot, &global_name(0)));
     }
 
     #[test]
@@ -755,17 +740,60 @@ mod tests {
                     })
                     .unwrap_or(0)
             };
+            // Table 0 is imported; the two continuation tables stay defined in the code.
+            assert_eq!(tables(&out.wasm), 3);
+            assert_eq!(tables(&s.boot), 3);
             assert_eq!(tables(&s.code), 2);
-            assert_eq!(tables(&s.state), 1);
-            let tags = exports(&s.state)
+            let imported_tables = kernel_imports(&s.code)
                 .iter()
-                .filter(|e| e.1 == ExternalKind::Tag)
+                .filter(|(_, t)| matches!(t, TypeRef::Table(_)))
                 .count();
-            assert_eq!(tags, 3);
+            assert_eq!(imported_tables, 1);
+            let imported_tags: Vec<String> = kernel_imports(&s.code)
+                .into_iter()
+                .filter(|(_, t)| matches!(t, TypeRef::Tag(_)))
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(imported_tags, [tag_name(0), tag_name(1), tag_name(2)]);
         }
         let out = instrument_variant(&task_kernel, &[], Some(Switching::Import), &Variant::Plain)
             .unwrap();
         check_split(&out.wasm, false);
+    }
+
+    #[test]
+    fn split_accepts_a_global_initialized_with_ref_func() {
+        // The boot code initializes the global as the input did; the code module imports it
+        // and needs no initializer.
+        let wasm = wat::parse_str(
+            r#"(module (import "klp" "clock_ns" (func $clock (result i64)))
+                (memory 1) (global $__stack_pointer (mut i32) (i32.const 0))
+                (global $f funcref (ref.func $clock))
+                (func (export "f")))"#,
+        )
+        .unwrap();
+        let out = instrument_variant(&wasm, &[], None, &Variant::Plain).unwrap();
+        let s = check_split(&out.wasm, false);
+        assert!(
+            kernel_imports(&s.code)
+                .iter()
+                .any(|(n, t)| *n == global_name(1) && matches!(t, TypeRef::Global(_)))
+        );
+    }
+
+    #[test]
+    fn split_refuses_an_export_that_takes_an_imported_name_for_something_else() {
+        let wasm = wat::parse_str(
+            r#"(module (memory 1) (global $__stack_pointer (mut i32) (i32.const 0))
+                (func (export "__klp_global_0")))"#,
+        )
+        .unwrap();
+        let out = instrument_variant(&wasm, &[], None, &Variant::Plain).unwrap();
+        let err = split(&out.wasm).unwrap_err();
+        assert!(
+            matches!(&err, InstrumentError::Unsupported(m) if m.contains("__klp_global_0")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -790,7 +818,7 @@ mod tests {
     }
 
     #[test]
-    fn the_code_half_reads_back_its_ftrace_map_and_kallsyms() {
+    fn the_code_module_reads_back_its_ftrace_map_and_kallsyms() {
         let task_kernel = wat::parse_str(TASK_KERNEL).unwrap();
         for (wasm, switching) in [
             (RUSTC_KERNEL, None),
@@ -815,7 +843,7 @@ mod tests {
         let mut seed = 0x9e37_79b9u32;
         for len in 0..good.len() {
             if let Ok(s) = split(&good[..len]) {
-                validate(&s.state);
+                validate(&s.boot);
                 validate(&s.code);
             }
         }
@@ -825,7 +853,7 @@ mod tests {
             let at = seed as usize % bad.len();
             bad[at] ^= (seed >> 24) as u8 | 1;
             if let Ok(s) = split(&bad) {
-                validate(&s.state);
+                validate(&s.boot);
                 validate(&s.code);
             }
         }
