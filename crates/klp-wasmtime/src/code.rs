@@ -19,6 +19,20 @@ use wasmtime::{Extern, Func, Instance, Module, Ref, StoreContextMut};
 /// Compiled code variants kept: plain, full and a few selective ones.
 const COMPILED_MAX: usize = 6;
 
+/// A code module: compiled, being compiled on a worker thread, or refused.
+enum Compiled {
+    Ready(Module),
+    Pending(JoinHandle<Result<Module, String>>),
+    Failed(String),
+}
+
+/// A code variant instantiated in this store: the table entries it wrote, and its entry points.
+pub(crate) struct Instantiated {
+    entries: Vec<Ref>,
+    exports: KernelExports,
+    tasks: Option<TaskExports>,
+}
+
 impl Instantiated {
     /// The record of the code `handles` call (instantiated last): what it wrote at
     /// `placements`, its exports and task entry points.
@@ -33,20 +47,6 @@ impl Instantiated {
             tasks: handles.tasks.clone(),
         }
     }
-}
-
-/// A code module: compiled, being compiled on a worker thread, or refused.
-enum Compiled {
-    Ready(Module),
-    Pending(JoinHandle<Result<Module, String>>),
-    Failed(String),
-}
-
-/// A code variant instantiated in this store: the table entries it wrote, and its entry points.
-pub(crate) struct Instantiated {
-    entries: Vec<Ref>,
-    exports: KernelExports,
-    tasks: Option<TaskExports>,
 }
 
 /// Records a code instance: the table entries its element segments wrote at `placements`
