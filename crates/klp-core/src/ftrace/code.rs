@@ -57,8 +57,6 @@ pub struct Code {
     pending: Option<(CodeKey, Variant, bool)>,
     /// Tasks holding frames of a code other than full: the variant they run.
     homes: BTreeMap<Pid, Variant>,
-    /// How many times the code was swapped.
-    swaps: u64,
 }
 
 /// The call graph with what [`Code::reaching`] needs per function.
@@ -147,7 +145,6 @@ impl Code {
             built: Vec::new(),
             pending: None,
             homes: BTreeMap::new(),
-            swaps: 0,
         }
     }
 
@@ -159,11 +156,6 @@ impl Code {
     /// The key of the code running now.
     pub fn current_key(&self) -> CodeKey {
         code_key(&self.current)
-    }
-
-    /// How many times the kernel's code was swapped.
-    pub fn swaps(&self) -> u64 {
-        self.swaps
     }
 
     /// Remembers `code` (the code module of `v`) as built: the boot code.
@@ -363,7 +355,6 @@ fn swap(e: &mut impl Engine, v: Variant, k: CodeKey) -> SysResult<()> {
     e.swap_code(k)?;
     let was = e.with_state(|s| {
         let c = s.code.as_mut().expect("a kernel with code variants");
-        c.swaps += 1;
         c.pending = c.pending.take().filter(|p| p.0 != k);
         std::mem::replace(&mut c.current, v.clone())
     });
