@@ -149,9 +149,15 @@ pub fn settle(e: &mut WasmtimeEngine) -> String {
     let poll = |e: &mut WasmtimeEngine| {
         klp_core::ftrace::code::poll(e).unwrap_or_else(|err| panic!("code swap: {err:?}"));
     };
-    // The first poll builds the variant the hooks want and starts its compile.
-    poll(e);
-    e.wait_for_code();
+    // The first poll builds the variant the hooks want and starts its compile, the second
+    // swaps to it; the next build that variant's boot code and move the kernel to it.
+    for _ in 0..4 {
+        poll(e);
+        e.wait_for_code();
+        // A variant runs a second of kernel time before the kernel moves to its boot code.
+        klp_core::tasks::run_for(e, std::time::Duration::from_secs(2))
+            .unwrap_or_else(|err| panic!("kernel time: {err:?}"));
+    }
     poll(e);
     variant(e)
 }

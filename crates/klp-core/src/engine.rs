@@ -258,6 +258,20 @@ pub trait Engine {
         )))
     }
 
+    /// Moves the kernel to a fresh store whose boot code is the code module `key` (prepared
+    /// with [`Engine::prepare_code`]: the boot code of the variant running now, which defines
+    /// the kernel's state itself), so the running code no longer imports its state. Only
+    /// between guest calls, while no task holds frames.
+    ///
+    /// # Errors
+    /// An engine without code variants, a task holding frames, an unknown `key`, or any
+    /// failure of the move (nothing changed then).
+    fn rehome_code(&mut self, key: CodeKey) -> Result<(), EngineError> {
+        Err(EngineError::Instantiate(format!(
+            "code variant {key:#x}: this engine runs one kernel code"
+        )))
+    }
+
     /// Forgets an instance. Engines that cannot free instances early keep them until the kernel
     /// is dropped, but the instance is never used again.
     fn release(&mut self, id: InstanceId);

@@ -107,7 +107,11 @@ pub fn prepare_dynamic(
     let kallsyms = Kallsyms::from_kernel(&out.wasm)?;
     let mut state = KernelState::new(&out.ftrace, kallsyms, cmdline);
     let mut code = Code::new(kernel.into(), switching, &out.calls, &out.ftrace);
-    code.add_built(Variant::Plain, split.boot.as_slice().into());
+    code.add_built(
+        crate::ftrace::code::boot_key(&Variant::Plain),
+        Variant::Plain,
+        split.boot.as_slice().into(),
+    );
     state.code = Some(code);
     Ok(BootImage {
         wasm: split.boot,

@@ -213,6 +213,13 @@ impl Codes {
         self.homes.insert(task, exports.clone());
     }
 
+    /// The boot code is `module`, known as `key`, from the next [`Self::moved`] on: it runs.
+    pub(crate) fn rehomed(&mut self, key: CodeKey, module: &Module) {
+        self.state_module = module.clone();
+        self.boot = key;
+        self.current = key;
+    }
+
     /// The codes in a fresh store: the boot code's instance `state`, the current code
     /// instantiated there as `current`, and the boot code's record when it is another one.
     pub(crate) fn moved(

@@ -686,6 +686,15 @@ impl<T: AsContextMut<Data = HostData> + SafePoint> Engine for Context<T> {
         code::swap(&mut self.as_context_mut(), key)
     }
 
+    fn rehome_code(&mut self, key: CodeKey) -> Result<(), EngineError> {
+        match self.0.store() {
+            Some(store) => migrate::move_kernel_to(store, Some(key)),
+            None => Err(EngineError::Instantiate(
+                "the kernel moves only between guest calls".into(),
+            )),
+        }
+    }
+
     /// The instance is dead: wasmtime frees it with the store, when the kernel next moves.
     fn release(&mut self, id: InstanceId) {
         self.as_context_mut().data_mut().instances().release(id);

@@ -41,6 +41,27 @@ pub fn at_safe_point(store: &mut Store<HostData>) {
 /// A table whose origins are not known (the kernel then stays), or any instantiation or growth
 /// failure in the fresh store; the old store is then untouched.
 pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
+    move_kernel_to(store, None)
+}
+
+/// [`move_kernel`]; with `rehome`, the compiled boot code of the variant running now (it
+/// defines the state itself), which becomes the kernel's boot code in the fresh store, so the
+/// running code no longer imports its state.
+///
+/// # Errors
+/// As [`move_kernel`]; an unknown `rehome` code.
+pub fn move_kernel_to(
+    store: &mut Store<HostData>,
+    rehome: Option<klp_core::engine::CodeKey>,
+) -> Result<(), EngineError> {
+    let rehome = match rehome {
+        Some(key) => {
+            let codes = store.data_mut().code.as_mut();
+            let codes = codes.ok_or_else(|| EngineError::Instantiate("one code".into()))?;
+            Some((key, codes.module(key)?))
+        }
+        None => None,
+    };
     let table = store
         .data()
         .handles
@@ -87,14 +108,19 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
     };
     // A kernel with code variants running another than its boot code: the boot code first
     // (it defines the state), then the code running now.
-    let boot = old.code.as_ref().filter(|c| c.current != c.boot).map(|c| {
-        (
-            c.state_module.clone(),
-            registry.kernel_placements.as_slice(),
-        )
-    });
+    let boot = old
+        .code
+        .as_ref()
+        .filter(|c| c.current != c.boot && rehome.is_none())
+        .map(|c| {
+            (
+                c.state_module.clone(),
+                registry.kernel_placements.as_slice(),
+            )
+        });
     let boot = boot.as_ref().map(|(m, p)| (m, *p));
-    let (handles, state, boot_record) = link_kernel(&mut fresh, &registry.kernel, boot)?;
+    let kernel = rehome.as_ref().map_or(&registry.kernel, |(_, m)| m);
+    let (handles, state, boot_record) = link_kernel(&mut fresh, kernel, boot)?;
     let current_record = code::Instantiated::of(
         &mut fresh.as_context_mut(),
         &handles,
@@ -168,6 +194,12 @@ pub fn move_kernel(store: &mut Store<HostData>) -> Result<(), EngineError> {
     data.instances = old.instances.take();
     data.cache = std::mem::take(&mut old.cache);
     data.code = old.code.take();
+    if let Some((key, module)) = &rehome {
+        data.instances().kernel = module.clone();
+        if let Some(codes) = data.code.as_mut() {
+            codes.rehomed(*key, module);
+        }
+    }
     if let Some(codes) = data.code.as_mut() {
         codes.moved(state, current_record, boot_record);
     }

@@ -34,6 +34,10 @@ pub enum Mode {
     Always,
 }
 
+/// Kernel time a variant runs before the kernel moves to its boot code ([`poll`]): hooks that
+/// come and go faster than that (a tracer switched on for one command) cost no move.
+const REHOME_AFTER_NS: u64 = 1_000_000_000;
+
 /// Code modules built and kept for swapping back and forth (plain, full and the last
 /// selective ones).
 const KEPT: usize = 4;
@@ -48,6 +52,13 @@ pub struct Code {
     /// The kernel's own slots are `1..slots` (the modules' come after its table).
     slots: u32,
     current: Variant,
+    /// The variant whose boot code defines the state in the engine's store (the kernel boots
+    /// plain; [`poll`] moves the kernel to the boot code of the variant running).
+    boot: Variant,
+    /// A move to the running variant's boot code failed: not tried again for this variant.
+    rehome_failed: Option<Variant>,
+    /// The kernel time (ns) the running variant started running.
+    since: u64,
     /// Code modules built, most recent last.
     built: Vec<(CodeKey, Variant, Arc<[u8]>)>,
     /// The variant the engine is compiling for [`poll`] to swap to.
@@ -102,10 +113,20 @@ impl Graph {
     }
 }
 
-/// The key of a variant's code module ([`Engine::swap_code`]).
+/// The key of a variant's code module, which imports the kernel's state
+/// ([`Engine::swap_code`]).
 pub fn code_key(v: &Variant) -> CodeKey {
+    key_in(v, false)
+}
+
+/// The key of a variant's boot code, which defines the kernel's state.
+pub fn boot_key(v: &Variant) -> CodeKey {
+    key_in(v, true)
+}
+
+fn key_in(v: &Variant, boot: bool) -> CodeKey {
     let mut h = std::hash::DefaultHasher::new();
-    v.hash(&mut h);
+    (v, boot).hash(&mut h);
     h.finish()
 }
 
@@ -142,6 +163,9 @@ impl Code {
             graph: Graph::new(calls, map),
             slots: map.nr_slots,
             current: Variant::Plain,
+            boot: Variant::Plain,
+            rehome_failed: None,
+            since: 0,
             built: Vec::new(),
             pending: None,
             homes: BTreeMap::new(),
@@ -153,14 +177,19 @@ impl Code {
         &self.current
     }
 
-    /// The key of the code running now.
-    pub fn current_key(&self) -> CodeKey {
-        code_key(&self.current)
+    /// The key of the module that runs `v` in the engine's store: its boot code when `v`
+    /// defines the state there, else its code module.
+    pub fn key_of(&self, v: &Variant) -> CodeKey {
+        key_in(v, *v == self.boot)
     }
 
-    /// Remembers `code` (the code module of `v`) as built: the boot code.
-    pub fn add_built(&mut self, v: Variant, code: Arc<[u8]>) {
-        let k = code_key(&v);
+    /// The key of the code running now.
+    pub fn current_key(&self) -> CodeKey {
+        self.key_of(&self.current)
+    }
+
+    /// Remembers `code` as the module known as `k`, of variant `v`: the boot code at boot.
+    pub fn add_built(&mut self, k: CodeKey, v: Variant, code: Arc<[u8]>) {
         self.built.retain(|(b, _, _)| *b != k);
         self.built.push((k, v, code));
         if self.built.len() > KEPT {
@@ -175,17 +204,17 @@ impl Code {
         }
     }
 
-    /// The code module of `v`: built before, or built now.
-    fn code_of(&mut self, v: &Variant) -> SysResult<(CodeKey, Arc<[u8]>)> {
-        let k = code_key(v);
+    /// `v`'s boot code (`boot`) or code module: built before, or built now.
+    fn code_of(&mut self, v: &Variant, boot: bool) -> SysResult<(CodeKey, Arc<[u8]>)> {
+        let k = key_in(v, boot);
         if let Some((_, _, code)) = self.built.iter().find(|(b, _, _)| *b == k) {
             return Ok((k, Arc::clone(code)));
         }
         let out = instrument::instrument_variant(&self.source, &[], self.switching, v)
             .and_then(|out| instrument::split(&out.wasm))
             .map_err(|_| crate::errno::Errno::ENOMEM)?;
-        let code: Arc<[u8]> = out.code.into();
-        self.add_built(v.clone(), Arc::clone(&code));
+        let code: Arc<[u8]> = if boot { out.boot } else { out.code }.into();
+        self.add_built(k, v.clone(), Arc::clone(&code));
         Ok((k, code))
     }
 
@@ -270,7 +299,7 @@ pub fn init(e: &mut impl Engine) -> SysResult<()> {
     if e.with_state(|s| s.code.is_none()) {
         return Ok(());
     }
-    let (k, code) = built(e, &Variant::Full)?;
+    let (k, code) = running(e, &Variant::Full)?;
     e.prepare_code(k, &code);
     Ok(())
 }
@@ -301,8 +330,9 @@ pub fn update(e: &mut impl Engine) -> SysResult<bool> {
         e.with_state(|s| s.code.as_mut().map(|c| c.pending = None));
         return Ok(false);
     }
-    let k = code_key(&want);
-    if want == Variant::Plain || e.code_ready(k) {
+    let k = e.with_state(|s| s.code.as_ref().map(|c| c.key_of(&want)));
+    let k = k.expect("checked above");
+    if e.code_ready(k) {
         swap(e, want, k)?;
         return Ok(true);
     }
@@ -316,16 +346,22 @@ pub fn update(e: &mut impl Engine) -> SysResult<bool> {
     if covers(&current, &hooked) {
         return Ok(false);
     }
-    let (full, code) = built(e, &Variant::Full)?;
+    let (full, code) = running(e, &Variant::Full)?;
     e.prepare_code(full, &code);
     swap(e, Variant::Full, full)?;
     Ok(true)
 }
 
-/// The key and code module of `v`.
-fn built(e: &mut impl Engine, v: &Variant) -> SysResult<(CodeKey, Arc<[u8]>)> {
-    e.with_state(|s| s.code.as_mut().map(|c| c.code_of(v)))
+/// The key and module of `v`'s boot code (`boot`) or code module ([`Code::code_of`]).
+fn built(e: &mut impl Engine, v: &Variant, boot: bool) -> SysResult<(CodeKey, Arc<[u8]>)> {
+    e.with_state(|s| s.code.as_mut().map(|c| c.code_of(v, boot)))
         .unwrap_or(Err(crate::errno::Errno::EINVAL.into()))
+}
+
+/// The key and module that run `v` in the engine's store ([`Code::key_of`]).
+fn running(e: &mut impl Engine, v: &Variant) -> SysResult<(CodeKey, Arc<[u8]>)> {
+    let boot = e.with_state(|s| s.code.as_ref().is_some_and(|c| *v == c.boot));
+    built(e, v, boot)
 }
 
 /// Builds the selective variant [`update`] asked for and has the engine compile it in the
@@ -336,10 +372,10 @@ fn built(e: &mut impl Engine, v: &Variant) -> SysResult<(CodeKey, Arc<[u8]>)> {
 /// A failed swap or table write.
 pub fn poll(e: &mut impl Engine) -> SysResult<()> {
     let Some((k, v, compiling)) = e.with_state(|s| s.code.as_ref()?.pending.clone()) else {
-        return Ok(());
+        return rehome(e);
     };
     if !compiling {
-        let (k, code) = built(e, &v)?;
+        let (k, code) = running(e, &v)?;
         e.prepare_code(k, &code);
         e.with_state(|s| s.code.as_mut().map(|c| c.pending = Some((k, v, true))));
         return Ok(());
@@ -350,11 +386,60 @@ pub fn poll(e: &mut impl Engine) -> SysResult<()> {
     Ok(())
 }
 
+/// Moves the kernel to a fresh store whose boot code is the running variant's, so that the
+/// code running defines the kernel's state instead of importing it (an imported state costs
+/// wasmtime a load more per access): once the variant has run for [`REHOME_AFTER_NS`] of
+/// kernel time, at a safe point where no task holds frames, and once that boot code is
+/// compiled (in the background, asked for here). A failed move is not tried again for the same
+/// variant.
+fn rehome(e: &mut impl Engine) -> SysResult<()> {
+    let wanted = e.with_state(|s| {
+        let c = s.code.as_ref()?;
+        let due = c.current != c.boot
+            && c.rehome_failed.as_ref() != Some(&c.current)
+            && s.tasks.now_ns().saturating_sub(c.since) >= REHOME_AFTER_NS
+            && !s.tasks.holding_frames();
+        due.then(|| c.current.clone())
+    });
+    let Some(v) = wanted else {
+        return Ok(());
+    };
+    if e.in_host_call() {
+        return Ok(());
+    }
+    let (k, code) = built(e, &v, true)?;
+    e.prepare_code(k, &code);
+    let mut ready = e.code_ready(k);
+    if v != Variant::Plain {
+        // Plain then imports the state: compiled before the move, so that the last hook's
+        // going still swaps back to it at once.
+        let (plain, code) = built(e, &Variant::Plain, false)?;
+        e.prepare_code(plain, &code);
+        ready &= e.code_ready(plain);
+    }
+    if !ready {
+        return Ok(());
+    }
+    let moved = e.rehome_code(k).is_ok();
+    e.with_state(|s| {
+        if let Some(c) = s.code.as_mut() {
+            if moved {
+                c.boot = v;
+            } else {
+                c.rehome_failed = Some(v);
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Runs `v` (code `k`) from now on, and says so in the log when hooks come or go.
 fn swap(e: &mut impl Engine, v: Variant, k: CodeKey) -> SysResult<()> {
     e.swap_code(k)?;
     let was = e.with_state(|s| {
+        let now = s.tasks.now_ns();
         let c = s.code.as_mut().expect("a kernel with code variants");
+        c.since = now;
         c.pending = c.pending.take().filter(|p| p.0 != k);
         std::mem::replace(&mut c.current, v.clone())
     });
@@ -389,8 +474,9 @@ pub fn total_info(s: &KernelState) -> String {
         ),
     };
     let through = through.map_or_else(|| "all".to_string(), |n| n.to_string());
+    let boot = s.code.as_ref().map_or(variant, |c| variant_name(&c.boot));
     format!(
-        "{functions} pages:0 groups: 0\nmode: {mode}\nvariant: {variant} (calls to {through} of {functions} functions through their slots)\n"
+        "{functions} pages:0 groups: 0\nmode: {mode}\nvariant: {variant} (calls to {through} of {functions} functions through their slots)\nboot code: {boot}\n"
     )
 }
 
