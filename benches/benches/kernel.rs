@@ -19,7 +19,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use klp_benches::{always, boot_with, call, guest_loop_chunked, insmod, settle};
 use klp_core::engine::{Callee, Engine};
 use klp_core::ftrace::code::Mode;
-use klp_core::ftrace::code::code_key;
+use klp_core::ftrace::code::{boot_key, code_key};
 use klp_passes::instrument::Variant;
 use klp_wasmtime::{Options, WasmtimeEngine};
 
@@ -120,7 +120,7 @@ fn kernel(c: &mut Criterion) {
             e.swap_code(code_key(&Variant::Full)).expect("swap to full");
             klp_core::ftrace::sync_all(&mut e).expect("slots written again");
             let current = e.with_state(|s| s.code.as_ref().map(|c| c.current_key()));
-            assert_eq!(current, Some(code_key(&Variant::Plain)));
+            assert_eq!(current, Some(boot_key(&Variant::Plain)));
         }
         let per_round = round_bytes(&mut e);
         g.bench_function(s.name, |b| {

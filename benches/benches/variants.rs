@@ -25,7 +25,7 @@
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use klp_artifacts::KERNEL;
-use klp_benches::{always, boot, boot_with, settle, variant, write};
+use klp_benches::{always, boot, boot_with, settle, swap_in, variant, write};
 use klp_core::engine::Engine;
 use klp_core::ftrace::code::code_key;
 use klp_passes::instrument::{self, Variant, tasks::Switching};
@@ -90,7 +90,7 @@ fn variants(c: &mut Criterion) {
         b.iter_custom(|iters| {
             on_fresh_kernels(iters, &dynamic, "selective", |e| {
                 write(e, ENABLE, "1\n");
-                assert_eq!(settle(e), "selective");
+                assert_eq!(swap_in(e), "selective");
             })
         });
     });

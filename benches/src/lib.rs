@@ -139,9 +139,26 @@ pub fn variant(e: &mut WasmtimeEngine) -> String {
     word.unwrap_or_else(|| panic!("{path}: {info}")).to_string()
 }
 
-/// Has the variant the hooks want built and compiled, waits for it, then lets the kernel swap
+/// Has the variant the hooks want built and compiled, waits for it, and lets the kernel swap
 /// to it, as its scheduler does between two slices ([`klp_core::ftrace::code::poll`]);
-/// returns the variant that runs then ([`variant`]).
+/// returns the variant that runs then ([`variant`]). The kernel does not move to that
+/// variant's boot code yet ([`settle`] waits for that too).
+///
+/// # Panics
+/// When the swap fails.
+pub fn swap_in(e: &mut WasmtimeEngine) -> String {
+    let poll = |e: &mut WasmtimeEngine| {
+        klp_core::ftrace::code::poll(e).unwrap_or_else(|err| panic!("code swap: {err:?}"));
+    };
+    poll(e);
+    e.wait_for_code();
+    poll(e);
+    variant(e)
+}
+
+/// [`swap_in`], then a second of kernel time and the compile of the running variant's boot
+/// code, so that the kernel moves to it (the code that runs defines its state): the kernel as
+/// it runs once its hooks stay.
 ///
 /// # Panics
 /// When the swap fails.
