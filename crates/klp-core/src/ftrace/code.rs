@@ -330,6 +330,14 @@ pub fn update(e: &mut impl Engine) -> SysResult<bool> {
         e.with_state(|s| s.code.as_mut().map(|c| c.pending = None));
         return Ok(false);
     }
+    if want == Variant::Plain {
+        // At once, always: compiled already but for a cache that dropped it, then compiled
+        // now (so the log says when the last hook went, whatever compiles in the background).
+        let (k, code) = running(e, &want)?;
+        e.prepare_code(k, &code);
+        swap(e, want, k)?;
+        return Ok(true);
+    }
     let k = e.with_state(|s| s.code.as_ref().map(|c| c.key_of(&want)));
     let k = k.expect("checked above");
     if e.code_ready(k) {
