@@ -6,7 +6,8 @@ Mermaid flowchart: workspace crates as boxes, their direct external dependencies
 nodes; normal dependencies solid, dev-dependencies dashed (one line per crate and kind).
 
 With --check it prints nothing and exits non-zero when an edge breaks the invariants the crates
-exist for: klp-passes depends on no other crate of klp-wasm; klp-core, klp-shell and klp-web
+exist for: klp-passes depends on no other crate of klp-wasm; klp-build (create-diff-object)
+only on klp-passes and klp-abi, not on the core, an engine or the artifacts; klp-core, klp-shell and klp-web
 reach neither wasmtime nor (except klp-web) klp-artifacts, even through another crate.
 """
 
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (crate, what it must not reach through its normal dependencies, workspace crates included)
 FORBIDDEN = [
     ("klp-passes", {"klp-abi", "klp-core", "klp-shell", "klp-wasmtime", "klp-artifacts", "wasmtime"}),
+    ("klp-build", {"klp-core", "klp-shell", "klp-wasmtime", "klp-artifacts", "wasmtime"}),
     ("klp-core", {"klp-shell", "klp-wasmtime", "klp-artifacts", "wasmtime"}),
     ("klp-shell", {"klp-wasmtime", "klp-artifacts", "wasmtime"}),
     ("klp-web", {"klp-wasmtime", "wasmtime"}),

@@ -4,7 +4,7 @@ use wasmparser::{BinaryReader, Linking, LinkingSectionReader, SymbolFlags, Symbo
 
 /// What a symbol of the symbol table names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SymTarget {
+pub enum SymTarget {
     /// A function, by function index (imports included).
     Func(u32),
     /// Data: `Some((segment, offset, size))` when defined.
@@ -19,7 +19,7 @@ pub(crate) enum SymTarget {
 
 /// One entry of the symbol table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LinkSym<'a> {
+pub struct LinkSym<'a> {
     /// The symbol's name; `None` for an undefined function, global or table named by its import.
     pub name: Option<&'a str>,
     /// What it names.
@@ -30,19 +30,19 @@ pub(crate) struct LinkSym<'a> {
 
 impl LinkSym<'_> {
     /// Defined in this file (not an import, not an undefined data symbol).
-    pub(crate) fn defined(&self) -> bool {
+    pub fn defined(&self) -> bool {
         !self.flags.contains(SymbolFlags::UNDEFINED)
     }
 
     /// Global or weak binding (visible to other objects).
-    pub(crate) fn global(&self) -> bool {
+    pub fn global(&self) -> bool {
         !self.flags.contains(SymbolFlags::BINDING_LOCAL)
     }
 }
 
 /// One entry of the segment info: the data segment's name and alignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SegInfo<'a> {
+pub struct SegInfo<'a> {
     /// Name, such as `.rodata`, `.data` or `.bss`.
     pub name: &'a str,
     /// Alignment as a power of two.
@@ -51,7 +51,7 @@ pub(crate) struct SegInfo<'a> {
 
 /// The symbol table and segment info of a `linking` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct LinkingInfo<'a> {
+pub struct LinkingInfo<'a> {
     /// Symbols, by symbol index.
     pub symbols: Vec<LinkSym<'a>>,
     /// Segment info, by data segment index.
@@ -64,7 +64,7 @@ impl<'a> LinkingInfo<'a> {
     /// # Errors
     ///
     /// A message for decoding errors, an unsupported version or a repeated subsection.
-    pub(crate) fn parse(data: &'a [u8], offset: usize) -> Result<Self, String> {
+    pub fn parse(data: &'a [u8], offset: usize) -> Result<Self, String> {
         Self::read(data, offset).map_err(|e| format!("linking section: {e}"))
     }
 

@@ -8,7 +8,7 @@
 
 mod entry;
 mod link;
-pub(crate) mod linking;
+pub mod linking;
 mod reloc;
 
 use std::collections::HashMap;

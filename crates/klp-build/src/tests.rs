@@ -1,0 +1,306 @@
+//! The comparison and the generator on hand-built linked objects.
+
+use wasmparser::{FuncType, RelocationType, ValType};
+
+use crate::compare::compare;
+use crate::module::{Module, OutFunc, OutReloc, Target};
+use crate::object::Obj;
+use crate::{Object, Options, build};
+
+/// A function of a hand-built object: its name and its code.
+enum Code {
+    /// `i32.const N`.
+    Const(u8),
+    /// A call of the named function.
+    Call(&'static str),
+    /// A load from the named data plus an addend.
+    Load(&'static str, i64),
+}
+
+/// A linked object with these functions (each `() -> i32`) and data, in this order.
+fn object(funcs: &[(&'static str, Code)], data: &[(&'static str, &[u8])]) -> Vec<u8> {
+    let mut m = Module::default();
+    let ty = m.ty(&FuncType::new([], [ValType::I32]));
+    for (name, bytes) in data {
+        m.add_data((*name).to_string(), bytes, 4);
+    }
+    let index = |name: &str| funcs.iter().position(|(n, _)| *n == name).unwrap() as u32;
+    let data_index = |name: &str| data.iter().position(|(n, _)| *n == name).unwrap() as u32;
+    for (name, code) in funcs {
+        let pad = [0x80, 0x80, 0x80, 0x80, 0x00];
+        let (body, relocs) = match code {
+            Code::Const(n) => (vec![0x00, 0x41, *n, 0x0b], Vec::new()),
+            Code::Call(callee) => {
+                let mut b = vec![0x00, 0x10];
+                b.extend_from_slice(&pad);
+                b.push(0x0b);
+                let r = OutReloc {
+                    offset: 2,
+                    ty: RelocationType::FunctionIndexLeb,
+                    target: Target::Func(index(callee)),
+                    addend: 0,
+                };
+                (b, vec![r])
+            }
+            Code::Load(d, addend) => {
+                let mut b = vec![0x00, 0x41];
+                b.extend_from_slice(&pad);
+                b.extend_from_slice(&[0x28, 0x02, 0x00, 0x0b]);
+                let r = OutReloc {
+                    offset: 2,
+                    ty: RelocationType::MemoryAddrSleb,
+                    target: Target::Data(data_index(d)),
+                    addend: *addend,
+                };
+                (b, vec![r])
+            }
+        };
+        m.funcs.push(OutFunc {
+            name: (*name).to_string(),
+            ty,
+            body,
+            relocs,
+            exported: false,
+        });
+    }
+    m.encode()
+}
+
+fn changed_and_new(orig: &[u8], patched: &[u8]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (a, b) = (Obj::parse(orig).unwrap(), Obj::parse(patched).unwrap());
+    let cmp = compare(&a, &b);
+    let names = |fs: &[u32]| -> Vec<String> {
+        let mut v: Vec<String> = fs
+            .iter()
+            .map(|f| b.func(*f).unwrap().name.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let data = cmp.changed_data.iter().map(|d| d.name.clone()).collect();
+    (names(&cmp.changed), names(&cmp.new), data)
+}
+
+const DATA: &[(&str, &[u8])] = &[("table", &[1, 2, 3, 4, 5, 6, 7, 8])];
+
+#[test]
+fn identical_builds_have_no_changes() {
+    let o = object(&[("f", Code::Const(1)), ("g", Code::Call("f"))], DATA);
+    assert_eq!(changed_and_new(&o, &o), (vec![], vec![], vec![]));
+}
+
+#[test]
+fn reordered_functions_are_not_changes() {
+    let a = object(
+        &[
+            ("f", Code::Const(1)),
+            ("g", Code::Call("f")),
+            ("h", Code::Load("table", 4)),
+        ],
+        DATA,
+    );
+    let b = object(
+        &[
+            ("h", Code::Load("table", 4)),
+            ("g", Code::Call("f")),
+            ("f", Code::Const(1)),
+        ],
+        DATA,
+    );
+    assert_eq!(changed_and_new(&a, &b), (vec![], vec![], vec![]));
+}
+
+#[test]
+fn a_moved_call_target_is_not_a_change_but_a_new_function_is_new() {
+    let a = object(&[("f", Code::Const(1)), ("g", Code::Call("f"))], DATA);
+    // `f` moves to index 1: the call's field differs, its target does not.
+    let b = object(
+        &[
+            ("helper", Code::Const(9)),
+            ("f", Code::Const(1)),
+            ("g", Code::Call("f")),
+        ],
+        DATA,
+    );
+    assert_eq!(
+        changed_and_new(&a, &b),
+        (vec![], vec!["helper".into()], vec![])
+    );
+}
+
+#[test]
+fn a_call_to_another_function_is_a_change() {
+    let a = object(
+        &[
+            ("f", Code::Const(1)),
+            ("f2", Code::Const(1)),
+            ("g", Code::Call("f")),
+        ],
+        DATA,
+    );
+    let b = object(
+        &[
+            ("f", Code::Const(1)),
+            ("f2", Code::Const(1)),
+            ("g", Code::Call("f2")),
+        ],
+        DATA,
+    );
+    assert_eq!(changed_and_new(&a, &b).0, vec!["g".to_string()]);
+}
+
+#[test]
+fn a_changed_relocation_addend_is_a_change() {
+    let a = object(&[("h", Code::Load("table", 4))], DATA);
+    let b = object(&[("h", Code::Load("table", 0))], DATA);
+    assert_eq!(changed_and_new(&a, &b).0, vec!["h".to_string()]);
+}
+
+#[test]
+fn a_changed_constant_is_a_change() {
+    let a = object(&[("f", Code::Const(1))], DATA);
+    let b = object(&[("f", Code::Const(2))], DATA);
+    assert_eq!(changed_and_new(&a, &b).0, vec!["f".to_string()]);
+}
+
+#[test]
+fn moved_data_is_not_a_change_but_a_changed_initializer_is() {
+    let a = object(
+        &[("h", Code::Load("table", 4))],
+        &[("table", &[1, 2, 3, 4]), ("other", &[0; 4])],
+    );
+    // `table` moves behind a new symbol: same value, other address.
+    let moved = object(
+        &[("h", Code::Load("table", 4))],
+        &[
+            ("other", &[0; 4]),
+            ("pad", &[7; 8]),
+            ("table", &[1, 2, 3, 4]),
+        ],
+    );
+    assert_eq!(changed_and_new(&a, &moved), (vec![], vec![], vec![]));
+    let changed = object(
+        &[("h", Code::Load("table", 4))],
+        &[("table", &[1, 2, 3, 5]), ("other", &[0; 4])],
+    );
+    assert_eq!(
+        changed_and_new(&a, &changed),
+        (vec![], vec![], vec!["table".into()])
+    );
+}
+
+#[test]
+fn anonymous_data_is_compared_by_content() {
+    let a = object(
+        &[("h", Code::Load(".Lanon.1", 0))],
+        &[(".Lanon.1", b"old\0")],
+    );
+    let renamed = object(
+        &[("h", Code::Load(".Lanon.7", 0))],
+        &[(".Lanon.7", b"old\0")],
+    );
+    assert_eq!(changed_and_new(&a, &renamed), (vec![], vec![], vec![]));
+    let other = object(
+        &[("h", Code::Load(".Lanon.1", 0))],
+        &[(".Lanon.1", b"new\0")],
+    );
+    assert_eq!(changed_and_new(&a, &other).0, vec!["h".to_string()]);
+}
+
+#[test]
+fn the_generated_module_carries_the_change_and_names_what_it_leaves() {
+    let a = object(
+        &[
+            ("f", Code::Const(1)),
+            ("g", Code::Call("f")),
+            ("h", Code::Load("table", 4)),
+        ],
+        DATA,
+    );
+    let b = object(
+        &[
+            ("f", Code::Const(1)),
+            ("g", Code::Call("f")),
+            ("h", Code::Load("table", 0)),
+            ("k", Code::Load(".Lanon.1", 0)),
+        ],
+        &[("table", &[1, 2, 3, 4, 5, 6, 7, 8]), (".Lanon.1", b"str\0")],
+    );
+    let options = Options {
+        name: "fix".into(),
+        ..Options::default()
+    };
+    let objects = [Object {
+        name: "target",
+        orig: &a,
+        patched: &b,
+    }];
+    let out = build(&objects, &options).unwrap();
+    assert_eq!(out.report.objects[0].changed, ["h"]);
+    assert_eq!(out.report.objects[0].new, ["k"]);
+    assert_eq!(
+        out.report.objects[0].klp_relocs,
+        [".klp.sym.target.table,0"]
+    );
+    let wasm = out.wasm.expect("a module");
+    let module = klp_passes::object::ObjectFile::parse(&wasm).unwrap();
+    let names: Vec<&str> = module.functions().iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["h", "k", "init_module", "cleanup_module"]);
+    let undefined: Vec<&str> = module.undefined().iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(undefined, ["klp_enable_patch", ".klp.sym.target.table,0"]);
+    assert!(String::from_utf8_lossy(&wasm).contains("livepatch=Y"));
+}
+
+#[test]
+fn changed_data_is_refused_by_name_unless_handled() {
+    let a = object(&[("h", Code::Load("table", 4))], DATA);
+    let b = object(
+        &[("h", Code::Load("table", 0))],
+        &[("table", &[9, 2, 3, 4, 5, 6, 7, 8])],
+    );
+    let objects = [Object {
+        name: "target",
+        orig: &a,
+        patched: &b,
+    }];
+    let mut options = Options {
+        name: "fix".into(),
+        ..Options::default()
+    };
+    let out = build(&objects, &options).unwrap();
+    assert!(out.wasm.is_none());
+    let why = out.report.refusal().unwrap();
+    assert!(why.contains("data `table` changed"), "{why}");
+    options.handled = vec!["table".into()];
+    let out = build(&objects, &options).unwrap();
+    assert_eq!(out.report.objects[0].handled, ["table"]);
+    assert!(out.wasm.is_some());
+}
+
+#[test]
+fn no_change_is_no_patch() {
+    let a = object(&[("f", Code::Const(1))], DATA);
+    let objects = [Object {
+        name: "target",
+        orig: &a,
+        patched: &a,
+    }];
+    let out = build(&objects, &Options::default()).unwrap();
+    assert_eq!(
+        out.report.refusal().as_deref(),
+        Some("no functional changes found")
+    );
+    assert!(out.wasm.is_none());
+}
+
+#[test]
+fn garbage_is_an_error_not_a_panic() {
+    let a = object(&[("f", Code::Const(1))], DATA);
+    let objects = [Object {
+        name: "target",
+        orig: &a,
+        patched: b"\0asm garbage",
+    }];
+    let err = build(&objects, &Options::default()).unwrap_err();
+    assert!(err.message.starts_with("patched build:"), "{err}");
+}
