@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use klp_abi::{klp_callbacks, klp_func, klp_object, klp_patch};
+use klp_passes::kallsyms::symbol_name;
 use klp_passes::object::linking::SymTarget;
 use wasmparser::{FuncType, RelocationType, ValType};
 
@@ -25,6 +26,12 @@ struct Emitter<'p, 'a> {
     funcs: HashMap<(usize, u32), u32>,
     /// (object, patched data symbol) → data symbol index.
     data: HashMap<(usize, u32), u32>,
+    /// The functions to emit, in order: (object, patched function index).
+    queue: Vec<(usize, u32)>,
+    /// Whether a module function and every function it calls use no named module data.
+    stateless: HashMap<(usize, u32), bool>,
+    /// Unchanged module functions copied into the patch, per object (short names).
+    copied: Vec<Vec<String>>,
 }
 
 /// The generated module and the `.klp.sym` names it leaves for the loader.
@@ -33,6 +40,8 @@ pub(crate) struct Emitted {
     pub wasm: Vec<u8>,
     /// Its `.klp.sym` imports and undefined data symbols.
     pub klp_relocs: Vec<String>,
+    /// Unchanged module functions without state copied into the patch, per object.
+    pub copied: Vec<Vec<String>>,
 }
 
 /// Generates the live patch module `name` for `plans`.
@@ -48,34 +57,37 @@ pub(crate) fn emit(plans: &[ObjectPlan<'_>], name: &str, replace: bool) -> Resul
         module: Module::default(),
         funcs: HashMap::new(),
         data: HashMap::new(),
+        queue: Vec::new(),
+        stateless: HashMap::new(),
+        copied: vec![Vec::new(); plans.len()],
     };
-    let mut next = 0;
     for (o, plan) in plans.iter().enumerate() {
         for &f in &plan.include {
-            e.funcs.insert((o, f), next);
-            next += 1;
+            e.enqueue(o, f);
         }
     }
-    for (o, plan) in plans.iter().enumerate() {
-        for &f in &plan.include {
-            let func = plan.patched.func(f).expect("an included function");
-            let body = plan.patched.bytes[func.body.clone()].to_vec();
-            let mut relocs = Vec::new();
-            for r in &func.relocs {
-                relocs.push(e.reloc(o, r)?);
-            }
-            if let Some(r) = relocs.iter().find(|r| r.offset as usize + 5 > body.len()) {
-                return Err(format!("relocation at {} out of {}", r.offset, func.name));
-            }
-            let ty = e.module.ty(&plan.patched.types[func.ty as usize]);
-            e.module.funcs.push(OutFunc {
-                name: func.name.clone(),
-                ty,
-                body,
-                relocs,
-                exported: false,
-            });
+    // Functions are emitted in queue order; copying a module's helper appends to the queue.
+    let mut done = 0;
+    while let Some(&(o, f)) = e.queue.get(done) {
+        done += 1;
+        let plan = &plans[o];
+        let func = plan.patched.func(f).expect("an included function");
+        let body = plan.patched.bytes[func.body.clone()].to_vec();
+        let mut relocs = Vec::new();
+        for r in &func.relocs {
+            relocs.push(e.reloc(o, r)?);
         }
+        if let Some(r) = relocs.iter().find(|r| r.offset as usize + 5 > body.len()) {
+            return Err(format!("relocation at {} out of {}", r.offset, func.name));
+        }
+        let ty = e.module.ty(&plan.patched.types[func.ty as usize]);
+        e.module.funcs.push(OutFunc {
+            name: func.name.clone(),
+            ty,
+            body,
+            relocs,
+            exported: false,
+        });
     }
     let patch = e.metadata(replace)?;
     e.entry_points(patch);
@@ -88,10 +100,58 @@ pub(crate) fn emit(plans: &[ObjectPlan<'_>], name: &str, replace: bool) -> Resul
     Ok(Emitted {
         wasm: e.module.encode(),
         klp_relocs,
+        copied: e.copied,
     })
 }
 
 impl Emitter<'_, '_> {
+    /// Queues function `f` of object `o`; its defined function index.
+    fn enqueue(&mut self, o: usize, f: u32) -> u32 {
+        *self.funcs.entry((o, f)).or_insert_with(|| {
+            self.queue.push((o, f));
+            self.queue.len() as u32 - 1
+        })
+    }
+
+    /// Whether function `f` of module object `o` and all it calls touch no named module data
+    /// and no global but the stack pointer: code (a library helper) the patch can carry a
+    /// copy of, so that it loads before the module as well as after.
+    fn is_stateless(&mut self, o: usize, f: u32) -> bool {
+        if let Some(&known) = self.stateless.get(&(o, f)) {
+            return known;
+        }
+        // Assumed while visiting, so that recursion ends.
+        self.stateless.insert((o, f), true);
+        let obj = &self.plans[o].patched;
+        let Some(func) = obj.func(f) else {
+            // An import: the kernel's, resolved by name.
+            return true;
+        };
+        let mut ok = true;
+        let mut callees = Vec::new();
+        for r in &func.relocs {
+            let target = obj
+                .symbols
+                .get(r.index as usize)
+                .map(|s| (s.target, s.name));
+            match (r.ty, target) {
+                (RelocationType::TypeIndexLeb | RelocationType::TableNumberLeb, _) => {}
+                (RelocationType::GlobalIndexLeb, Some((_, name))) => {
+                    ok &= name == Some("__stack_pointer");
+                }
+                (_, Some((SymTarget::Func(g), _))) => callees.push(g),
+                (_, Some((SymTarget::Data(Some(_)), Some(name)))) => ok &= is_anonymous(name),
+                (_, Some((SymTarget::Data(None), _))) => {}
+                _ => ok = false,
+            }
+        }
+        for g in callees {
+            ok = ok && self.is_stateless(o, g);
+        }
+        self.stateless.insert((o, f), ok);
+        ok
+    }
+
     /// Re-aims relocation `r` of object `o`'s patched build.
     fn reloc(&mut self, o: usize, r: &Reloc) -> Result<OutReloc, String> {
         use RelocationType as R;
@@ -139,6 +199,13 @@ impl Emitter<'_, '_> {
         }
         let ty = sig(obj, f)?;
         if let Some(func) = obj.func(f) {
+            if plan.name != VMLINUX && self.is_stateless(o, f) {
+                if !self.funcs.contains_key(&(o, f)) {
+                    let short = symbol_name(&func.name).unwrap_or_else(|| func.name.clone());
+                    self.copied[o].push(short);
+                }
+                return Ok(Target::Func(self.enqueue(o, f)));
+            }
             let old = plan
                 .orig
                 .funcs_by_name()

@@ -82,8 +82,13 @@ pub fn build(objects: &[Object<'_>], options: &Options) -> Result<Build, BuildEr
         return Ok(Build { report, wasm: None });
     }
     match emit::emit(&plans, &options.name, options.replace) {
-        Ok(emit::Emitted { wasm, klp_relocs }) => {
-            for o in &mut report.objects {
+        Ok(emit::Emitted {
+            wasm,
+            klp_relocs,
+            copied,
+        }) => {
+            for (o, copied) in report.objects.iter_mut().zip(copied) {
+                o.copied = copied;
                 let prefix = format!(".klp.sym.{}.", o.name);
                 o.klp_relocs = klp_relocs
                     .iter()

@@ -19,6 +19,8 @@ pub struct ObjectReport {
     pub refused: Vec<String>,
     /// Changed data the user marked as handled.
     pub handled: Vec<String>,
+    /// Unchanged module functions without state the patch carries copies of.
+    pub copied: Vec<String>,
     /// The `.klp.sym` relocations the module carries.
     pub klp_relocs: Vec<String>,
     /// The callbacks found in the changed source.
@@ -74,6 +76,9 @@ impl fmt::Display for Report {
             }
             for name in &o.handled {
                 writeln!(f, "{n}: changed data, handled: {name}")?;
+            }
+            for name in &o.copied {
+                writeln!(f, "{n}: copied function: {name} (no module state)")?;
             }
             for name in &o.callbacks {
                 writeln!(f, "{n}: callback: {name}")?;

@@ -304,3 +304,42 @@ fn garbage_is_an_error_not_a_panic() {
     let err = build(&objects, &Options::default()).unwrap_err();
     assert!(err.message.starts_with("patched build:"), "{err}");
 }
+
+#[test]
+fn a_module_helper_without_state_is_copied_and_one_with_state_is_a_klp_relocation() {
+    let a = object(
+        &[
+            ("g", Code::Const(0)),
+            ("pure", Code::Const(1)),
+            ("stateful", Code::Load("table", 0)),
+        ],
+        DATA,
+    );
+    let funcs = |g: &'static str| {
+        [
+            ("pure", Code::Const(1)),
+            ("stateful", Code::Load("table", 0)),
+            ("g", Code::Call(g)),
+        ]
+    };
+    let objects = |b: &[u8]| {
+        let out = build(
+            &[Object {
+                name: "target",
+                orig: &a,
+                patched: b,
+            }],
+            &Options::default(),
+        )
+        .unwrap();
+        let report = out.report.objects[0].clone();
+        (report.copied, report.klp_relocs)
+    };
+    // `g` changed to call an unchanged helper: `pure` is copied, `stateful` is not.
+    let b = object(&funcs("pure"), DATA);
+    assert_eq!(objects(&b), (vec!["pure".to_string()], vec![]));
+    let c = object(&funcs("stateful"), DATA);
+    let (copied, relocs) = objects(&c);
+    assert!(copied.is_empty());
+    assert_eq!(relocs, [".klp.sym.target.stateful,0"]);
+}
