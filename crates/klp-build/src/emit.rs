@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use klp_abi::{klp_callbacks, klp_func, klp_object, klp_patch};
 use klp_passes::kallsyms::symbol_name;
 use klp_passes::object::linking::SymTarget;
-use wasmparser::{FuncType, RelocationType, ValType};
+use wasmparser::{FuncType, RelocationType, SymbolFlags, ValType};
 
 use crate::VMLINUX;
 use crate::compare::is_anonymous;
@@ -232,6 +232,23 @@ impl Emitter<'_, '_> {
         let sym = obj.symbols.get(r.index as usize).ok_or("bad symbol")?;
         let name = sym.name.unwrap_or_default();
         match sym.target {
+            SymTarget::Data(Some(_)) if sym.flags.contains(SymbolFlags::ABSOLUTE) => {
+                // A linker-defined address (`__heap_base`): the running build's value.
+                let value = plan
+                    .orig
+                    .symbols
+                    .iter()
+                    .find_map(|s| match (s.name, s.target) {
+                        (Some(n), SymTarget::Data(Some((_, offset, _))))
+                            if n == name && s.flags.contains(SymbolFlags::ABSOLUTE) =>
+                        {
+                            Some(offset)
+                        }
+                        _ => None,
+                    })
+                    .ok_or_else(|| format!("`{name}` is not in the original build"))?;
+                Ok(Target::Absolute(value))
+            }
             SymTarget::Data(Some(_)) => {
                 let old = (!is_anonymous(name))
                     .then(|| plan.orig.data.values().find(|d| d.name == name))

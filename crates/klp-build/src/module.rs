@@ -37,6 +37,9 @@ pub(crate) enum Target {
     Table,
     /// A type, by index (`TypeIndexLeb`, no symbol).
     Type(u32),
+    /// A link-time constant address of the running kernel (`__heap_base`): written, not
+    /// relocated.
+    Absolute(u32),
 }
 
 /// A relocation of the generated module.
@@ -50,6 +53,13 @@ pub(crate) struct OutReloc {
     pub target: Target,
     /// Addend (memory relocations).
     pub addend: i64,
+}
+
+impl OutReloc {
+    /// Whether the loader relocates the field (an absolute address is only written).
+    fn is_relocated(&self) -> bool {
+        !matches!(self.target, Target::Absolute(_))
+    }
 }
 
 /// A defined function of the generated module.
@@ -159,6 +169,7 @@ impl Module {
             Target::UndefData(_) => r.addend,
             Target::StackPointer | Target::Table => 0,
             Target::Type(t) => i64::from(t),
+            Target::Absolute(v) => i64::from(v) + r.addend,
         }
     }
 
@@ -176,6 +187,7 @@ impl Module {
             Target::StackPointer => nimp + nfunc + ndata + nundef,
             Target::Table => nimp + nfunc + ndata + nundef + 1,
             Target::Type(i) => i,
+            Target::Absolute(_) => unreachable!("absolute addresses are not relocated"),
         }
     }
 
@@ -296,7 +308,7 @@ impl Module {
             self.patch_fields(&mut body, &f.relocs);
             (body.len() as u32).encode(&mut out);
             let start = out.len() as u32;
-            for r in &f.relocs {
+            for r in f.relocs.iter().filter(|r| r.is_relocated()) {
                 relocs.push((
                     start + r.offset,
                     r.ty,
@@ -320,6 +332,7 @@ impl Module {
         let relocs = self
             .data_relocs
             .iter()
+            .filter(|r| r.is_relocated())
             .map(|r| {
                 (
                     start + r.offset,
