@@ -44,14 +44,14 @@ pub(crate) struct Emitted {
     pub copied: Vec<Vec<String>>,
 }
 
-/// Generates the live patch module `name` for `plans`.
+/// Generates the live patch module for `plans` (its name is its file's, as for any module).
 ///
 /// # Errors
 ///
 /// A message naming what cannot be carried into a module (a call of the kernel's host
 /// imports, a global other than the stack pointer, an unknown relocation type, a symbol the
 /// running object's kallsyms lacks).
-pub(crate) fn emit(plans: &[ObjectPlan<'_>], name: &str, replace: bool) -> Result<Emitted, String> {
+pub(crate) fn emit(plans: &[ObjectPlan<'_>], replace: bool) -> Result<Emitted, String> {
     let mut e = Emitter {
         plans,
         module: Module::default(),
@@ -91,7 +91,7 @@ pub(crate) fn emit(plans: &[ObjectPlan<'_>], name: &str, replace: bool) -> Resul
     }
     let patch = e.metadata(replace)?;
     e.entry_points(patch);
-    e.module.modinfo = vec!["livepatch=Y".into(), format!("name={name}")];
+    e.module.modinfo = vec!["livepatch=Y".into()];
     let klp_relocs = (e.module.imports.iter().map(|(n, _)| n))
         .chain(&e.module.undef_data)
         .filter(|n| n.starts_with(".klp.sym."))

@@ -33,7 +33,8 @@ pub struct Object<'a> {
 /// What to generate.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// The live patch module's name (its `klp_patch` is named after it).
+    /// The live patch module's name, for the report (a module, and its `klp_patch`, is named
+    /// after its file).
     pub name: String,
     /// Atomic replace (`klp_patch.replace`).
     pub replace: bool,
@@ -81,7 +82,7 @@ pub fn build(objects: &[Object<'_>], options: &Options) -> Result<Build, BuildEr
     if report.refusal().is_some() {
         return Ok(Build { report, wasm: None });
     }
-    match emit::emit(&plans, &options.name, options.replace) {
+    match emit::emit(&plans, options.replace) {
         Ok(emit::Emitted {
             wasm,
             klp_relocs,
