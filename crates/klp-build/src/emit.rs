@@ -218,6 +218,7 @@ impl Emitter<'_, '_> {
         }
         let name = obj.symbol_name(r.index).unwrap_or_default();
         if plan.name == VMLINUX {
+            let name = symbol_name(&name).unwrap_or(name);
             return Err(format!(
                 "the changed code calls the kernel's host import `{name}`, which a module \
                  cannot import"

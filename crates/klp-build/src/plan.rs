@@ -103,6 +103,17 @@ impl<'a> ObjectPlan<'a> {
                 ));
                 continue;
             }
+            let (before, after) = (
+                self.orig.types.get(old.ty as usize),
+                self.patched.types.get(func.ty as usize),
+            );
+            if before != after {
+                report.refused.push(format!(
+                    "function `{name}` changed its type: a replacement must keep the original's \
+                     signature (its callers are not patched)"
+                ));
+                continue;
+            }
             if entry_only.contains(&old.index) {
                 report.no_effect.push(name);
                 continue;

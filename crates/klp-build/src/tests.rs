@@ -15,12 +15,16 @@ enum Code {
     Call(&'static str),
     /// A load from the named data plus an addend.
     Load(&'static str, i64),
+    /// Nothing, and no result: a function of another type.
+    Void,
 }
 
-/// A linked object with these functions (each `() -> i32`) and data, in this order.
+/// A linked object with these functions (`() -> i32`, but `() -> ()` for [`Code::Void`]) and
+/// data, in this order.
 fn object(funcs: &[(&'static str, Code)], data: &[(&'static str, &[u8])]) -> Vec<u8> {
     let mut m = Module::default();
     let ty = m.ty(&FuncType::new([], [ValType::I32]));
+    let void = m.ty(&FuncType::new([], []));
     for (name, bytes) in data {
         m.add_data((*name).to_string(), bytes, 4);
     }
@@ -29,6 +33,7 @@ fn object(funcs: &[(&'static str, Code)], data: &[(&'static str, &[u8])]) -> Vec
     for (name, code) in funcs {
         let pad = [0x80, 0x80, 0x80, 0x80, 0x00];
         let (body, relocs) = match code {
+            Code::Void => (vec![0x00, 0x0b], Vec::new()),
             Code::Const(n) => (vec![0x00, 0x41, *n, 0x0b], Vec::new()),
             Code::Call(callee) => {
                 let mut b = vec![0x00, 0x10];
@@ -57,7 +62,7 @@ fn object(funcs: &[(&'static str, Code)], data: &[(&'static str, &[u8])]) -> Vec
         };
         m.funcs.push(OutFunc {
             name: (*name).to_string(),
-            ty,
+            ty: if matches!(code, Code::Void) { void } else { ty },
             body,
             relocs,
             exported: false,
@@ -342,4 +347,19 @@ fn a_module_helper_without_state_is_copied_and_one_with_state_is_a_klp_relocatio
     let (copied, relocs) = objects(&c);
     assert!(copied.is_empty());
     assert_eq!(relocs, [".klp.sym.target.stateful,0"]);
+}
+
+#[test]
+fn a_changed_signature_is_refused() {
+    let a = object(&[("f", Code::Const(1))], DATA);
+    let b = object(&[("f", Code::Void)], DATA);
+    let objects = [Object {
+        name: "target",
+        orig: &a,
+        patched: &b,
+    }];
+    let out = build(&objects, &Options::default()).unwrap();
+    let why = out.report.refusal().unwrap();
+    assert!(why.contains("function `f` changed its type"), "{why}");
+    assert!(out.wasm.is_none());
 }
