@@ -65,10 +65,21 @@ fn object(funcs: &[(&'static str, Code)], data: &[(&'static str, &[u8])]) -> Vec
             ty: if matches!(code, Code::Void) { void } else { ty },
             body,
             relocs,
-            exported: false,
+            exported: *name == "init_module",
         });
     }
     m.encode()
+}
+
+/// `wasm` with a `klp.notrace` section naming `names`.
+fn with_notrace(mut wasm: Vec<u8>, names: &str) -> Vec<u8> {
+    use wasm_encoder::Section;
+    wasm_encoder::CustomSection {
+        name: "klp.notrace".into(),
+        data: names.as_bytes().into(),
+    }
+    .append_to(&mut wasm);
+    wasm
 }
 
 fn changed_and_new(orig: &[u8], patched: &[u8]) -> (Vec<String>, Vec<String>, Vec<String>) {
@@ -362,4 +373,48 @@ fn a_changed_signature_is_refused() {
     let why = out.report.refusal().unwrap();
     assert!(why.contains("function `f` changed its type"), "{why}");
     assert!(out.wasm.is_none());
+}
+
+#[test]
+fn a_changed_notrace_function_is_refused() {
+    let a = with_notrace(object(&[("f", Code::Const(1))], DATA), "f\n");
+    let b = with_notrace(object(&[("f", Code::Const(2))], DATA), "f\n");
+    let objects = [Object {
+        name: "target",
+        orig: &a,
+        patched: &b,
+    }];
+    let out = build(&objects, &Options::default()).unwrap();
+    let why = out.report.refusal().unwrap();
+    assert!(why.contains("`f` changed, but it is notrace"), "{why}");
+}
+
+#[test]
+fn a_change_to_what_only_init_runs_has_no_effect() {
+    let a = object(
+        &[
+            ("setup", Code::Const(1)),
+            ("init_module", Code::Call("setup")),
+            ("show", Code::Const(3)),
+        ],
+        DATA,
+    );
+    let b = object(
+        &[
+            ("setup", Code::Const(2)),
+            ("init_module", Code::Call("setup")),
+            ("show", Code::Const(4)),
+        ],
+        DATA,
+    );
+    let objects = [Object {
+        name: "target",
+        orig: &a,
+        patched: &b,
+    }];
+    let out = build(&objects, &Options::default()).unwrap();
+    let report = &out.report.objects[0];
+    assert_eq!(report.no_effect, ["setup"]);
+    assert_eq!(report.changed, ["show"]);
+    assert!(out.wasm.is_some());
 }
