@@ -145,9 +145,8 @@ impl<'a> ObjectPlan<'a> {
         // changed functions the diff does not touch are their callers.
         let present: HashSet<String> = self.patched.funcs.iter().map(|f| short(&f.name)).collect();
         let touched: BTreeSet<&String> = options.touched.iter().collect();
-        let untouched_changed: Vec<String> = report
-            .changed
-            .iter()
+        let untouched_changed: Vec<String> = (report.changed.iter())
+            .chain(&report.no_effect)
             .filter(|n| !touched.contains(n))
             .cloned()
             .collect();

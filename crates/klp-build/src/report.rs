@@ -48,7 +48,12 @@ impl Report {
             return Some(refused.join("; "));
         }
         if self.objects.iter().all(|o| o.changed.is_empty()) {
-            return Some("no functional changes found".into());
+            let boot_only = self.objects.iter().any(|o| !o.no_effect.is_empty());
+            return Some(if boot_only {
+                "only functions that run at boot changed: no effect on a running kernel".into()
+            } else {
+                "no functional changes found".into()
+            });
         }
         None
     }
