@@ -6,7 +6,8 @@
 //! target/guest -p CRATE -- <link args>` as `docs/ABI.md` prescribes, in a clean environment
 //! (nothing of the outer build's flags, wrappers or target leaks in; its only flags keep the
 //! embedded source paths relative to the repository root). `$OUT_DIR/artifacts.rs`, included by
-//! `src/lib.rs`, then embeds the kernel and every module with `include_bytes!`.
+//! `src/lib.rs`, then embeds the kernel and every module with `include_bytes!`. The command line
+//! is `src/guest_build.rs`'s, which `klp build` uses too.
 
 use std::env;
 use std::fmt::Write as _;
@@ -15,62 +16,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const TARGET: &str = "wasm32-unknown-unknown";
+#[path = "src/guest_build.rs"]
+mod guest_build;
 
-/// Arguments of the kernel: keep the symbol table and relocations for kallsyms and the
-/// instrumentation pass, export the function table and let it grow into the ftrace table.
-/// All guests drop the std's DWARF (the name and linking sections stay) and use one codegen
-/// unit, so that `static` functions and variables stay local symbols with their own names
-/// (several units promote them to hidden globals named `….llvm.NNNN`).
-const KERNEL_ARGS: &[&str] = &[
-    "-C",
-    "link-arg=--emit-relocs",
-    "-C",
-    "link-arg=--export-table",
-    "-C",
-    "link-arg=--growable-table",
-    "-C",
-    "strip=debuginfo",
-    "-C",
-    "codegen-units=1",
-];
-
-/// Arguments of modules: relocatable objects that use the kernel's memory and leave
-/// kernel symbols undefined for the loader.
-const MODULE_ARGS: &[&str] = &[
-    "-C",
-    "link-arg=--import-memory",
-    "-C",
-    "link-arg=--emit-relocs",
-    "-C",
-    "link-arg=--unresolved-symbols=ignore-all",
-    "-C",
-    "strip=debuginfo",
-    "-C",
-    "codegen-units=1",
-];
-
-/// Variables of the outer build that must not reach the nested one.
-const LEAKING_ENV: &[&str] = &[
-    "RUSTFLAGS",
-    "RUSTDOCFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_ENCODED_RUSTDOCFLAGS",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_BUILD_RUSTC_WRAPPER",
-    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_MAKEFLAGS",
-    "MAKEFLAGS",
-    "MFLAGS",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_INCREMENTAL",
-    "__CARGO_FIX_PLZ",
-];
+use guest_build::{TARGET, package_name, remap_flags};
 
 /// A guest crate to build.
 struct Guest {
@@ -109,30 +58,11 @@ fn main() {
     for guest in &guests {
         build(&root, &target_dir, &rustflags, guest);
     }
-    let release = target_dir.join(TARGET).join("release");
     fs::write(
         out_dir.join("artifacts.rs"),
-        artifacts_rs(&release, &guests),
+        artifacts_rs(&root, &target_dir, &guests),
     )
     .expect("writing artifacts.rs");
-}
-
-/// The package name in a crate's Cargo.toml (`name = "..."` of `[package]`).
-fn package_name(manifest: &Path) -> io::Result<String> {
-    let text = fs::read_to_string(manifest)?;
-    let mut in_package = false;
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package && let Some(value) = line.strip_prefix("name") {
-            let value = value.trim_start().trim_start_matches('=').trim();
-            return Ok(value.trim_matches('"').to_string());
-        }
-    }
-    Err(io::Error::other(format!(
-        "{}: no [package] name",
-        manifest.display()
-    )))
 }
 
 /// The kernel, then every crate directory under `guest-kernel/modules` and `patches`: the
@@ -192,51 +122,13 @@ fn ensure_wasm_target() {
     assert!(status.success(), "rustup target add {TARGET} failed");
 }
 
-/// The nested cargo's `CARGO_ENCODED_RUSTFLAGS`: `--remap-path-prefix` flags that make every
-/// source path a guest embeds (panic locations) relative to the repository root, wherever the
-/// checkout is. Cargo hands rustc the paths of crates below the guest workspace root relative to
-/// it (`src/init.rs`, `modules/hello/src/lib.rs`) and the others absolute (`/…/patches/…`,
-/// `/…/abi/…`): the first become `guest-kernel/src/init.rs`, the others `patches/…`, as they
-/// were when the guests belonged to the root workspace. No prefix matches both kinds of path.
-fn remap_flags(root: &Path) -> io::Result<String> {
-    let mut dirs = Vec::new();
-    for entry in fs::read_dir(root.join("guest-kernel"))? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            dirs.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    // Sorted: the flags are part of the guests' fingerprints.
-    dirs.sort();
-    let mut flags = vec![format!("--remap-path-prefix={}=", root.display())];
-    flags.extend(
-        dirs.iter()
-            .map(|dir| format!("--remap-path-prefix={dir}=guest-kernel/{dir}")),
-    );
-    Ok(flags.join("\x1f"))
-}
-
 /// Runs the nested cargo for one guest crate.
 fn build(root: &Path, target_dir: &Path, rustflags: &str, guest: &Guest) {
-    let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    for var in LEAKING_ENV {
-        cargo.env_remove(var);
-    }
-    cargo
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
-        .current_dir(root)
-        .args(["rustc", "--release", "--manifest-path"])
-        .arg(root.join("guest-kernel/Cargo.toml"))
-        .args(["--target", TARGET, "--target-dir"])
-        .arg(target_dir)
-        .args(["-p", &guest.package, "--"])
-        .args(if guest.kernel {
-            KERNEL_ARGS
-        } else {
-            MODULE_ARGS
-        })
-        .stdout(Stdio::from(io::stderr()));
-    let status = cargo.status().expect("running the nested cargo");
+    let status =
+        guest_build::cargo_rustc(root, target_dir, rustflags, &guest.package, guest.kernel)
+            .stdout(Stdio::from(io::stderr()))
+            .status()
+            .expect("running the nested cargo");
     assert!(
         status.success(),
         "building guest crate {} for {TARGET} failed",
@@ -244,10 +136,19 @@ fn build(root: &Path, target_dir: &Path, rustflags: &str, guest: &Guest) {
     );
 }
 
-/// `$OUT_DIR/artifacts.rs`: `KERNEL` and `MODULES` as `include_bytes!` of the built files.
-fn artifacts_rs(release: &Path, guests: &[Guest]) -> String {
-    let wasm = |guest: &Guest| release.join(format!("{}.wasm", guest.package.replace('-', "_")));
+/// `$OUT_DIR/artifacts.rs`: `SOURCE_ROOT`, and `KERNEL` and `MODULES` as `include_bytes!` of
+/// the built files.
+fn artifacts_rs(root: &Path, target_dir: &Path, guests: &[Guest]) -> String {
+    let wasm = |guest: &Guest| guest_build::output(target_dir, &guest.package);
     let mut out = String::from("// Generated by build.rs.\n\n");
+    let root = root.to_str().expect("the repository's path is UTF-8");
+    writeln!(
+        out,
+        "/// The repository the guests were built from (it holds `guest-kernel/`, `abi/`, \
+         `patches/`):\n/// `klp build` copies its `guest-kernel/` unless told another tree.\n\
+         pub const SOURCE_ROOT: &str = {root:?};\n"
+    )
+    .unwrap();
     for guest in guests.iter().filter(|g| g.kernel) {
         writeln!(out, "/// The guest kernel, uninstrumented.").unwrap();
         writeln!(

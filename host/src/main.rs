@@ -1,5 +1,6 @@
 //! The `klp` command: boot the kernel, run its shell, instrument and inspect kernels.
 
+mod build;
 mod demo;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -42,6 +43,9 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Generate a live patch module from a source diff, as kpatch-build does, or from two
+    /// builds of an object.
+    Build(build::BuildArgs),
     /// Print a kernel's symbols like /proc/kallsyms (the built-in kernel by default).
     Kallsyms {
         /// A kernel .wasm (raw or instrumented).
@@ -419,6 +423,10 @@ fn try_main() -> Result<i32> {
     let status = match cli.command {
         Command::Run(args) => run(args)?,
         Command::Demo => demo()?,
+        Command::Build(args) => build::run(args).unwrap_or_else(|err| {
+            eprintln!("klp build: {}", one_line(&err));
+            1
+        }),
         Command::Instrument { input, output } => {
             let wasm = read_input(&input)?;
             let out = klp_passes::instrument::instrument(&wasm, &[])?;

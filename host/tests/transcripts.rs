@@ -4,66 +4,12 @@
 //! without instrumentation and must give the same output: the hook changes nothing visible.
 
 use klp_artifacts as artifacts;
-use klp_core::engine::Engine;
 use klp_core::ftrace::code::Mode;
-use klp_shell as shell;
-use klp_wasmtime::{self as rt, Options};
 
 mod common;
-use common::Recorder;
+mod transcript;
 use std::path::{Path, PathBuf};
-
-/// Replaces `[    1.234567]` log timestamps by `[    T]` and `  1.234567:` trace timestamps by
-/// `  T:`.
-fn mask_timestamps(text: &str) -> String {
-    mask_trace_stamps(&mask_log_stamps(text))
-}
-
-/// Replaces `<digits>.<6 digits>:` by `T:`.
-fn mask_trace_stamps(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let masked = line.find(": ").and_then(|colon| {
-            let start = line[..colon].rfind(' ')? + 1;
-            let (secs, micros) = line[start..colon].split_once('.')?;
-            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-            (digits(secs) && micros.len() == 6 && digits(micros) && line.contains("] ....."))
-                .then(|| format!("{}T{}", &line[..start], &line[colon..]))
-        });
-        out.push_str(masked.as_deref().unwrap_or(line));
-    }
-    out
-}
-
-/// Replaces `[    1.234567]` timestamps by `[    T]`.
-fn mask_log_stamps(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let close = after.find(']');
-        let is_stamp = close.is_some_and(|c| {
-            let inner = after[..c].trim_start();
-            let (secs, micros) = inner.split_once('.').unwrap_or(("", ""));
-            !secs.is_empty()
-                && micros.len() == 6
-                && (secs.bytes().chain(micros.bytes())).all(|b| b.is_ascii_digit())
-        });
-        match (is_stamp, close) {
-            (true, Some(c)) => {
-                out.push_str("[    T]");
-                rest = &after[c + 1..];
-            }
-            _ => {
-                out.push('[');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
+use transcript::mask_timestamps;
 
 /// Runs a script line by line, echoing each command line as `# line`.
 fn run_script(path: &Path, hook: bool) -> String {
@@ -73,35 +19,15 @@ fn run_script(path: &Path, hook: bool) -> String {
 /// [`run_script`], moving the kernel to a fresh store before each line if `moving`, with
 /// ftrace in `mode`.
 fn run_script_moving(path: &Path, hook: bool, moving: bool, mode: Mode) -> String {
-    let script = std::fs::read_to_string(path).unwrap();
-    let cmdline = script
-        .lines()
-        .find_map(|l| l.strip_prefix("#! cmdline: "))
-        .unwrap_or("console=hvc0 root=/dev/ram0 rw");
-    let options = Options {
-        ftrace: mode,
-        ..Options::default()
-    };
-    let mut engine = rt::boot(artifacts::KERNEL, cmdline, hook, options).unwrap();
-    let mut host = Recorder::default();
-    let mut shell = shell::Shell::new(shell::Options::default());
-    for line in script.lines() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        host.text.push_str(&format!("# {line}\n"));
-        // A kernel moves whenever no task holds frames (kernel threads sleeping in their
-        // functions hold some: then it cannot, by design, and stays).
-        if moving && !engine.with_state(|s| s.tasks.holding_frames()) {
-            engine.move_now().expect("the kernel moves");
-        }
-        let status = shell.run(&mut engine, &mut host, line);
-        if status != 0 {
-            host.text.push_str(&format!("[exit {status}]\n"));
-        }
-    }
-    mask_timestamps(&host.text)
+    transcript::run(
+        path,
+        &transcript::Run {
+            hook,
+            moving,
+            mode,
+            modules: None,
+        },
+    )
 }
 
 fn scripts(dir: &Path) -> Vec<PathBuf> {

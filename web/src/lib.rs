@@ -5,6 +5,8 @@
 //! at `/lib/modules/<release>`, as the `klp` command does) and talks to it in JSON strings: shell
 //! output, the ftrace table, the module files, the module and patch list, and
 //! `/sys/kernel/livepatch`. Files dropped on the page are written into the kernel's `/tmp`.
+//! [`build_patch`] generates a live patch module from two builds of an object, as `klp build
+//! --orig --patched` does (src/patch.rs); the page writes it into `/tmp` the same way.
 //!
 //! The kernel has tasks (src/tasks.rs): whatever may run them — a shell command, a file
 //! written as the shell, the page's idle time — is a [`Job`], set with a `begin_*` method and
@@ -14,6 +16,7 @@
 
 mod engine;
 mod json;
+mod patch;
 mod tasks;
 
 use engine::WebEngine;
@@ -24,6 +27,7 @@ use klp_core::fs::modules::ModuleFiles;
 use klp_core::kernel::Switching;
 use klp_core::kernel::run_task;
 use klp_shell::{self as shell, Host, Shell};
+pub use patch::{PatchBuild, build_patch};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 

@@ -10,8 +10,12 @@
 // prints it. A module uploaded with the file button (and one dropped on the page) lands in the
 // kernel's /tmp, where `insmod /tmp/NAME` loads it (and refuses garbage as insmod does); after it
 // all, `dmesg | grep livepatch` and `lsmod | wc -l` agree with `klp run -c` replaying the page's
-// whole session (the uploaded files mounted at /tmp). Screenshots go to web/test-output/; the
-// files it uploads are written to a temp dir of its own.
+// whole session (the uploaded files mounted at /tmp). "Build patch" on two builds of
+// test_klp_mod_target (made by `klp build --diff`, kept with --keep-work) gives `klp build`'s
+// report and module, which patches the module when it loads; garbage and unchanged builds write
+// nothing; a kernel build with changed statics is refused by name, and accepted when they are
+// marked handled. Screenshots go to web/test-output/; the files it uploads and builds are written to
+// temp dirs of its own.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -74,6 +78,8 @@ const fixWasm = fs.readFileSync(
 fs.writeFileSync(path.join(uploadDir, "fix.wasm"), fixWasm);
 const GARBAGE = "this is not a wasm module\n";
 fs.writeFileSync(path.join(uploadDir, "g.wasm"), GARBAGE);
+// The objects "Build patch" compares, and the CLI's module from them.
+const buildDir = fs.mkdtempSync(path.join(os.tmpdir(), "klp-web-build-"));
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), "klp-web-chromium-"));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: chromiumPath,
@@ -389,6 +395,140 @@ try {
     assert.equal(await page.locator('#tasks-rows tr[data-pid="3"]').getAttribute("data-patch-state"), "-1");
   });
 
+  // Build a patch in the page (klp-build compiled into klp-web): the two builds of
+  // test_klp_mod_target that `klp build --diff` of examples/klp-build/module-target.patch makes
+  // (its --keep-work directory keeps them), on a fresh kernel.
+  const MOD = "test_klp_mod_target";
+  const BUILT = `livepatch_${MOD}`; // the default name: livepatch_ and the patched file's stem
+  const MOD_PATCHED = `${MOD}: patched by klp build\n`;
+  const work = path.join(buildDir, "work");
+  const origObj = path.join(work, "orig", `${MOD}.wasm`);
+  const patchedObj = path.join(work, "patched", `${MOD}.wasm`);
+  const cliModule = path.join(buildDir, "out", `${BUILT}.wasm`);
+  const buildReport = () => page.textContent("#build-report");
+  // Clicks Build patch and waits until the report shows the outcome `done` waits for.
+  async function buildPatch(done) {
+    await page.click("#build-run");
+    await page.waitForFunction((t) => document.querySelector("#build-report").textContent.includes(t), done);
+  }
+
+  await check("Build patch: two builds of test_klp_mod_target give `klp build`'s report and module, in /tmp", async () => {
+    const made = spawnSync(klp, ["build", "--diff", path.join(root, "examples/klp-build/module-target.patch"),
+      "--keep-work", work, "--dry-run"], { encoding: "utf8" });
+    assert.equal(made.error, undefined, `running ${klp}`);
+    assert.equal(made.status, 0, made.stderr);
+    fs.mkdirSync(path.dirname(cliModule));
+    const cli = spawnSync(klp, ["build", "--orig", origObj, "--patched", patchedObj, "--object", MOD,
+      "-o", cliModule], { encoding: "utf8" });
+    assert.equal(cli.status, 0, cli.stderr);
+    const cliReport = cli.stdout.replace(/^klp build: wrote .*\n$/m, "");
+    assert.match(cliReport, new RegExp(`^${MOD}: changed function: ${MOD}_proc_show$`, "m"));
+    const size = fs.statSync(cliModule).size;
+
+    await page.goto(url);
+    await page.waitForFunction(() => document.body.dataset.state === "ready", null, { timeout: 60000 });
+    // The original with the file button, the patched build dropped on its slot.
+    await page.setInputFiles("#build-orig", origObj);
+    const dataTransfer = await page.evaluateHandle(([bytes, name]) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(bytes)], name));
+      return dt;
+    }, [[...fs.readFileSync(patchedObj)], `${MOD}.wasm`]);
+    await page.dispatchEvent('.slot[data-slot="patched"]', "drop", { dataTransfer });
+    assert.equal(await page.textContent('.slot[data-slot="patched"] .file'),
+      `${MOD}.wasm (${fs.statSync(patchedObj).size} bytes)`);
+    await page.fill("#build-object", MOD);
+    const before = await page.locator("#screen .entry").count();
+    await buildPatch("wrote /tmp/");
+    assert.equal(await buildReport(), `${cliReport}wrote /tmp/${BUILT}.wasm (${size} bytes)`);
+    // The page then lists the file, as after an upload; the drop on the slot uploaded nothing.
+    const listed = await lastEntry(before, `ls -l /tmp/${BUILT}.wasm`);
+    assert.equal(listed.out, `-rw-r--r-- 1 root root ${size} /tmp/${BUILT}.wasm\n`);
+    assert.equal((await type("ls /tmp")).out, `${BUILT}.wasm\n`);
+    assert.equal(await page.locator(`#upload-list .module[data-file="${BUILT}.wasm"] .badge`).textContent(),
+      "not loaded");
+    await page.mouse.move(0, 0);
+    await page.locator("#build").scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(outDir, "built-1280x800.png") });
+  });
+
+  await check("Load inserts the built patch; test_klp_mod_target, loaded after it, is patched as with the CLI's module", async () => {
+    const before = await page.locator("#screen .entry").count();
+    await page.click("#build-load");
+    assert.deepEqual(await lastEntry(before, `insmod /tmp/${BUILT}.wasm`), { out: "", err: "" });
+    assert.equal(await page.locator("#build-load").isDisabled(), true);
+    assert.deepEqual(await type(`insmod ${MOD}`), { out: "", err: "" });
+    const shown = (await type(`cat /proc/${MOD}`)).out;
+    assert.equal(shown, MOD_PATCHED);
+    assert.deepEqual(await page.locator("#ftrace .frow", { hasText: `${MOD}_proc_show` })
+      .locator(".stack li").allTextContents(), [BUILT]);
+    assert.match(await page.textContent("#sysfs-tree"), new RegExp(`${BUILT}/.*enabled = 1.*${MOD}/`, "s"));
+    const cli = spawnSync(klp, ["run", "--no-cache", "--mount", `${path.dirname(cliModule)}:/tmp:ro`, "-c",
+      `insmod /tmp/${BUILT}.wasm; insmod ${MOD}; cat /proc/${MOD}`], { encoding: "utf8" });
+    assert.equal(cli.stderr, "");
+    assert.equal(cli.stdout, shown);
+  });
+
+  await check("Build patch on garbage, or on two equal builds, shows why and writes nothing", async () => {
+    await page.setInputFiles("#build-orig", path.join(uploadDir, "g.wasm"));
+    await page.fill("#build-name", "bad");
+    const before = await page.locator("#screen .entry").count();
+    await buildPatch("klp build: ");
+    assert.equal(await buildReport(), `klp build: ${MOD}: original build: not a wasm module`);
+    assert.equal(await page.getAttribute("#build-report", "data-state"), "error");
+    assert.equal(await page.locator("#build-load").isHidden(), true);
+    await page.setInputFiles("#build-orig", patchedObj);
+    await buildPatch("no functional changes found\nklp build: ");
+    assert.equal(await buildReport(),
+      "bad: no patch: no functional changes found\nklp build: no functional changes found");
+    assert.equal(await page.locator("#screen .entry").count(), before, "no command ran");
+    assert.equal((await type("ls /tmp")).out, `${BUILT}.wasm\n`);
+  });
+
+  await check("Build patch refuses a kernel's changed static by name; marked handled, the patch loads and fixes the handler", async () => {
+    // examples/klp-build/static-initializer.patch changes two statics and sched_rr_handler:
+    // `klp build --diff` refuses it (exit 1) but keeps the two kernel builds.
+    const vmWork = path.join(buildDir, "vmlinux-work");
+    const made = spawnSync(klp, ["build", "--diff", path.join(root, "examples/klp-build/static-initializer.patch"),
+      "--keep-work", vmWork, "--dry-run"], { encoding: "utf8" });
+    assert.equal(made.error, undefined, `running ${klp}`);
+    assert.equal(made.status, 1, made.stdout + made.stderr);
+    const orig = path.join(vmWork, "orig/vmlinux.wasm");
+    const patched = path.join(vmWork, "patched/vmlinux.wasm");
+    const HANDLED = ["SYSCTL_SCHED_RR_TIMESLICE", "SCHED_RR_TIMESLICE"];
+    const refused = spawnSync(klp, ["build", "--orig", orig, "--patched", patched, "--dry-run"], { encoding: "utf8" });
+    assert.equal(refused.status, 1, refused.stdout + refused.stderr);
+    const out = path.join(buildDir, "vmlinux-out", "livepatch_vmlinux.wasm");
+    fs.mkdirSync(path.dirname(out));
+    const cli = spawnSync(klp, ["build", "--orig", orig, "--patched", patched, "-o", out,
+      ...HANDLED.flatMap((h) => ["--handled", h])], { encoding: "utf8" });
+    assert.equal(cli.status, 0, cli.stderr);
+    const size = fs.statSync(out).size;
+
+    await page.setInputFiles("#build-orig", orig);
+    await page.setInputFiles("#build-patched", patched);
+    await page.fill("#build-object", "vmlinux");
+    await page.fill("#build-name", ""); // the default, livepatch_vmlinux, as the CLI's
+    await buildPatch("klp build: data `");
+    assert.equal(await buildReport(), refused.stdout + refused.stderr.trimEnd());
+    assert.match(await buildReport(), /^vmlinux: refused: data `SCHED_RR_TIMESLICE` changed \(its initial value\)/m);
+    assert.equal((await type("ls /tmp")).out, `${BUILT}.wasm\n`);
+
+    await page.fill("#build-handled", HANDLED.join(" "));
+    const before = await page.locator("#screen .entry").count();
+    await buildPatch("wrote /tmp/");
+    assert.equal(await buildReport(),
+      cli.stdout.replace(/^klp build: wrote .*\n$/m, "") + `wrote /tmp/livepatch_vmlinux.wasm (${size} bytes)`);
+    assert.match(await buildReport(), /^vmlinux: changed data, handled: SYSCTL_SCHED_RR_TIMESLICE$/m);
+    await lastEntry(before, "ls -l /tmp/livepatch_vmlinux.wasm");
+    const loading = await page.locator("#screen .entry").count();
+    await page.click("#build-load");
+    assert.deepEqual(await lastEntry(loading, "insmod /tmp/livepatch_vmlinux.wasm"), { out: "", err: "" });
+    // The patched handler: a value <= 0 resets the new default, 50.
+    const sysctl = "/proc/sys/kernel/sched_rr_timeslice_ms";
+    assert.deepEqual(await type(`echo 0 > ${sysctl}; cat ${sysctl}`), { out: "50\n", err: "" });
+  });
+
   // Transcripts, each on a fresh kernel (the page reloaded), typed at
   // the prompt line by line: the page prints what `klp run` printed when they were blessed.
   // The page's idle time is off (`?idle=0`): the transcripts were blessed by the library's
@@ -432,6 +572,7 @@ try {
   await context.close();
   fs.rmSync(profile, { recursive: true, force: true });
   fs.rmSync(uploadDir, { recursive: true, force: true });
+  fs.rmSync(buildDir, { recursive: true, force: true });
 }
 
 console.log(`screenshots in ${path.relative(process.cwd(), outDir) || "."}`);

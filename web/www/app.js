@@ -1,13 +1,15 @@
 // The page: boots the kernel with klp-web, runs shell commands, and redraws the module list, the
 // ftrace table, the tasks and /sys/kernel/livepatch after every command. The module list is the
 // kernel's /lib/modules/<release>; a file chosen with "Upload module" or dropped on the page is
-// written into the kernel's /tmp, where `insmod /tmp/NAME` loads it.
+// written into the kernel's /tmp, where `insmod /tmp/NAME` loads it. "Build a patch" compares two
+// builds of an object (chosen or dropped on its two slots) with klp-build, as `klp build --orig
+// --patched` does, shows the report, and writes the live patch module to /tmp/NAME.wasm.
 //
 // The kernel's tasks run on JS Promise Integration: anything that may run them (a command, an
 // upload, idle time) is a job that `kernel_drive` runs through WebAssembly.promising, one at a
 // time (jobs queue); while the page is idle, a timer gives the kernel its time, so kthreads,
 // kworkers and a transition's retries go on between commands.
-import init, { Kernel, is_livepatch } from "./klp_web.js";
+import init, { Kernel, build_patch, is_livepatch } from "./klp_web.js";
 
 // The same command line `klp run` boots with by default (`?cmdline=...` overrides it).
 const CMDLINE = new URLSearchParams(location.search).get("cmdline") ??
@@ -24,7 +26,9 @@ let kernel = null;
 let driveRaw = null;         // WebAssembly.promising(kernel_drive)
 let moduleDir = "";          // /lib/modules/<release>
 let modules = [];            // its files, as kernel.module_files() lists them
-const uploads = new Map();   // file name in /tmp -> { size, livepatch }, as uploaded here
+const uploads = new Map();   // file name in /tmp -> { size, livepatch, built }, as written here
+const buildFiles = { orig: null, patched: null }; // the File in each slot of "Build a patch"
+let built = null;            // the last patch built here: { name, path }
 const history = [];
 let historyPos = 0;
 
@@ -171,10 +175,12 @@ function drawModules() {
     path: `/tmp/${file}`,
     load: `/tmp/${file}`,
     livepatch: u.livepatch,
-    description: `${u.size} bytes, uploaded${u.livepatch ? " · a livepatch module" : ""}`,
+    description: `${u.size} bytes, ${u.built ? "built" : "uploaded"}` +
+      `${u.livepatch ? " · a livepatch module" : ""}`,
   }));
   $("#uploads").hidden = !uploaded.length;
   $("#upload-list").replaceChildren(...uploaded.map((m) => moduleRow(m, state)));
+  if (built) $("#build-load").disabled = state.modules.some((m) => m.name === built.name);
 }
 
 $("#modules").addEventListener("click", (ev) => {
@@ -205,7 +211,7 @@ async function upload(files) {
       note(`could not write ${path}: ${err.message ?? err}`, true);
       continue;
     }
-    uploads.set(name, { size: data.length, livepatch: is_livepatch(data) });
+    uploads.set(name, { size: data.length, livepatch: is_livepatch(data), built: false });
     note(`wrote ${path} (${data.length} bytes); insmod ${path} to load it`);
     await run(`ls -l ${path}`);
   }
@@ -235,12 +241,121 @@ document.addEventListener("dragleave", () => {
   dragDepth = Math.max(0, dragDepth - 1);
   if (!dragDepth) document.body.classList.remove("dropping");
 });
-document.addEventListener("drop", (ev) => {
+function dragEnded() {
   dragDepth = 0;
-  document.body.classList.remove("dropping");
+  document.body.classList.remove("dropping", "on-slot");
+  for (const slot of document.querySelectorAll(".slot.over")) slot.classList.remove("over");
+}
+document.addEventListener("drop", (ev) => {
+  dragEnded();
   if (!carriesFiles(ev)) return;
   ev.preventDefault();
   upload([...ev.dataTransfer.files]);
+});
+
+// ---- build a patch: two builds of an object in, a live patch module in /tmp out -------------
+
+// The CLI's default patch name: `livepatch_` and the patched build's file stem, anything but
+// letters and digits as `_`.
+function defaultPatchName(file) {
+  const stem = file.replace(/(.)\.[^.]*$/, "$1");
+  return `livepatch_${stem.replace(/[^A-Za-z0-9]/g, "_")}`;
+}
+
+function setBuildFile(which, file) {
+  buildFiles[which] = file;
+  const slot = document.querySelector(`.slot[data-slot="${which}"]`);
+  slot.querySelector(".file").textContent = `${file.name} (${file.size} bytes)`;
+  slot.classList.add("chosen");
+}
+
+for (const which of ["orig", "patched"]) {
+  const slot = document.querySelector(`.slot[data-slot="${which}"]`);
+  slot.querySelector("input").addEventListener("change", (ev) => {
+    if (ev.target.files.length) setBuildFile(which, ev.target.files[0]);
+    ev.target.value = "";
+  });
+  // A file dropped on a slot is that build, not an upload to /tmp.
+  slot.addEventListener("dragover", (ev) => {
+    if (!carriesFiles(ev) || !kernel) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    ev.dataTransfer.dropEffect = "copy";
+    slot.classList.add("over");
+    document.body.classList.add("on-slot");
+  });
+  slot.addEventListener("dragleave", () => {
+    slot.classList.remove("over");
+    document.body.classList.remove("on-slot");
+  });
+  slot.addEventListener("drop", (ev) => {
+    if (!carriesFiles(ev)) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    dragEnded();
+    if (kernel && ev.dataTransfer.files.length) setBuildFile(which, ev.dataTransfer.files[0]);
+  });
+}
+
+// Shows what the build said: the report, then the outcome (an error in red).
+function showBuild(report, outcome, error) {
+  const pre = $("#build-report");
+  pre.hidden = false;
+  pre.dataset.state = error ? "error" : "ok";
+  pre.replaceChildren(report, el("span", { className: error ? "err" : "ok", textContent: outcome }));
+}
+
+async function buildPatch() {
+  const { orig, patched } = buildFiles;
+  if (!orig || !patched) {
+    showBuild("", "choose the original and the patched build first", true);
+    return;
+  }
+  $("#build-load").hidden = true;
+  built = null;
+  const object = $("#build-object").value.trim();
+  const name = $("#build-name").value.trim() || defaultPatchName(patched.name);
+  const [a, b] = await Promise.all([orig.arrayBuffer(), patched.arrayBuffer()]);
+  const result = build_patch(object, name, $("#build-replace").checked, $("#build-handled").value,
+    new Uint8Array(a), new Uint8Array(b));
+  const { report, error, wasm } = result;
+  result.free();
+  if (!wasm) {
+    showBuild(report, `klp build: ${error}`, true);
+    return;
+  }
+  const path = `/tmp/${name}.wasm`;
+  const written = await job((k) => k.begin_put_file(path, wasm));
+  if (written.error) {
+    showBuild(report, `could not write ${written.error}`, true);
+    return;
+  }
+  showBuild(report, `wrote ${path} (${wasm.length} bytes)`, false);
+  uploads.set(`${name}.wasm`, { size: wasm.length, livepatch: true, built: true });
+  built = { name, path };
+  const load = $("#build-load");
+  load.dataset.cmd = `insmod ${path}`;
+  load.title = load.dataset.cmd;
+  load.hidden = false;
+  note(`built ${path} (${wasm.length} bytes); insmod ${path} to load it`);
+  await run(`ls -l ${path}`);
+}
+
+$("#build-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const button = $("#build-run");
+  button.disabled = true;
+  try {
+    await buildPatch();
+  } catch (err) {
+    showBuild("", `klp build: ${err.message ?? err}`, true);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("#build-load").addEventListener("click", (ev) => {
+  if (ev.target.dataset.cmd) run(ev.target.dataset.cmd);
 });
 
 // ---- ftrace table and sysfs ---------------------------------------------------------------
@@ -393,6 +508,7 @@ async function boot() {
   refresh();
   $("#cmd").disabled = false;
   $("#upload").disabled = false;
+  for (const id of ["#build-orig", "#build-patched", "#build-run"]) $(id).disabled = false;
   $("#cmd").focus();
   document.body.dataset.state = "ready";
 }

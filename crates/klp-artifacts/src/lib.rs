@@ -3,12 +3,16 @@
 //! `build.rs` compiles every crate of the guest workspace (`guest-kernel/Cargo.toml`) for
 //! `wasm32-unknown-unknown` (see `docs/ABI.md`); the same files are left in
 //! `target/guest/wasm32-unknown-unknown/release/`. Only bytes: the crate depends on nothing.
+//! [`guest_build`] is how they are built, for `klp build`, which builds a changed copy of the
+//! tree at [`SOURCE_ROOT`] the same way.
 //!
 //! ```
 //! let sample = klp_artifacts::module("livepatch-sample").expect("built by build.rs");
 //! assert_eq!(klp_artifacts::module("livepatch_sample"), Some(sample));
 //! assert!(klp_artifacts::KERNEL.starts_with(b"\0asm"));
 //! ```
+
+pub mod guest_build;
 
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 

@@ -112,7 +112,11 @@ impl<'a> Obj<'a> {
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, String> {
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
             .validate_all(bytes)
-            .map_err(|e| format!("not a valid wasm module: {e}"))?;
+            .map_err(|e| {
+                let message = e.to_string();
+                let one_line: Vec<&str> = message.split_whitespace().collect();
+                format!("not a valid wasm module: {}", one_line.join(" "))
+            })?;
         let mut o = Obj {
             bytes,
             types: Vec::new(),
