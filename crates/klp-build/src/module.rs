@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{
     CustomSection, Encode, EntityType, ExportKind, ExportSection, FunctionSection, GlobalType,
     ImportSection, MemoryType, RawSection, SymbolTable, TableType, TypeSection, ValType,
@@ -213,10 +214,11 @@ impl Module {
         let mut module = wasm_encoder::Module::new();
         let mut types = TypeSection::new();
         for t in &self.types {
-            types.ty().function(
-                t.params().iter().map(|v| val(*v)),
-                t.results().iter().map(|v| val(*v)),
-            );
+            // Function types of a validated module re-encode without error.
+            let val = |v: &wasmparser::ValType| RoundtripReencoder.val_type(*v).ok();
+            let params: Vec<ValType> = t.params().iter().filter_map(val).collect();
+            let results: Vec<ValType> = t.results().iter().filter_map(val).collect();
+            types.ty().function(params, results);
         }
         module.section(&types);
         let mut imports = ImportSection::new();
@@ -436,16 +438,5 @@ pub(crate) fn write_padded(site: &mut [u8], value: i64, signed: bool) {
     for (i, b) in site.iter_mut().enumerate().take(5) {
         let part = ((value >> (7 * i)) & 0x7f) as u8;
         *b = if i < 4 { part | 0x80 } else { part };
-    }
-}
-
-fn val(v: wasmparser::ValType) -> ValType {
-    match v {
-        wasmparser::ValType::I32 => ValType::I32,
-        wasmparser::ValType::I64 => ValType::I64,
-        wasmparser::ValType::F32 => ValType::F32,
-        wasmparser::ValType::F64 => ValType::F64,
-        wasmparser::ValType::V128 => ValType::V128,
-        wasmparser::ValType::Ref(_) => ValType::FUNCREF,
     }
 }
