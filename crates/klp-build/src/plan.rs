@@ -81,6 +81,24 @@ impl<'a> ObjectPlan<'a> {
         let entry_only = callgraph::entry_only(&self.orig, entry);
         let orig_by_name = self.orig.funcs_by_name();
         let report = &mut self.report;
+        // Builds made at different paths differ in the hash of every Rust symbol of the crate:
+        // few of the original's hashed names are found again.
+        let hashed = |name: &&&str| name.starts_with("_ZN") && name.contains("17h");
+        let before: Vec<&str> = self.orig.funcs.iter().map(|f| f.name.as_str()).collect();
+        let after: HashSet<&str> = self.patched.funcs.iter().map(|f| f.name.as_str()).collect();
+        let total = before.iter().filter(hashed).count();
+        let found = before
+            .iter()
+            .filter(hashed)
+            .filter(|n| after.contains(*n))
+            .count();
+        if found * 2 < total {
+            report.refused.push(format!(
+                "only {found} of the original build's {total} Rust symbols are in the patched \
+                 build: build both from the same path (a crate's symbol hashes depend on it)"
+            ));
+            return;
+        }
         for d in &cmp.changed_data {
             let name = short(&d.name);
             if options.handled.iter().any(|h| *h == name || *h == d.name) {

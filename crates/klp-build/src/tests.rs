@@ -418,3 +418,32 @@ fn a_change_to_what_only_init_runs_has_no_effect() {
     assert_eq!(report.changed, ["show"]);
     assert!(out.wasm.is_some());
 }
+
+#[test]
+fn builds_that_share_no_function_names_are_refused() {
+    let a = object(
+        &[
+            ("_ZN1k1f17h0000000000000001E", Code::Const(1)),
+            ("_ZN1k1g17h0000000000000002E", Code::Const(2)),
+        ],
+        DATA,
+    );
+    let b = object(
+        &[
+            ("_ZN1k1f17h000000000000000aE", Code::Const(1)),
+            ("_ZN1k1g17h000000000000000bE", Code::Const(2)),
+        ],
+        DATA,
+    );
+    let objects = [Object {
+        name: "target",
+        orig: &a,
+        patched: &b,
+    }];
+    let out = build(&objects, &Options::default()).unwrap();
+    let why = out.report.refusal().unwrap();
+    assert!(
+        why.contains("only 0 of the original build's 2 Rust symbols"),
+        "{why}"
+    );
+}
