@@ -470,3 +470,34 @@ fn a_name_other_than_the_output_files_is_refused() {
     );
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
 }
+
+#[test]
+fn a_diff_to_the_kernel_and_a_module_gives_one_patch_of_two_objects() {
+    let dir = Scratch::new("klp-build-both");
+    let both = std::fs::read_to_string(example("fix-timeslice")).unwrap()
+        + &std::fs::read_to_string(example("module-target")).unwrap();
+    let diff = dir.0.join("both.patch");
+    std::fs::write(&diff, both).unwrap();
+    let output = dir.path("both.wasm");
+    let (status, stdout, stderr) = klp(&["build", "--diff", diff.to_str().unwrap(), "-o", &output]);
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("both: 2 changed, 0 new function(s) in 2 object(s)"),
+        "{stdout}"
+    );
+    std::fs::remove_file(&diff).unwrap();
+    let (status, out) = run_with(
+        &dir,
+        "insmod both; insmod test_klp_mod_target; cat /proc/test_klp_mod_target; \
+         ls /sys/kernel/livepatch/both | grep -v -e enabled -e force -e replace -e stack_order \
+         -e transition; echo 0 > /proc/sys/kernel/sched_rr_timeslice_ms",
+    );
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            1,
+            "test_klp_mod_target: patched by klp build\ntest_klp_mod_target\nvmlinux\n\
+             sh: echo: write error: Invalid argument\n"
+        )
+    );
+}
