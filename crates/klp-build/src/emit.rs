@@ -2,7 +2,7 @@
 //! re-aimed (included functions and data stay in the module, everything else becomes an import
 //! or a `.klp.sym` data symbol), then the klp metadata and the entry points.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use klp_abi::{klp_callbacks, klp_func, klp_object, klp_patch};
 use klp_passes::kallsyms::symbol_name;
@@ -28,6 +28,8 @@ struct Emitter<'p, 'a> {
     data: HashMap<(usize, u32), u32>,
     /// The functions to emit, in order: (object, patched function index).
     queue: Vec<(usize, u32)>,
+    /// Included data whose relocations are still to be re-aimed: (object, symbol, index).
+    data_queue: Vec<(usize, u32, u32)>,
     /// Whether a module function and every function it calls use no named module data.
     stateless: HashMap<(usize, u32), bool>,
     /// Unchanged module functions copied into the patch, per object (short names).
@@ -58,6 +60,7 @@ pub(crate) fn emit(plans: &[ObjectPlan<'_>], replace: bool) -> Result<Emitted, S
         funcs: HashMap::new(),
         data: HashMap::new(),
         queue: Vec::new(),
+        data_queue: Vec::new(),
         stateless: HashMap::new(),
         copied: vec![Vec::new(); plans.len()],
     };
@@ -66,9 +69,19 @@ pub(crate) fn emit(plans: &[ObjectPlan<'_>], replace: bool) -> Result<Emitted, S
             e.enqueue(o, f);
         }
     }
-    // Functions are emitted in queue order; copying a module's helper appends to the queue.
-    let mut done = 0;
-    while let Some(&(o, f)) = e.queue.get(done) {
+    // Functions are emitted in queue order; copying a module's helper appends to the queue,
+    // and included data (whose relocations may include more) to the data queue: both are
+    // drained without recursion, however long a chain of references is.
+    let (mut done, mut data_done) = (0, 0);
+    loop {
+        if let Some(&(o, sym, i)) = e.data_queue.get(data_done) {
+            data_done += 1;
+            e.relocate_data(o, sym, i)?;
+            continue;
+        }
+        let Some(&(o, f)) = e.queue.get(done) else {
+            break;
+        };
         done += 1;
         let plan = &plans[o];
         let func = plan.patched.func(f).expect("an included function");
@@ -77,8 +90,11 @@ pub(crate) fn emit(plans: &[ObjectPlan<'_>], replace: bool) -> Result<Emitted, S
         for r in &func.relocs {
             relocs.push(e.reloc(o, r)?);
         }
-        if let Some(r) = relocs.iter().find(|r| r.offset as usize + 5 > body.len()) {
-            return Err(format!("relocation at {} out of {}", r.offset, func.name));
+        if let Some(r) = func.relocs.iter().find(|r| r.end() > body.len()) {
+            return Err(format!(
+                "relocation at {} past the end of {}",
+                r.offset, func.name
+            ));
         }
         let ty = e.module.ty(&plan.patched.types[func.ty as usize]);
         e.module.funcs.push(OutFunc {
@@ -120,33 +136,34 @@ impl Emitter<'_, '_> {
         if let Some(&known) = self.stateless.get(&(o, f)) {
             return known;
         }
-        // Assumed while visiting, so that recursion ends.
-        self.stateless.insert((o, f), true);
         let obj = &self.plans[o].patched;
-        let Some(func) = obj.func(f) else {
-            // An import: the kernel's, resolved by name.
-            return true;
-        };
+        // Every function reached by calls and function pointers, walked without recursion.
+        let mut seen = HashSet::from([f]);
+        let mut work = vec![f];
         let mut ok = true;
-        let mut callees = Vec::new();
-        for r in &func.relocs {
-            let target = obj
-                .symbols
-                .get(r.index as usize)
-                .map(|s| (s.target, s.name));
-            match (r.ty, target) {
-                (RelocationType::TypeIndexLeb | RelocationType::TableNumberLeb, _) => {}
-                (RelocationType::GlobalIndexLeb, Some((_, name))) => {
-                    ok &= name == Some("__stack_pointer");
+        while let Some(g) = work.pop() {
+            // An import is the kernel's, resolved by name.
+            let Some(func) = obj.func(g) else { continue };
+            for r in &func.relocs {
+                let target = obj
+                    .symbols
+                    .get(r.index as usize)
+                    .map(|s| (s.target, s.name));
+                match (r.ty, target) {
+                    (RelocationType::TypeIndexLeb | RelocationType::TableNumberLeb, _) => {}
+                    (RelocationType::GlobalIndexLeb, Some((_, name))) => {
+                        ok &= name == Some("__stack_pointer");
+                    }
+                    (_, Some((SymTarget::Func(h), _))) => {
+                        if seen.insert(h) {
+                            work.push(h);
+                        }
+                    }
+                    (_, Some((SymTarget::Data(Some(_)), Some(name)))) => ok &= is_anonymous(name),
+                    (_, Some((SymTarget::Data(None), _))) => {}
+                    _ => ok = false,
                 }
-                (_, Some((SymTarget::Func(g), _))) => callees.push(g),
-                (_, Some((SymTarget::Data(Some(_)), Some(name)))) => ok &= is_anonymous(name),
-                (_, Some((SymTarget::Data(None), _))) => {}
-                _ => ok = false,
             }
-        }
-        for g in callees {
-            ok = ok && self.is_stateless(o, g);
         }
         self.stateless.insert((o, f), ok);
         ok
@@ -281,17 +298,31 @@ impl Emitter<'_, '_> {
         let obj = &self.plans[o].patched;
         let d = obj.data.get(&sym).ok_or("undefined data")?;
         let bytes = obj.data_bytes(d);
+        if let Some(r) = d.relocs.iter().find(|r| r.end() > bytes.len()) {
+            return Err(format!(
+                "relocation at {} past the end of {}",
+                r.offset, d.name
+            ));
+        }
         let i = self
             .module
             .add_data(d.name.clone(), &bytes, 1 << d.p2align.min(3));
         self.data.insert((o, sym), i);
+        self.data_queue.push((o, sym, i));
+        Ok(i)
+    }
+
+    /// Re-aims the relocations of included data symbol `sym` of object `o`, data symbol `i`
+    /// of the module.
+    fn relocate_data(&mut self, o: usize, sym: u32, i: u32) -> Result<(), String> {
+        let d = &self.plans[o].patched.data[&sym];
         let base = self.module.data_syms[i as usize].offset;
         for r in d.relocs.clone() {
             let mut out = self.reloc(o, &r)?;
             out.offset += base;
             self.module.data_relocs.push(out);
         }
-        Ok(i)
+        Ok(())
     }
 
     /// Adds a NUL-terminated string; its data symbol.

@@ -27,6 +27,11 @@ pub(crate) struct Reloc {
 }
 
 impl Reloc {
+    /// Where the relocated field ends, from the start of its body or data symbol.
+    pub(crate) fn end(&self) -> usize {
+        self.offset as usize + self.width()
+    }
+
     /// Bytes of the relocated field.
     pub(crate) fn width(&self) -> usize {
         match self.ty {
