@@ -97,6 +97,16 @@ fn changed_and_new(orig: &[u8], patched: &[u8]) -> (Vec<String>, Vec<String>, Ve
     (names(&cmp.changed), names(&cmp.new), data)
 }
 
+/// Builds a patch of object `target` from two builds.
+fn build_target(orig: &[u8], patched: &[u8], options: &Options) -> crate::Build {
+    let objects = [Object {
+        name: "target",
+        orig,
+        patched,
+    }];
+    build(&objects, options).unwrap()
+}
+
 const DATA: &[(&str, &[u8])] = &[("table", &[1, 2, 3, 4, 5, 6, 7, 8])];
 
 #[test]
@@ -246,12 +256,7 @@ fn the_generated_module_carries_the_change_and_names_what_it_leaves() {
         name: "fix".into(),
         ..Options::default()
     };
-    let objects = [Object {
-        name: "target",
-        orig: &a,
-        patched: &b,
-    }];
-    let out = build(&objects, &options).unwrap();
+    let out = build_target(&a, &b, &options);
     assert_eq!(out.report.objects[0].changed, ["h"]);
     assert_eq!(out.report.objects[0].new, ["k"]);
     assert_eq!(
@@ -274,21 +279,16 @@ fn changed_data_is_refused_by_name_unless_handled() {
         &[("h", Code::Load("table", 0))],
         &[("table", &[9, 2, 3, 4, 5, 6, 7, 8])],
     );
-    let objects = [Object {
-        name: "target",
-        orig: &a,
-        patched: &b,
-    }];
     let mut options = Options {
         name: "fix".into(),
         ..Options::default()
     };
-    let out = build(&objects, &options).unwrap();
+    let out = build_target(&a, &b, &options);
     assert!(out.wasm.is_none());
     let why = out.report.refusal().unwrap();
     assert!(why.contains("data `table` changed"), "{why}");
     options.handled = vec!["table".into()];
-    let out = build(&objects, &options).unwrap();
+    let out = build_target(&a, &b, &options);
     assert_eq!(out.report.objects[0].handled, ["table"]);
     assert!(out.wasm.is_some());
 }
@@ -296,12 +296,7 @@ fn changed_data_is_refused_by_name_unless_handled() {
 #[test]
 fn no_change_is_no_patch() {
     let a = object(&[("f", Code::Const(1))], DATA);
-    let objects = [Object {
-        name: "target",
-        orig: &a,
-        patched: &a,
-    }];
-    let out = build(&objects, &Options::default()).unwrap();
+    let out = build_target(&a, &a, &Options::default());
     assert_eq!(
         out.report.refusal().as_deref(),
         Some("no functional changes found")
@@ -364,12 +359,7 @@ fn a_module_helper_without_state_is_copied_and_one_with_state_is_a_klp_relocatio
 fn a_changed_signature_is_refused() {
     let a = object(&[("f", Code::Const(1))], DATA);
     let b = object(&[("f", Code::Void)], DATA);
-    let objects = [Object {
-        name: "target",
-        orig: &a,
-        patched: &b,
-    }];
-    let out = build(&objects, &Options::default()).unwrap();
+    let out = build_target(&a, &b, &Options::default());
     let why = out.report.refusal().unwrap();
     assert!(why.contains("function `f` changed its type"), "{why}");
     assert!(out.wasm.is_none());
@@ -379,12 +369,7 @@ fn a_changed_signature_is_refused() {
 fn a_changed_notrace_function_is_refused() {
     let a = with_notrace(object(&[("f", Code::Const(1))], DATA), "f\n");
     let b = with_notrace(object(&[("f", Code::Const(2))], DATA), "f\n");
-    let objects = [Object {
-        name: "target",
-        orig: &a,
-        patched: &b,
-    }];
-    let out = build(&objects, &Options::default()).unwrap();
+    let out = build_target(&a, &b, &Options::default());
     let why = out.report.refusal().unwrap();
     assert!(why.contains("`f` changed, but it is notrace"), "{why}");
 }
@@ -407,12 +392,7 @@ fn a_change_to_what_only_init_runs_has_no_effect() {
         ],
         DATA,
     );
-    let objects = [Object {
-        name: "target",
-        orig: &a,
-        patched: &b,
-    }];
-    let out = build(&objects, &Options::default()).unwrap();
+    let out = build_target(&a, &b, &Options::default());
     let report = &out.report.objects[0];
     assert_eq!(report.no_effect, ["setup"]);
     assert_eq!(report.changed, ["show"]);
@@ -435,12 +415,7 @@ fn builds_that_share_no_function_names_are_refused() {
         ],
         DATA,
     );
-    let objects = [Object {
-        name: "target",
-        orig: &a,
-        patched: &b,
-    }];
-    let out = build(&objects, &Options::default()).unwrap();
+    let out = build_target(&a, &b, &Options::default());
     let why = out.report.refusal().unwrap();
     assert!(
         why.contains("only 0 of the original build's 2 Rust symbols"),
