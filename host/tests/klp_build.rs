@@ -501,3 +501,15 @@ fn a_diff_to_the_kernel_and_a_module_gives_one_patch_of_two_objects() {
         )
     );
 }
+
+#[test]
+fn a_diff_to_a_notrace_function_is_refused() {
+    let dir = Scratch::new("klp-build-notrace");
+    let (status, stdout, stderr) = build_example("notrace", &["-o", &dir.path("x.wasm")]);
+    assert_eq!(status, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("function `panic` changed, but it is notrace: it cannot be patched"),
+        "{stderr}"
+    );
+    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
+}
