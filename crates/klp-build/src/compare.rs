@@ -126,9 +126,8 @@ pub(crate) struct Comparison {
 /// Compares two builds of one object.
 pub(crate) fn compare(orig: &Obj<'_>, patched: &Obj<'_>) -> Comparison {
     let mut out = Comparison::default();
-    let before = orig.funcs_by_name();
     for f in &patched.funcs {
-        match before.get(f.name.as_str()) {
+        match orig.func_named(&f.name) {
             None => out.new.push(f.index),
             Some(old) if func_key(orig, old) != func_key(patched, f) => out.changed.push(f.index),
             Some(_) => {}

@@ -225,8 +225,7 @@ impl Emitter<'_, '_> {
             }
             let old = plan
                 .orig
-                .funcs_by_name()
-                .get(func.name.as_str())
+                .func_named(&func.name)
                 .map(|old| plan.syms.func(old))
                 .ok_or_else(|| format!("`{}` is in neither build", func.name))?
                 .ok_or_else(|| format!("`{}` has no kallsyms entry", func.name))?;
@@ -254,14 +253,11 @@ impl Emitter<'_, '_> {
                 // A linker-defined address (`__heap_base`): the running build's value.
                 let value = plan
                     .orig
-                    .symbols
-                    .iter()
-                    .find_map(|s| match (s.name, s.target) {
-                        (Some(n), SymTarget::Data(Some((_, offset, _))))
-                            if n == name && s.flags.contains(SymbolFlags::ABSOLUTE) =>
-                        {
-                            Some(offset)
-                        }
+                    .data_named(name)
+                    .map(|(old, _)| &plan.orig.symbols[old as usize])
+                    .filter(|s| s.flags.contains(SymbolFlags::ABSOLUTE))
+                    .and_then(|s| match s.target {
+                        SymTarget::Data(Some((_, offset, _))) => Some(offset),
                         _ => None,
                     })
                     .ok_or_else(|| format!("`{name}` is not in the original build"))?;
@@ -269,7 +265,7 @@ impl Emitter<'_, '_> {
             }
             SymTarget::Data(Some(_)) => {
                 let old = (!is_anonymous(name))
-                    .then(|| plan.orig.data.values().find(|d| d.name == name))
+                    .then(|| plan.orig.data_named(name).map(|(_, d)| d))
                     .flatten();
                 match old {
                     Some(old) => {

@@ -88,6 +88,10 @@ pub(crate) struct Obj<'a> {
     pub symbols: Vec<LinkSym<'a>>,
     /// Defined data, by symbol index.
     pub data: HashMap<u32, Data>,
+    /// Defined functions by raw name: their position in `funcs`.
+    func_names: HashMap<String, usize>,
+    /// Defined data by raw name: the first symbol of that name.
+    data_names: HashMap<String, u32>,
     /// Exported functions: name and function index.
     pub exports: Vec<(String, u32)>,
     /// Functions in element segments (their address is taken).
@@ -131,6 +135,8 @@ impl<'a> Obj<'a> {
             funcs: Vec::new(),
             symbols: Vec::new(),
             data: HashMap::new(),
+            func_names: HashMap::new(),
+            data_names: HashMap::new(),
             exports: Vec::new(),
             in_table: Vec::new(),
             notrace: Vec::new(),
@@ -261,6 +267,14 @@ impl<'a> Obj<'a> {
             .unwrap_or(1);
         o.image_start = segments.iter().map(|s| s.addr).min().unwrap_or(0) & !(align - 1);
         o.read_data(&segments, &p2aligns, &data_relocs);
+        for (i, f) in o.funcs.iter().enumerate() {
+            o.func_names.entry(f.name.clone()).or_insert(i);
+        }
+        let mut data: Vec<(&u32, &Data)> = o.data.iter().collect();
+        data.sort_by_key(|(sym, _)| **sym);
+        for (sym, d) in data {
+            o.data_names.entry(d.name.clone()).or_insert(*sym);
+        }
         Ok(o)
     }
 
@@ -378,8 +392,14 @@ impl<'a> Obj<'a> {
         }
     }
 
-    /// Defined functions by raw name.
-    pub(crate) fn funcs_by_name(&self) -> HashMap<&str, &Func> {
-        self.funcs.iter().map(|f| (f.name.as_str(), f)).collect()
+    /// The defined function of raw name `name`.
+    pub(crate) fn func_named(&self, name: &str) -> Option<&Func> {
+        self.func_names.get(name).map(|&i| &self.funcs[i])
+    }
+
+    /// The defined data symbol of raw name `name`: its symbol index and its data.
+    pub(crate) fn data_named(&self, name: &str) -> Option<(u32, &Data)> {
+        let &sym = self.data_names.get(name)?;
+        Some((sym, &self.data[&sym]))
     }
 }

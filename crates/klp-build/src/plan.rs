@@ -79,7 +79,6 @@ impl<'a> ObjectPlan<'a> {
             MODULE_INIT
         };
         let entry_only = callgraph::entry_only(&self.orig, entry);
-        let orig_by_name = self.orig.funcs_by_name();
         let report = &mut self.report;
         // Builds made at different paths differ in the hash of every Rust symbol of the crate:
         // few of the original's hashed names are found again.
@@ -114,7 +113,10 @@ impl<'a> ObjectPlan<'a> {
         for &f in &cmp.changed {
             let func = self.patched.func(f).expect("a defined function");
             let name = short(&func.name);
-            let old = orig_by_name[func.name.as_str()];
+            let old = self
+                .orig
+                .func_named(&func.name)
+                .expect("a changed function");
             if self.orig.notrace.contains(&func.name) {
                 report.refused.push(format!(
                     "function `{name}` changed, but it is notrace: it cannot be patched"
