@@ -52,16 +52,15 @@ pub fn build_patch(
         error: Some(error),
         wasm: None,
     };
-    let is_name =
-        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let is_name = klp_core::loader::valid_module_name;
     if !is_name(name) {
         return failed(format!(
-            "patch name {name:?}: a patch's name is letters, digits and `_`"
+            "patch name {name:?}: a patch's name is 1 to 55 letters, digits or `_`"
         ));
     }
     if !is_name(object) {
         return failed(format!(
-            "object {object:?}: `vmlinux` or a module's name (letters, digits and `_`)"
+            "object {object:?}: `vmlinux` or a module's name (1 to 55 letters, digits or `_`)"
         ));
     }
     // As `klp build` checks its files: the parser's own message for a missing header is long.

@@ -69,9 +69,8 @@ struct Built {
     patched: Vec<u8>,
 }
 
-/// A file's stem with `-` and anything else not in a module name as `_`: the name a module of
-/// that file gets.
-fn module_name(path: &Path) -> String {
+/// A file's stem with `-` and anything else not in a module name as `_`, for a default name.
+fn stem_as_name(path: &Path) -> String {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy())
@@ -94,7 +93,8 @@ pub fn run(args: BuildArgs) -> Result<i32> {
         (None, None) => bail!(NO_INPUT),
     };
     // A module (and its patch) is named after its file, as insmod names it.
-    let from_output = args.output.as_deref().map(module_name);
+    let from_output =
+        (args.output.as_deref()).map(|path| klp_core::loader::module_name(&path.to_string_lossy()));
     let name = match (&args.name, from_output) {
         (Some(name), Some(file)) if *name != file => bail!(
             "--name {name}: the module is named after its file ({file}); write it to \
@@ -102,10 +102,10 @@ pub fn run(args: BuildArgs) -> Result<i32> {
         ),
         (Some(name), _) => name.clone(),
         (None, Some(file)) => file,
-        (None, None) => format!("livepatch_{}", module_name(named_after)),
+        (None, None) => format!("livepatch_{}", stem_as_name(named_after)),
     };
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        bail!("--name {name:?}: a patch's name is letters, digits and `_`");
+    if !klp_core::loader::valid_module_name(&name) {
+        bail!("--name {name:?}: a patch's name is 1 to 55 letters, digits or `_`");
     }
     let (objects, touched) = match (&args.diff, &args.orig, &args.patched) {
         (Some(diff), _, _) => {
