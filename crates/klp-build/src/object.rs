@@ -117,8 +117,11 @@ impl<'a> Obj<'a> {
     ///
     /// # Errors
     ///
-    /// A message when the bytes are not valid wasm or have no `linking` section.
+    /// A message when the bytes are not wasm, not valid, or have no `linking` section.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, String> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err("not a wasm module".into());
+        }
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
             .validate_all(bytes)
             .map_err(|e| {

@@ -114,17 +114,10 @@ pub fn run(args: BuildArgs) -> Result<i32> {
             from_diff(&source, diff, args.keep_work.as_deref())?
         }
         (None, Some(orig), Some(patched)) => {
-            let read = |path: &Path| -> Result<Vec<u8>> {
-                let wasm = crate::read_input(path)?;
-                if !wasm.starts_with(b"\0asm") {
-                    bail!("{}: not a wasm module", path.display());
-                }
-                Ok(wasm)
-            };
             let built = Built {
                 name: args.object.clone(),
-                orig: read(orig)?,
-                patched: read(patched)?,
+                orig: crate::read_input(orig)?,
+                patched: crate::read_input(patched)?,
             };
             (vec![built], Vec::new())
         }
